@@ -42,9 +42,7 @@ def _refuse_held_out(path: Path) -> None:
     parts = [p.lower() for p in path.resolve().parts]
     for name in HELD_OUT_NAMES:
         if name in parts:
-            raise ValueError(
-                f"refusing to train on {path}: a folder named '{name}' holds evaluation data"
-            )
+            raise ValueError(f"refusing to train on {path}: a folder named '{name}' holds evaluation data")
 
 
 class ImageFolder(Dataset):
@@ -91,9 +89,7 @@ class ImageFolder(Dataset):
             raise ValueError(f"cannot read image {path}: {err}") from err
         height, width = rgb.shape[:2]
         if height < self.crop or width < self.crop:
-            raise ValueError(
-                f"image {path} is {width}x{height}, smaller than the {self.crop}x{self.crop} crop"
-            )
+            raise ValueError(f"image {path} is {width}x{height}, smaller than the {self.crop}x{self.crop} crop")
         return rgb
 
     def __len__(self) -> int:

@@ -160,9 +160,7 @@ def _upsample_bilinear(knots: np.ndarray, size: int) -> np.ndarray:
     return rows[:, lo] * (1 - w[:, 0][None]) + rows[:, lo + 1] * w[:, 0][None]
 
 
-def _object_colour(
-    rng: np.random.Generator, previous: list[np.ndarray], background: np.ndarray
-) -> np.ndarray:
+def _object_colour(rng: np.random.Generator, previous: list[np.ndarray], background: np.ndarray) -> np.ndarray:
     """A saturated-ish RGB colour in [0, 255], distinguishable from the background mean and
     from earlier objects (L1 distance), but sometimes deliberately close to an earlier one."""
     for _ in range(10):
@@ -173,9 +171,7 @@ def _object_colour(
             colour = _hsv(rng.random(), rng.uniform(0.45, 1.0), rng.uniform(0.45, 1.0))
         # Keep an edge visible: a colour equal to its surroundings would be an object no
         # model could see, and would only add noise to the score.
-        if np.abs(colour - background).sum() > 60 and all(
-            np.abs(colour - p).sum() > 30 for p in previous
-        ):
+        if np.abs(colour - background).sum() > 60 and all(np.abs(colour - p).sum() > 30 for p in previous):
             break
     return colour
 
@@ -227,9 +223,7 @@ def _shape(rng: np.random.Generator, size: int, ys: np.ndarray, xs: np.ndarray):
     return kind, mask, shade
 
 
-def _star_shaped_polygon(
-    dx: np.ndarray, dy: np.ndarray, angles: np.ndarray, radii: np.ndarray
-) -> np.ndarray:
+def _star_shaped_polygon(dx: np.ndarray, dy: np.ndarray, angles: np.ndarray, radii: np.ndarray) -> np.ndarray:
     """Mask of the polygon with vertices at polar (angles, radii) around the centre.
 
     dx, dy: pixel offsets from the centre, broadcastable to [H, W]. angles must increase

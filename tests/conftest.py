@@ -1,0 +1,30 @@
+"""Shared fixtures: tiny untrained models (trained ones are not needed to check invariants)."""
+
+import numpy as np
+import pytest
+import torch
+
+import vle_core
+
+
+def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A few flat rectangles on a gradient: HxWx3 uint8, structured enough to be compressible."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width]
+    image = np.stack([xs / max(width - 1, 1), ys / max(height - 1, 1), np.full((height, width), 0.5)], axis=-1)
+    for _ in range(3):
+        y0, x0 = rng.integers(0, height), rng.integers(0, width)
+        h, w = rng.integers(1, height // 2 + 2), rng.integers(1, width // 2 + 2)
+        image[y0 : y0 + h, x0 : x0 + w] = rng.random(3)
+    return (image * 255).astype(np.uint8)
+
+
+@pytest.fixture(params=["vanilla-tiny", "masked-tiny"])
+def tiny_vle(request) -> vle_core.VLE:
+    torch.manual_seed(0)
+    return vle_core.VLE(vle_core.build_model(vle_core.preset(request.param)), device="cpu")
+
+
+@pytest.fixture
+def image() -> np.ndarray:
+    return synthetic_image(48, 72)

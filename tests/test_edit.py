@@ -1,0 +1,119 @@
+"""Token edits: pure functions whose effects on the decoded image are exact where they can be."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import synthetic_image
+
+import vle_core
+from vle_core import edit
+
+
+@pytest.fixture
+def encoding(tiny_vle):
+    return tiny_vle.encode(synthetic_image(160, 160, seed=3), n_tokens=4)
+
+
+def test_dropping_every_token_gives_the_empty_reconstruction(tiny_vle, encoding):
+    nothing = edit.drop(encoding.tokens, range(4))
+    assert len(nothing) == 0
+    np.testing.assert_array_equal(tiny_vle.decode(nothing), np.full((160, 160, 3), vle_core.EMPTY, np.float32))
+
+
+def test_keep_and_drop_are_complements(tiny_vle, encoding):
+    kept = tiny_vle.render(edit.keep(encoding.tokens, [0, 2]))
+    np.testing.assert_allclose(kept.contributions, encoding.contributions[[0, 2]], atol=1e-5)
+    np.testing.assert_allclose(edit.drop(encoding.tokens, [1, 3]).latents, edit.keep(encoding.tokens, [2, 0]).latents)
+    with pytest.raises(ValueError, match="out of range"):
+        edit.keep(encoding.tokens, [7])
+
+
+@pytest.mark.parametrize("dx, dy", [(16, 0), (0, -24), (8, 8), (-32, 16)])
+def test_translating_by_whole_cells_moves_the_contribution_exactly(tiny_vle, encoding, dx, dy):
+    if tiny_vle.config.attention:
+        pytest.skip("attention couples all positions")
+    moved = tiny_vle.render(edit.translate(encoding.tokens, 1, dx, dy)).contributions[1]
+    original = encoding.contributions[1]
+    margin = 56  # beyond the decoder's receptive field from the border and the vacated cells
+    inner = np.s_[margin : 160 - margin, margin : 160 - margin]
+    shifted = np.roll(original, (dy, dx), axis=(0, 1))  # the interior is far from any wrap-around
+    np.testing.assert_allclose(moved[inner], shifted[inner], atol=1e-5)
+    assert not np.allclose(moved[inner], original[inner], atol=1e-3)
+
+
+def test_fractional_translation_interpolates_between_whole_shifts(encoding):
+    z = encoding.tokens.latents[0]
+    half = edit.shift_latent(z, 0.5, 0)
+    expected = 0.5 * edit.shift_latent(z, 0, 0) + 0.5 * edit.shift_latent(z, 1, 0)
+    torch.testing.assert_close(half, expected)
+
+
+def test_content_that_leaves_the_frame_is_gone_not_wrapped(encoding):
+    z = encoding.tokens.latents[0]
+    w = z.shape[-1]
+    gone = edit.shift_latent(z, w, 0)
+    assert torch.count_nonzero(gone) == 0
+    back = edit.shift_latent(edit.shift_latent(z, 3, 0), -3, 0)
+    torch.testing.assert_close(back[..., : w - 3], z[..., : w - 3])
+    assert torch.count_nonzero(back[..., w - 3 :]) == 0
+
+
+def test_scaling_scales_the_addition(tiny_vle, encoding):
+    doubled = tiny_vle.render(edit.scale(encoding.tokens, 2, 2.0)).contributions
+    np.testing.assert_allclose(doubled[2], 2 * encoding.contributions[2], atol=1e-5)
+    np.testing.assert_allclose(doubled[[0, 1, 3]], encoding.contributions[[0, 1, 3]], atol=1e-5)
+    silenced = tiny_vle.decode(edit.scale(encoding.tokens, 2, 0.0))
+    np.testing.assert_allclose(silenced, tiny_vle.decode(edit.drop(encoding.tokens, 2)), atol=1e-5)
+
+
+def test_transplant_appends_the_donor_token_at_its_position(tiny_vle, encoding):
+    donor = tiny_vle.encode(synthetic_image(80, 200, seed=9), n_tokens=2)
+    grafted = edit.transplant(encoding.tokens, donor.tokens, 1)
+    assert len(grafted) == 5 and grafted.image_size == (160, 160)
+    contribution = tiny_vle.render(grafted).contributions[4]
+    assert contribution.shape == (160, 160, 3)
+    # Away from the crop and pad edges, the graft adds what it added in its own image.
+    np.testing.assert_allclose(contribution[24:56, 24:136], donor.contributions[1][24:56, 24:136], atol=1e-5)
+    with pytest.raises(ValueError, match="latent channels"):
+        edit.transplant(encoding.tokens, vle_core.Tokens(torch.zeros(1, 3, 20, 20), torch.zeros(1, 3), torch.ones(1, 3), (160, 160)), 0)
+
+
+def test_scatter_is_seeded_and_moves_tokens(encoding):
+    a, b = edit.scatter(encoding.tokens, seed=1), edit.scatter(encoding.tokens, seed=1)
+    torch.testing.assert_close(a.latents, b.latents)
+    assert not torch.equal(a.latents, edit.scatter(encoding.tokens, seed=2).latents)
+    torch.testing.assert_close(a.mean, encoding.tokens.mean)
+
+
+def test_edits_leave_the_original_encoding_untouched(tiny_vle, encoding):
+    before = {name: getattr(encoding.tokens, name).clone() for name in ("latents", "mean", "std")}
+    reconstructions = encoding.reconstructions.copy()
+    for edited in (
+        edit.translate(encoding.tokens, 0, 12.5, -3),
+        edit.scale(encoding.tokens, 1, 0.0),
+        edit.keep(encoding.tokens, [1]),
+        edit.drop(encoding.tokens, [0]),
+        edit.transplant(encoding.tokens, encoding.tokens, 2),
+        edit.scatter(encoding.tokens, seed=0),
+    ):
+        tiny_vle.decode(edited)
+    for name, tensor in before.items():
+        assert torch.equal(getattr(encoding.tokens, name), tensor), name
+    np.testing.assert_array_equal(encoding.reconstructions, reconstructions)
+
+
+def test_tokens_from_another_model_are_refused(tiny_vle):
+    alien = vle_core.Tokens(torch.zeros(2, 4, 3, 3), torch.zeros(2, 3), torch.ones(2, 3), (40, 40))
+    with pytest.raises(ValueError, match="do not fit"):
+        tiny_vle.decode(alien)
+
+
+def test_tokens_file_round_trip(tmp_path, encoding):
+    path = tmp_path / "tokens.safetensors"
+    encoding.tokens.save(path)
+    loaded = vle_core.Tokens.load(path)
+    assert loaded.image_size == encoding.tokens.image_size
+    torch.testing.assert_close(loaded.latents, encoding.tokens.latents)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a tokens file")
+    with pytest.raises(ValueError, match="not a VLE tokens file"):
+        vle_core.Tokens.load(tmp_path / "junk.safetensors")

@@ -1,0 +1,95 @@
+"""Model configurations: one dataclass per model, and the named presets.
+
+A config holds every hyperparameter that shapes a model's weights; it is saved as
+`config.json` beside the weights and rebuilds the model on load. Training settings
+(steps, batch, token curriculum) live in `vle_core.train`, not here.
+"""
+
+from dataclasses import dataclass, fields, replace
+
+DOWNSAMPLING = 8  # pixels per latent cell along each side (Section 3.1: the token is 1/64 of the pixels)
+
+
+@dataclass(frozen=True)
+class VLEConfig:
+    """Vanilla VLE (Algorithm 1): a convolutional autoencoder without skip connections."""
+
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 4, 4)  # one level per entry, a 2x downsampling between levels
+    stem: int = 1  # space-to-depth factor before the first convolution; 2 skips the full-resolution stage, which dominates CPU time
+    blocks_per_level: int = 1
+    latent_channels: int = 4  # the authors' log: 3 latent channels collapsed the masks, 4 worked
+    attention: bool = False  # authors' mid-stage self-attention; it couples all positions, so token relocation becomes approximate
+    dropout: float = 0.0
+    psnr_loss: bool = False  # train on mean log-MSE (= -PSNR) over token counts instead of Eq. (3); see losses.py
+
+    def __post_init__(self):
+        object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
+        if self.stem not in (1, 2, 4, 8) or self.stem * 2 ** (len(self.channel_mults) - 1) != DOWNSAMPLING:
+            raise ValueError(
+                f"stem {self.stem} and {len(self.channel_mults)} levels (channel_mults) must make {DOWNSAMPLING}x downsampling: stem x 2^(levels-1) = {DOWNSAMPLING}"
+            )
+        if min(self.base_channels, self.blocks_per_level + 1, self.latent_channels, *self.channel_mults) < 1:
+            raise ValueError(f"channel counts and multipliers must be positive: {self}")
+
+    @property
+    def kind(self) -> str:
+        return "vanilla"
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class MaskedVLEConfig(VLEConfig):
+    """Masked VLE (Algorithm 2): adds the precursor S, a conv-LSTM memory and a mask per token."""
+
+    memory_channels: int = 64  # conv-LSTM hidden channels, right after the encoder's first convolution (authors: 32 in, 64 hidden)
+    precursor_channels: int = 16  # width of S; a large S caused collapse and striped masks in the authors' log
+    precursor_dim: int = 8  # size of S's per-pixel embedding that a token's seed is matched against
+    mask_loss_k: float = 5.0  # k in exp(-k * MSE), the authors' value
+    mask_loss_weight: float = 1.0
+
+    @property
+    def kind(self) -> str:
+        return "masked"
+
+
+PRESETS: dict[str, VLEConfig] = {
+    # Section 3.1's ~7M-parameter models (6.7M here): base width 32, multipliers 1,2,4,4, the
+    # authors' 4 residual blocks per level, dropout and mid-stage attention; Eq. (3) as written.
+    "vanilla-paper": VLEConfig(blocks_per_level=4, attention=True, dropout=0.1),
+    "masked-paper": MaskedVLEConfig(blocks_per_level=4, attention=True, dropout=0.1),
+    # Sized to learn in a few CPU-hours and to encode a 256x256 image in well under a second.
+    # Sized to learn in a few CPU-hours and to encode a 256x256 image in about half a second on
+    # 2 cores: space-to-depth by 2 replaces the full-resolution stage (figures: benchmark.py).
+    "vanilla-cpu": VLEConfig(base_channels=48, channel_mults=(1, 2, 4), stem=2, psnr_loss=True),
+    "masked-cpu": MaskedVLEConfig(base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32),
+    # For tests: a few thousand parameters, trains in seconds.
+    "vanilla-tiny": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2)),
+    "masked-tiny": MaskedVLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), memory_channels=8, precursor_channels=8, precursor_dim=4),
+}
+
+
+def preset(name: str, **overrides) -> VLEConfig:
+    """The named preset, with any fields overridden: `preset("vanilla-cpu", base_channels=48)`."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return replace(PRESETS[name], **overrides)
+
+
+def config_from_dict(kind: str, values: dict) -> VLEConfig:
+    """Rebuild a config from `config.json`; unknown keys are an error, missing ones take defaults."""
+    cls = {"vanilla": VLEConfig, "masked": MaskedVLEConfig}.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown model kind {kind!r}; expected 'vanilla' or 'masked'")
+    if not isinstance(values, dict):
+        raise ValueError(f"a config must be a JSON object, got {type(values).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown config keys for a {kind} VLE: {unknown}; known keys: {sorted(known)}")
+    try:
+        return cls(**values)
+    except TypeError as e:  # a value of the wrong type, e.g. a string for a channel count
+        raise ValueError(f"invalid {kind} VLE config {values}: {e}") from e

@@ -1,0 +1,106 @@
+"""Token editing: pure functions from tokens to new tokens. They never change their input.
+
+Because each token decodes independently of the others (`loop.decode_tokens`), any edited
+sequence decodes: an edit costs one decode, never an encode. Positions are in pixels; a token's
+latent grid has one cell per 8x8 pixels, so a move of 8 px is a shift of one cell.
+"""
+
+import numpy as np
+import torch
+
+from .config import DOWNSAMPLING
+from .tokens import Tokens
+
+
+def _indices(tokens: Tokens, indices) -> list[int]:
+    indices = [indices] if isinstance(indices, int) else list(indices)
+    for i in indices:
+        if not -len(tokens) <= i < len(tokens):
+            raise ValueError(f"token index {i} is out of range for {len(tokens)} tokens")
+    return [i % len(tokens) for i in indices]
+
+
+def keep(tokens: Tokens, indices) -> Tokens:
+    """Only the tokens at `indices`, in the original order."""
+    return tokens[sorted(set(_indices(tokens, indices)))]
+
+
+def drop(tokens: Tokens, indices) -> Tokens:
+    """Every token but those at `indices`."""
+    dropped = set(_indices(tokens, indices))
+    return tokens[[i for i in range(len(tokens)) if i not in dropped]]
+
+
+def _shift_cells(z, cells: int, dim: int):
+    """Shift z along dim by a whole number of cells; what leaves is gone, what enters is zero."""
+    size = z.shape[dim]
+    out = torch.zeros_like(z)
+    if abs(cells) < size:
+        src = z.narrow(dim, max(0, -cells), size - abs(cells))
+        out.narrow(dim, max(0, cells), size - abs(cells)).copy_(src)
+    return out
+
+
+def shift_latent(z, dx: float, dy: float):
+    """Move a latent map z [..., h, w] by (dx, dy) cells: right and down are positive.
+    A fractional shift blends the two nearest whole shifts (bilinear interpolation); whole
+    shifts are exact. Nothing wraps around."""
+    for delta, dim in ((dx, -1), (dy, -2)):
+        whole = int(np.floor(delta))
+        frac = float(delta - whole)
+        shifted = _shift_cells(z, whole, dim)
+        z = shifted if frac == 0 else (1 - frac) * shifted + frac * _shift_cells(z, whole + 1, dim)
+    return z
+
+
+def translate(tokens: Tokens, index: int, dx: float, dy: float) -> Tokens:
+    """Relocate what token `index` encodes by (dx, dy) pixels (right and down positive)."""
+    (i,) = _indices(tokens, index)
+    latents = tokens.latents.clone()
+    latents[i] = shift_latent(tokens.latents[i], dx / DOWNSAMPLING, dy / DOWNSAMPLING)
+    return Tokens(latents, tokens.mean.clone(), tokens.std.clone(), tokens.image_size)
+
+
+def scale(tokens: Tokens, index: int, factor: float) -> Tokens:
+    """Multiply token `index`'s addition to the image by `factor` (0 silences it, 2 doubles it).
+    The addition is D(z) * std + mean (times the mask), so scaling std and mean scales it exactly."""
+    (i,) = _indices(tokens, index)
+    mean, std = tokens.mean.clone(), tokens.std.clone()
+    mean[i] *= factor
+    std[i] *= factor
+    return Tokens(tokens.latents.clone(), mean, std, tokens.image_size)
+
+
+def transplant(tokens: Tokens, donor: Tokens, donor_index: int, dx: float = 0.0, dy: float = 0.0) -> Tokens:
+    """Append token `donor_index` of another image's tokens, at the same pixel position in this
+    image (then moved by dx, dy): its latent map is cropped or zero-padded at the bottom and right
+    to this image's grid. Both must come from the same model (same latent channels)."""
+    (j,) = _indices(donor, donor_index)
+    if donor.latents.shape[1] != tokens.latents.shape[1]:
+        raise ValueError(
+            f"the donor tokens have {donor.latents.shape[1]} latent channels, these have {tokens.latents.shape[1]}: they come from different models"
+        )
+    C, h, w = tokens.latents.shape[1:]
+    z = torch.zeros(C, h, w)
+    dh, dw = min(h, donor.latents.shape[2]), min(w, donor.latents.shape[3])
+    z[:, :dh, :dw] = donor.latents[j, :, :dh, :dw]
+    z = shift_latent(z, dx / DOWNSAMPLING, dy / DOWNSAMPLING)
+    return Tokens(
+        torch.cat([tokens.latents, z[None]]),
+        torch.cat([tokens.mean, donor.mean[j : j + 1]]),
+        torch.cat([tokens.std, donor.std[j : j + 1]]),
+        tokens.image_size,
+    )
+
+
+def scatter(tokens: Tokens, seed: int = 0) -> Tokens:
+    """Move every token by its own random offset, in whole cells, of up to half the image each
+    way: Section 4's proposed experiment of randomising where the objects are."""
+    rng = np.random.default_rng(seed)
+    h, w = tokens.latents.shape[2:]
+    latents = (
+        torch.stack([shift_latent(z, int(rng.integers(-(w // 2), w // 2 + 1)), int(rng.integers(-(h // 2), h // 2 + 1))) for z in tokens.latents])
+        if len(tokens)
+        else tokens.latents.clone()
+    )
+    return Tokens(latents, tokens.mean.clone(), tokens.std.clone(), tokens.image_size)

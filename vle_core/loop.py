@@ -1,0 +1,87 @@
+"""The residual loop (Algorithms 1 and 2) and its inverse. Training, inference, evaluation and
+the app all go through these two functions.
+
+Tensors are [B, 3, H, W] images in [-1, 1]. Any H and W work: the image is padded by edge
+replication to a multiple of 8 and every output is cropped back to H x W.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .config import DOWNSAMPLING
+
+STD_EPS = 1e-4  # as the authors: keeps the nearly-flat residuals of late tokens finite
+
+
+@dataclass
+class LoopOutput:
+    """Per token step n = 1..N (lists of length N), for a batch of B images:
+    latents [B, C, h, w]; mean, std [B, 3]; contributions and reconstructions [B, 3, H, W]
+    (reconstruction n = the sum of contributions 1..n, unclamped); masks and proposals
+    [B, 1, H, W] for a masked VLE, else None."""
+
+    latents: list
+    mean: list
+    std: list
+    contributions: list
+    reconstructions: list
+    masks: list | None
+    proposals: list | None
+
+
+def pad_to_grid(x):
+    """Pad [B, C, H, W] on the bottom and right to multiples of 8 by repeating the edge."""
+    H, W = x.shape[-2:]
+    ph, pw = -H % DOWNSAMPLING, -W % DOWNSAMPLING
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
+def normalise(residual):
+    """Per image and channel: (residual - mean) / (std + eps). Returns (normalised, mean [B, 3], std [B, 3]).
+    Late residuals are tiny; normalised, every token's input looks alike (vle-reference-notes.md)."""
+    mean = residual.mean(dim=(2, 3))
+    std = residual.std(dim=(2, 3), correction=0) + STD_EPS
+    return (residual - mean[:, :, None, None]) / std[:, :, None, None], mean, std
+
+
+def denormalise(y, mean, std):
+    """The inverse of `normalise` for an output y [B, 3, H, W]."""
+    return y * std[:, :, None, None] + mean[:, :, None, None]
+
+
+def residual_loop(model, x, n_tokens: int) -> LoopOutput:
+    """Encode x into n_tokens tokens, each from what the earlier ones have not yet rebuilt."""
+    H, W = x.shape[-2:]
+    target = pad_to_grid(x)
+    reconstruction = torch.zeros_like(target)  # X^_0 = 0
+    taken = target.new_zeros(target.shape[0], 1, *target.shape[2:])  # sum of the masks so far
+    memory = None
+    out = LoopOutput([], [], [], [], [], [], [])
+    for _ in range(n_tokens):
+        normalised, mean, std = normalise(target - reconstruction)
+        z, memory, proposal = model.encode_step(normalised, taken.clamp(max=1.0), memory)
+        contribution, mask = model.decode(z, mean, std)
+        reconstruction = reconstruction + contribution
+        out.latents.append(z)
+        out.mean.append(mean)
+        out.std.append(std)
+        out.contributions.append(contribution[..., :H, :W])
+        out.reconstructions.append(reconstruction[..., :H, :W])
+        if mask is not None:
+            taken = taken + mask
+            out.masks.append(mask[..., :H, :W])
+            out.proposals.append(proposal[..., :H, :W])
+    if not out.masks:
+        out.masks = out.proposals = None
+    return out
+
+
+def decode_tokens(model, latents, mean, std, image_size: tuple[int, int]):
+    """The inverse: each token's contribution (and mask), decoded independently of the others,
+    so any subset or edit of a token sequence decodes. latents [n, C, h, w]; mean, std [n, 3].
+    Returns (contributions [n, 3, H, W], masks [n, 1, H, W] or None)."""
+    H, W = image_size
+    contributions, masks = model.decode(latents, mean, std)
+    return contributions[..., :H, :W], None if masks is None else masks[..., :H, :W]

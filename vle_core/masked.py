@@ -1,0 +1,43 @@
+"""The masked VLE (Algorithm 2): a precursor S, a memory in the encoder, and a mask per token.
+
+Where the paper and the authors' code part ways, this implementation chooses:
+- The mask a token carries is decoded from its latent (the decoder's 4th channel, as in the
+  authors' code), not S's output: a token must rebuild its mask by itself, or an edited or
+  relocated token could not show where it acts. S's proposal conditions the encoder, as
+  Algorithm 2's E(X~_n | M~_n): the encoder sees the proposal and the residual inside it.
+- The mask gates the token's addition, reconstruction += mask * rgb. Algorithm 2 and the authors
+  add rgb ungated; the CPU probe (shared/reference/cpu-training-probe.md) found that an ungated
+  token paints everywhere and its masks do not find objects (foreground ARI 0.10). Gating is
+  MONet's "scope": a token cannot change pixels outside its mask.
+"""
+
+import torch
+import torch.nn as nn
+
+from .config import MaskedVLEConfig
+from .loop import denormalise
+from .nets import Decoder, Encoder, Precursor
+
+
+class MaskedVLE(nn.Module):
+    def __init__(self, config: MaskedVLEConfig):
+        super().__init__()
+        self.config = config
+        self.precursor = Precursor(config)
+        self.encoder = Encoder(config, in_channels=4, memory_channels=config.memory_channels)
+        self.decoder = Decoder(config, out_channels=4)
+
+    def encode_step(self, residual, taken, memory=None):
+        """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W], the clamped sum of the earlier
+        tokens' masks; memory: the conv-LSTM state (None for an image's first token).
+        Returns (z [B, 4, H/8, W/8], memory, proposal [B, 1, H, W])."""
+        proposal = self.precursor(residual, taken)
+        z, memory = self.encoder(torch.cat([proposal * residual, proposal], dim=1), memory)
+        return z, memory, proposal
+
+    def decode(self, z, mean, std):
+        """Returns (mask * de-normalised rgb [B, 3, 8h, 8w], mask [B, 1, 8h, 8w] in (0, 1))."""
+        out = self.decoder(z)
+        mask = torch.sigmoid(out[:, 3:])
+        rgb = denormalise(out[:, :3], mean, std)
+        return mask * rgb, mask

@@ -1,0 +1,180 @@
+"""Building blocks: the encoder E, the decoder D, the conv-LSTM memory and the precursor S.
+
+E and D are a U-Net with its skip connections removed (Section 3.1): residual blocks per level,
+stride-2 convolutions down, nearest-neighbour upsampling + convolution up.
+
+Normalisation is per pixel across channels (`ChannelNorm`), not the authors' GroupNorm(1): a
+GroupNorm's statistics span the whole image, so the decoder would not be translation-equivariant
+and moving a token by 8 px would not move its contribution by exactly 8 px. Per-pixel
+normalisation keeps E and D local; only the optional attention block couples positions.
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import MaskedVLEConfig, VLEConfig
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm over channels at each pixel. x: [B, C, H, W]."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        x = F.layer_norm(x.movedim(1, -1), x.shape[1:2], self.weight, self.bias, eps=1e-5)
+        return x.movedim(-1, 1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm1, self.conv1 = ChannelNorm(cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm2, self.conv2 = ChannelNorm(cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.dropout = nn.Dropout(dropout)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity: deep stacks train from step 0
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class SelfAttention(nn.Module):
+    """Single-head attention over all positions of the lowest-resolution stage (authors' config)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = ChannelNorm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        q, k, v = self.qkv(self.norm(x)).flatten(2).transpose(1, 2).chunk(3, dim=-1)  # (B, HW, C) each
+        h = F.scaled_dot_product_attention(q, k, v)
+        return x + self.out(h.transpose(1, 2).reshape(B, C, H, W))
+
+
+class ConvLSTM(nn.Module):
+    """A 1-layer convolutional LSTM; its state carries what earlier tokens of one image looked at."""
+
+    def __init__(self, cin: int, hidden: int):
+        super().__init__()
+        self.hidden = hidden
+        self.gates = nn.Conv2d(cin + hidden, 4 * hidden, 3, padding=1)
+
+    def forward(self, x, state=None):
+        if state is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden, *x.shape[2:])
+            state = (zeros, zeros)
+        h, c = state
+        i, f, o, g = self.gates(torch.cat([x, h], dim=1)).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, (h, c)
+
+
+def _widths(config: VLEConfig) -> list[int]:
+    return [config.base_channels * m for m in config.channel_mults]
+
+
+class Encoder(nn.Module):
+    """E: [B, in_channels, H, W] -> latent [B, latent_channels, H/8, W/8].
+
+    With `memory_channels`, a conv-LSTM right after the first convolution carries state across
+    the token steps of one image (where the authors' lab log found memory works best).
+    """
+
+    def __init__(self, config: VLEConfig, in_channels: int, memory_channels: int = 0):
+        super().__init__()
+        widths = _widths(config)
+        self.stem = nn.PixelUnshuffle(config.stem)
+        self.conv_in = nn.Conv2d(in_channels * config.stem**2, widths[0], 3, padding=1)
+        self.memory = ConvLSTM(widths[0], memory_channels) if memory_channels else None
+        self.memory_out = nn.Conv2d(memory_channels, widths[0], 1) if memory_channels else None
+        layers, cin = [], widths[0]
+        for level, width in enumerate(widths):
+            for _ in range(config.blocks_per_level):
+                layers.append(ResBlock(cin, width, config.dropout))
+                cin = width
+            if level < len(widths) - 1:
+                layers.append(nn.Conv2d(cin, cin, 3, stride=2, padding=1))
+        if config.attention:
+            layers += [SelfAttention(cin), ResBlock(cin, cin, config.dropout)]
+        self.layers = nn.Sequential(*layers)
+        self.norm_out = ChannelNorm(cin)
+        self.conv_out = nn.Conv2d(cin, config.latent_channels, 3, padding=1)
+
+    def forward(self, x, state=None):
+        h = self.conv_in(self.stem(x))
+        if self.memory is not None:
+            m, state = self.memory(h, state)
+            h = h + self.memory_out(m)
+        h = self.layers(h)
+        return self.conv_out(F.silu(self.norm_out(h))), state
+
+
+class Decoder(nn.Module):
+    """D: latent [B, latent_channels, h, w] -> [B, out_channels, 8h, 8w]."""
+
+    def __init__(self, config: VLEConfig, out_channels: int):
+        super().__init__()
+        widths = _widths(config)[::-1]
+        cin = widths[0]
+        layers = [nn.Conv2d(config.latent_channels, cin, 3, padding=1)]
+        if config.attention:
+            layers += [ResBlock(cin, cin, config.dropout), SelfAttention(cin)]
+        for level, width in enumerate(widths):
+            for _ in range(config.blocks_per_level):
+                layers.append(ResBlock(cin, width, config.dropout))
+                cin = width
+            if level < len(widths) - 1:
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cin, 3, padding=1)]
+        self.layers = nn.Sequential(*layers)
+        self.norm_out = ChannelNorm(cin)
+        self.conv_out = nn.Conv2d(cin, out_channels * config.stem**2, 3, padding=1)
+        self.unstem = nn.PixelShuffle(config.stem)
+
+    def forward(self, z):
+        return self.unstem(self.conv_out(F.silu(self.norm_out(self.layers(z)))))
+
+
+class Precursor(nn.Module):
+    """S in Algorithm 2: picks what the next token should encode, as a proposal mask in (0, 1).
+
+    Two residual blocks (a large S striped and collapsed in the authors' log) read the normalised
+    residual, the masks taken so far and the pixel coordinates, and give each pixel an embedding
+    and a saliency score. A softmax over the saliency picks a seed, as matching pursuit picks its
+    best-matching atom (Section 1); the proposal is the pixels whose embedding matches the seed's.
+    So one token is drawn towards one coherent region, not a global component of the image.
+    """
+
+    def __init__(self, config: MaskedVLEConfig):
+        super().__init__()
+        c, d = config.precursor_channels, config.precursor_dim
+        self.stem = config.stem  # S works at the encoder's first resolution; its proposal is upsampled
+        self.net = nn.Sequential(
+            nn.Conv2d((3 + 1) * self.stem**2 + 2, c, 3, padding=1), ResBlock(c, c), ResBlock(c, c), ChannelNorm(c), nn.SiLU(), nn.Conv2d(c, d + 1, 3, padding=1)
+        )
+        self.gain = nn.Parameter(torch.tensor(8.0))  # sharpness of the match; cosine similarity lies in [-1, 1]
+        self.threshold = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, residual, taken):
+        """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W] in [0, 1]. Returns [B, 1, H, W]."""
+        x = F.pixel_unshuffle(torch.cat([residual, taken], dim=1), self.stem)
+        B, _, H, W = x.shape
+        ys = torch.linspace(-1, 1, H, device=x.device).view(1, 1, H, 1).expand(B, 1, H, W)
+        xs = torch.linspace(-1, 1, W, device=x.device).view(1, 1, 1, W).expand(B, 1, H, W)
+        out = self.net(torch.cat([x, ys, xs], dim=1))
+        embedding, saliency = F.normalize(out[:, :-1], dim=1), out[:, -1]
+        seed_weights = torch.softmax(saliency.flatten(1), dim=1).view(B, 1, H, W)
+        seed = F.normalize((embedding * seed_weights).sum((2, 3)), dim=1)  # (B, d)
+        match = torch.einsum("bdhw,bd->bhw", embedding, seed).unsqueeze(1)  # cosine similarity
+        proposal = torch.sigmoid(self.gain * (match - self.threshold))
+        return F.interpolate(proposal, scale_factor=self.stem, mode="nearest") if self.stem > 1 else proposal

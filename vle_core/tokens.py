@@ -1,0 +1,93 @@
+"""Tokens, and what they decode to.
+
+A token is a latent map together with the statistics that de-normalise its decoded output:
+the residual it encoded was normalised per image and channel before encoding, so the latent
+alone does not say how strong or how coloured its addition is (vle-reference-notes.md).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """n tokens that rebuild one image of `image_size` = (H, W) pixels.
+
+    latents: [n, C, ceil(H/8), ceil(W/8)] float32
+    mean, std: [n, 3] float32, each token's residual statistics in [-1, 1] pixel units
+    """
+
+    latents: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    image_size: tuple[int, int]
+
+    def __post_init__(self):
+        n = self.latents.shape[0]
+        if self.latents.ndim != 4 or self.mean.shape != (n, 3) or self.std.shape != (n, 3):
+            raise ValueError(f"inconsistent token shapes: latents {tuple(self.latents.shape)}, mean {tuple(self.mean.shape)}, std {tuple(self.std.shape)}")
+        object.__setattr__(self, "image_size", (int(self.image_size[0]), int(self.image_size[1])))
+
+    def __len__(self) -> int:
+        return self.latents.shape[0]
+
+    def __getitem__(self, index) -> "Tokens":
+        """A sub-sequence: an int, a slice or a list of indices (in that order)."""
+        if isinstance(index, int):
+            index = [index]
+        elif not isinstance(index, slice):
+            index = list(index)
+        return Tokens(self.latents[index], self.mean[index], self.std[index], self.image_size)
+
+    def save(self, path) -> None:
+        """Write the tokens as a safetensors file (no pickling); `Tokens.load` reads it back."""
+        tensors = {"latents": self.latents.contiguous(), "mean": self.mean.contiguous(), "std": self.std.contiguous()}
+        save_file(tensors, str(path), metadata={"format": "vle-tokens/1", "height": str(self.image_size[0]), "width": str(self.image_size[1])})
+
+    @classmethod
+    def load(cls, path) -> "Tokens":
+        path = Path(path)
+        try:
+            tensors = load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+            size = (int(meta["height"]), int(meta["width"]))
+            return cls(tensors["latents"].float(), tensors["mean"].float(), tensors["std"].float(), size)
+        except (SafetensorError, OSError, KeyError, ValueError) as e:
+            raise ValueError(f"{path.name} is not a VLE tokens file: {e}") from e
+
+    @staticmethod
+    def empty(latent_channels: int, image_size: tuple[int, int]) -> "Tokens":
+        h, w = (-(-s // 8) for s in image_size)
+        return Tokens(torch.zeros(0, latent_channels, h, w), torch.zeros(0, 3), torch.zeros(0, 3), image_size)
+
+
+EMPTY = 0.5  # the reconstruction before any token: X^_0 = 0 in [-1, 1] pixels is mid-grey
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What a token sequence decodes to; arrays are numpy, in [0, 1] pixel units.
+
+    contributions: (n, H, W, 3) float32, each token's addition (may be negative)
+    reconstructions: (n, H, W, 3) float32 in [0, 1]; index k-1 is the image rebuilt from the
+        first k tokens: clip(EMPTY + contributions[:k].sum(0), 0, 1)
+    masks: (n, H, W) float32 in [0, 1], or None for a model without masks
+    """
+
+    tokens: Tokens
+    contributions: np.ndarray
+    reconstructions: np.ndarray
+    masks: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Encoding(Rendering):
+    """A Rendering of the tokens an image was encoded into, with that image: (H, W, 3) float32 in [0, 1]."""
+
+    image: np.ndarray = None

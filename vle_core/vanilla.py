@@ -1,0 +1,28 @@
+"""The vanilla VLE (Algorithm 1): one encoder and one decoder, applied to the residual."""
+
+import torch.nn as nn
+
+from .config import VLEConfig
+from .loop import denormalise
+from .nets import Decoder, Encoder
+
+
+class VanillaVLE(nn.Module):
+    """E and D of Algorithm 1. The residual loop that drives them is `vle_core.loop`."""
+
+    def __init__(self, config: VLEConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config, in_channels=3)
+        self.decoder = Decoder(config, out_channels=3)
+
+    def encode_step(self, residual, taken=None, memory=None):
+        """residual: [B, 3, H, W], normalised per image and channel. Returns (z, memory, proposal):
+        z [B, 4, H/8, W/8]; a vanilla VLE has no memory and no proposal (both None)."""
+        z, _ = self.encoder(residual)
+        return z, None, None
+
+    def decode(self, z, mean, std):
+        """A token's addition to the reconstruction: D(z) de-normalised with its residual's
+        statistics. z: [B, 4, h, w]; mean, std: [B, 3]. Returns ([B, 3, 8h, 8w], None)."""
+        return denormalise(self.decoder(z), mean, std), None

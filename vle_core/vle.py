@@ -1,0 +1,139 @@
+"""The public face of a trained model: images in, tokens out, tokens back to images.
+
+`VLE` wraps a VanillaVLE or MaskedVLE module with the conversions between user images
+(PIL or HxWx3 uint8 arrays, [0, 1] pixels) and the model's [-1, 1] tensors. Every encode goes
+through `loop.residual_loop`; every decode through `loop.decode_tokens`.
+"""
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import metrics
+from .config import VLEConfig
+from .loop import decode_tokens, residual_loop
+from .masked import MaskedVLE
+from .tokens import EMPTY, Encoding, Rendering, Tokens
+from .vanilla import VanillaVLE
+
+
+def build_model(config: VLEConfig):
+    """A freshly initialised VanillaVLE or MaskedVLE for `config`."""
+    return MaskedVLE(config) if config.kind == "masked" else VanillaVLE(config)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """ "auto" picks cuda, then mps, then cpu."""
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def image_to_array(image) -> np.ndarray:
+    """A PIL image, or an HxWx3 array (uint8, or float in [0, 1]), as HxWx3 float32 in [0, 1]."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a PIL image or an HxWx3 array, got {getattr(image, 'shape', type(image).__name__)}")
+    if min(image.shape[:2]) < 1:
+        raise ValueError(f"the image is empty: {image.shape}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if np.issubdtype(image.dtype, np.floating) and np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1:
+        return image.astype(np.float32)
+    raise ValueError(f"expected uint8 pixels or floats in [0, 1], got {image.dtype} in [{image.min()}, {image.max()}]")
+
+
+class VLE:
+    """A trained VLE. `vle_core.load_vle(folder)` makes one from a checkpoint."""
+
+    def __init__(self, model, device="auto", card: str = "", training: dict | None = None):
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.model = model.to(self.device).eval()
+        self.config: VLEConfig = model.config
+        self.card = card  # the model card (README.md of the checkpoint)
+        self.training = dict(training or {})  # what it was trained on and how, from config.json
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
+
+    @property
+    def trained_tokens(self) -> int | None:
+        """The most tokens per image it saw in training; more work, but are extrapolation."""
+        return self.training.get("max_tokens")
+
+    def _to_tensor(self, array: np.ndarray):
+        return torch.from_numpy(array).permute(2, 0, 1)[None].to(self.device) * 2 - 1  # [1, 3, H, W]
+
+    @torch.inference_mode()
+    def encode(self, image, n_tokens: int) -> Encoding:
+        """Encode an image into n_tokens tokens (any number, also past the trained count)."""
+        if n_tokens < 1:
+            raise ValueError(f"n_tokens must be at least 1, got {n_tokens}")
+        array = image_to_array(image)
+        out = residual_loop(self.model, self._to_tensor(array), n_tokens)
+        tokens = Tokens(torch.cat(out.latents).float().cpu(), torch.cat(out.mean).float().cpu(), torch.cat(out.std).float().cpu(), array.shape[:2])
+        masks = None if out.masks is None else torch.cat(out.masks)
+        rendering = self._rendering(tokens, torch.cat(out.contributions), masks)
+        return Encoding(rendering.tokens, rendering.contributions, rendering.reconstructions, rendering.masks, image=array)
+
+    @torch.inference_mode()
+    def render(self, tokens: Tokens) -> Rendering:
+        """Decode each token of a (possibly edited) sequence: contributions, reconstructions, masks."""
+        self._check(tokens)
+        if len(tokens) == 0:
+            H, W = tokens.image_size
+            empty = np.zeros((0, H, W, 3), np.float32)
+            return Rendering(tokens, empty, empty.copy(), None if self.kind == "vanilla" else np.zeros((0, H, W), np.float32))
+        d = self.device
+        contributions, masks = decode_tokens(self.model, tokens.latents.to(d), tokens.mean.to(d), tokens.std.to(d), tokens.image_size)
+        return self._rendering(tokens, contributions, masks)
+
+    def decode(self, tokens: Tokens) -> np.ndarray:
+        """The image rebuilt from all of `tokens`, edited or not: HxWx3 float32 in [0, 1]."""
+        rendering = self.render(tokens)
+        if len(tokens) == 0:
+            return np.full((*tokens.image_size, 3), EMPTY, np.float32)
+        return rendering.reconstructions[-1]
+
+    def tokens_needed(self, image, max_tokens: int, mse: float | None = None, ssim: float | None = None) -> int | None:
+        """The fewest tokens whose reconstruction reaches every given target (MSE at most `mse`,
+        SSIM at least `ssim`, on [0, 1] pixels): the variable length of this image (footnote 1).
+        None if max_tokens tokens do not reach it."""
+        if mse is None and ssim is None:
+            raise ValueError("give a target: mse=..., ssim=... or both")
+        encoding = self.encode(image, max_tokens)
+        for k, reconstruction in enumerate(encoding.reconstructions, start=1):
+            if (mse is None or metrics.mse(encoding.image, reconstruction) <= mse) and (ssim is None or metrics.ssim(encoding.image, reconstruction) >= ssim):
+                return k
+        return None
+
+    def _check(self, tokens: Tokens):
+        C = self.config.latent_channels
+        grid = tuple(-(-s // 8) for s in tokens.image_size)
+        if tokens.latents.shape[1] != C or tuple(tokens.latents.shape[2:]) != grid:
+            raise ValueError(
+                f"these tokens ({tuple(tokens.latents.shape[1:])} latents for a {tokens.image_size} image) do not fit this model ({C} latent channels, a {grid} grid)"
+            )
+
+    def _rendering(self, tokens, contributions, masks) -> Rendering:
+        """[n, 3, H, W] contributions in [-1, 1] units -> numpy in [0, 1] units, with the
+        cumulative reconstructions summed in float32 exactly as the loop sums them."""
+        contributions = contributions.float()
+        reconstructions = (torch.cumsum(contributions, dim=0) + 1) / 2
+        return Rendering(
+            tokens,
+            _hwc(contributions / 2),
+            _hwc(reconstructions.clamp(0, 1)),
+            None if masks is None else masks[:, 0].float().cpu().numpy(),
+        )
+
+
+def _hwc(images) -> np.ndarray:
+    """[n, 3, H, W] tensor -> (n, H, W, 3) numpy."""
+    return images.permute(0, 2, 3, 1).cpu().numpy()
