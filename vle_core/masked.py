@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from .config import MaskedVLEConfig
-from .loop import denormalise
+from .loop import denormalise, residual_loop
 from .nets import Decoder, Encoder, Precursor
 
 
@@ -26,6 +26,10 @@ class MaskedVLE(nn.Module):
         self.precursor = Precursor(config)
         self.encoder = Encoder(config, in_channels=4, memory_channels=config.memory_channels)
         self.decoder = Decoder(config, out_channels=4)
+
+    def forward(self, x, n_tokens: int):
+        """The residual loop on x [B, 3, H, W] in [-1, 1] (a forward, so DistributedDataParallel syncs it)."""
+        return residual_loop(self, x, n_tokens)
 
     def encode_step(self, residual, taken, memory=None):
         """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W], the clamped sum of the earlier

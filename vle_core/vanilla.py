@@ -3,7 +3,7 @@
 import torch.nn as nn
 
 from .config import VLEConfig
-from .loop import denormalise
+from .loop import denormalise, residual_loop
 from .nets import Decoder, Encoder
 
 
@@ -15,6 +15,10 @@ class VanillaVLE(nn.Module):
         self.config = config
         self.encoder = Encoder(config, in_channels=3)
         self.decoder = Decoder(config, out_channels=3)
+
+    def forward(self, x, n_tokens: int):
+        """The residual loop on x [B, 3, H, W] in [-1, 1] (a forward, so DistributedDataParallel syncs it)."""
+        return residual_loop(self, x, n_tokens)
 
     def encode_step(self, residual, taken=None, memory=None):
         """residual: [B, 3, H, W], normalised per image and channel. Returns (z, memory, proposal):
