@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import os
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -76,15 +75,14 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 
 
 def rng_states(sampler: torch.Generator) -> dict:
-    """Everything random in a step: which images (sampler), their crops and flips (torch)."""
-    return {"torch": torch.get_rng_state(), "sampler": sampler.get_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Everything random in a step: which images (sampler), their crops and flips (torch).
+    The token count is seeded by the step, and scenes by their index, so nothing else is."""
+    return {"torch": torch.get_rng_state(), "sampler": sampler.get_state()}
 
 
 def set_rng_states(states: dict, sampler: torch.Generator) -> None:
     torch.set_rng_state(states["torch"])
     sampler.set_state(states["sampler"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["python"])
 
 
 def model_card(cfg: TrainConfig, step: int, elapsed: float, device: torch.device, world: int) -> str:

@@ -1,0 +1,76 @@
+"""Training: the token curriculum, exact resumption, and DDP under torchrun on the CPU."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import vle_core
+from vle_core.train import TrainConfig, token_count, train
+
+TINY = dict(preset="vanilla-tiny", data="scenes", batch=4, crop=32, max_tokens=3, tokens_every=2, warmup=2, log_every=1, save_every=3, sample_every=3)
+
+
+def test_token_curriculum_starts_low_moves_up_and_is_seeded():
+    cfg = TrainConfig(max_tokens=6, tokens_every=100)
+    early = [token_count(s, cfg, low=2) for s in range(0, 50)]
+    late = [token_count(s, cfg, low=2) for s in range(1000, 1050)]
+    assert min(early + late) >= 2 and max(early + late) <= 6
+    assert np.mean(early) < 3 < np.mean(late)
+    assert early == [token_count(s, cfg, low=2) for s in range(0, 50)]
+
+
+def test_resuming_continues_exactly_as_an_uninterrupted_run(tmp_path):
+    train(TrainConfig(**TINY, out=str(tmp_path / "straight"), steps=6))
+    train(TrainConfig(**TINY, out=str(tmp_path / "resumed"), steps=3))
+    with pytest.raises(SystemExit, match="--resume"):
+        train(TrainConfig(**TINY, out=str(tmp_path / "resumed"), steps=6))
+    train(TrainConfig(**TINY, out=str(tmp_path / "resumed"), steps=6), resume=True)
+    a = load_file(tmp_path / "straight" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+
+
+def test_a_run_leaves_a_loadable_checkpoint_samples_and_a_log(tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(**{**TINY, "preset": "masked-tiny"}, out=str(out), steps=3))
+    vle = vle_core.load_vle(out / "model", device="cpu")
+    assert vle.kind == "masked" and vle.trained_tokens == 3
+    assert (out / "samples" / "step0000003.png").is_file()
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if "loss" in r]
+    assert steps == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in records if "loss" in r)
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(), reason="torchrun not installed")
+def test_torchrun_two_processes_stay_in_sync_and_only_rank_0_writes(tmp_path):
+    out = tmp_path / "ddp"
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in {**TINY, "steps": 6}.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "vle_core.train", f"--out={out}", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=Path(__file__).parents[1],
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    saves = [r for r in records if r.get("event") == "save"]
+    assert [r["step"] for r in saves] == [3, 6]  # one line per save: rank 1 wrote nothing
+    for r in saves:
+        assert len(r["rank_checksums"]) == 2 and r["rank_checksums"][0] == r["rank_checksums"][1]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4, 5, 6]
+    assert sorted(p.name for p in out.iterdir()) == ["log.jsonl", "model", "samples", "state.pt", "train_config.json"]
+    assert vle_core.load_vle(out / "model", device="cpu").training["batch"] == 8  # 4 per process x 2
