@@ -32,8 +32,10 @@ def test_keep_and_drop_are_complements(tiny_vle, encoding):
 def test_translating_by_whole_cells_moves_the_contribution_exactly(tiny_vle, encoding, dx, dy):
     if tiny_vle.config.attention:
         pytest.skip("attention couples all positions")
-    moved = tiny_vle.render(edit.translate(encoding.tokens, 1, dx, dy)).contributions[1]
-    original = encoding.contributions[1]
+    # Random latents: an untrained encoder's latents may be nearly flat, which would move invisibly.
+    tokens = vle_core.Tokens(torch.randn(2, 4, 20, 20, generator=torch.Generator().manual_seed(0)), encoding.tokens.mean[:2], encoding.tokens.std[:2], (160, 160))
+    moved = tiny_vle.render(edit.translate(tokens, 1, dx, dy)).contributions[1]
+    original = tiny_vle.render(tokens).contributions[1]
     margin = 56  # beyond the decoder's receptive field from the border and the vacated cells
     inner = np.s_[margin : 160 - margin, margin : 160 - margin]
     shifted = np.roll(original, (dy, dx), axis=(0, 1))  # the interior is far from any wrap-around

@@ -46,9 +46,10 @@ class MaskedVLEConfig(VLEConfig):
 
     memory_channels: int = 64  # conv-LSTM hidden channels, right after the encoder's first convolution (authors: 32 in, 64 hidden)
     precursor_channels: int = 16  # width of S; a large S caused collapse and striped masks in the authors' log
-    precursor_dim: int = 8  # size of S's per-pixel embedding that a token's seed is matched against
+    precursor_dim: int = 8  # learned features in S's per-pixel embedding, beside colour and position
     mask_loss_k: float = 5.0  # k in exp(-k * MSE), the authors' value
-    mask_loss_weight: float = 1.0
+    mask_loss_weight: float = 1.0  # the distinctness terms, Eq. (5) and the authors' fix
+    mask_match_weight: float = 1.0  # a token's decoded mask against S's proposal (as MONet ties its decoded masks to its attention)
 
     @property
     def kind(self) -> str:

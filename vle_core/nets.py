@@ -148,22 +148,27 @@ class Decoder(nn.Module):
 class Precursor(nn.Module):
     """S in Algorithm 2: picks what the next token should encode, as a proposal mask in (0, 1).
 
-    Two residual blocks (a large S striped and collapsed in the authors' log) read the normalised
-    residual, the masks taken so far and the pixel coordinates, and give each pixel an embedding
-    and a saliency score. A softmax over the saliency picks a seed, as matching pursuit picks its
-    best-matching atom (Section 1); the proposal is the pixels whose embedding matches the seed's.
-    So one token is drawn towards one coherent region, not a global component of the image.
+    As matching pursuit picks the atom that best matches the residual (Section 1), S picks a seed:
+    the pixel where the normalised residual is strongest, away from what earlier tokens took.
+    The proposal is every pixel whose embedding lies near the seed's: the residual's colour, the
+    position, and learned features from two residual blocks (a large S striped and collapsed in
+    the authors' log). The learned part starts at zero, so from step 0 a proposal is a coherent
+    region of similar colour around one seed, not a global component of the image; training
+    refines which pixels belong together.
     """
 
     def __init__(self, config: MaskedVLEConfig):
         super().__init__()
         c, d = config.precursor_channels, config.precursor_dim
         self.stem = config.stem  # S works at the encoder's first resolution; its proposal is upsampled
-        self.net = nn.Sequential(
-            nn.Conv2d((3 + 1) * self.stem**2 + 2, c, 3, padding=1), ResBlock(c, c), ResBlock(c, c), ChannelNorm(c), nn.SiLU(), nn.Conv2d(c, d + 1, 3, padding=1)
-        )
-        self.gain = nn.Parameter(torch.tensor(8.0))  # sharpness of the match; cosine similarity lies in [-1, 1]
-        self.threshold = nn.Parameter(torch.tensor(0.5))
+        self.net = nn.Sequential(nn.Conv2d((3 + 1) * self.stem**2 + 2, c, 3, padding=1), ResBlock(c, c), ResBlock(c, c), ChannelNorm(c), nn.SiLU(), nn.Conv2d(c, d, 3, padding=1))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+        self.colour_weight = nn.Parameter(torch.tensor(1.0))
+        self.position_weight = nn.Parameter(torch.tensor(1.5))  # in units of the image's half-width
+        self.gain = nn.Parameter(torch.tensor(4.0))  # sharpness of the proposal's edge
+        self.radius = nn.Parameter(torch.tensor(2.0))  # squared embedding distance at which it is 1/2
+        self.taken_penalty = 4.0  # log-energy units: a taken pixel is a seed only if its residual is e^4 times stronger
 
     def forward(self, residual, taken):
         """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W] in [0, 1]. Returns [B, 1, H, W]."""
@@ -171,10 +176,14 @@ class Precursor(nn.Module):
         B, _, H, W = x.shape
         ys = torch.linspace(-1, 1, H, device=x.device).view(1, 1, H, 1).expand(B, 1, H, W)
         xs = torch.linspace(-1, 1, W, device=x.device).view(1, 1, 1, W).expand(B, 1, H, W)
-        out = self.net(torch.cat([x, ys, xs], dim=1))
-        embedding, saliency = F.normalize(out[:, :-1], dim=1), out[:, -1]
-        seed_weights = torch.softmax(saliency.flatten(1), dim=1).view(B, 1, H, W)
-        seed = F.normalize((embedding * seed_weights).sum((2, 3)), dim=1)  # (B, d)
-        match = torch.einsum("bdhw,bd->bhw", embedding, seed).unsqueeze(1)  # cosine similarity
-        proposal = torch.sigmoid(self.gain * (match - self.threshold))
+        colour = F.avg_pool2d(residual, self.stem) if self.stem > 1 else residual
+        taken = F.avg_pool2d(taken, self.stem) if self.stem > 1 else taken
+        learned = self.net(torch.cat([x, ys, xs], dim=1))
+        embedding = torch.cat([self.colour_weight * colour, self.position_weight * torch.cat([ys, xs], dim=1), learned], dim=1)  # (B, 5 + d, H, W)
+
+        score = torch.log(colour.pow(2).sum(1) + 1e-3) - self.taken_penalty * taken[:, 0]  # (B, H, W)
+        seed_index = score.flatten(1).argmax(dim=1)  # (B,)
+        seed = embedding.flatten(2).gather(2, seed_index.view(B, 1, 1).expand(B, embedding.shape[1], 1))  # (B, 5 + d, 1)
+        distance = (embedding - seed.unsqueeze(-1)).pow(2).sum(1, keepdim=True)
+        proposal = torch.sigmoid(self.gain * (self.radius - distance))
         return F.interpolate(proposal, scale_factor=self.stem, mode="nearest") if self.stem > 1 else proposal
