@@ -1,0 +1,84 @@
+"""The explorer served for real on a free port and driven through gradio_client, as the README's
+API example does: upload and encode, step the slider, edit, export, load the export back."""
+
+import os
+import socket
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+from test_app import make_checkpoints, save_png, scene
+
+import app
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")  # gradio's own use of pandas
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(url, temp folder): the app on tiny checkpoints, closed after the module's tests."""
+    folder = tmp_path_factory.mktemp("served")
+    make_checkpoints(folder / "checkpoints")
+    app.configure(checkpoints=folder / "checkpoints", cache_dir=folder / "cache", cache_mb=64)
+    demo = app.build_demo()
+    demo.queue(max_size=16)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, max_file_size=app.MAX_FILE_SIZE)
+    yield url, folder
+    demo.close()
+    app.configure()
+
+
+def test_upload_encode_slide_edit_export_and_load_back(served):
+    url, folder = served
+    client = Client(url, verbose=False)
+    image = save_png(folder, "scene.png", scene(64, width=96))
+
+    out = client.predict(handle_file(image), 6, 256, "masked-tiny", api_name="/encode")
+    info, slider, recon = out[:3]  # the session state is not part of the API
+    assert slider["maximum"] == 6 and "64 px, used as is" in info
+    assert np.asarray(Image.open(recon)).shape == (64, 96, 3)
+
+    steps = [client.predict(k, api_name="/token") for k in (1, 2, 3)]
+    assert [s[-1].split("**")[1] for s in steps] == ["First 1 of 6 tokens", "First 2 of 6 tokens", "First 3 of 6 tokens"]
+    assert len({np.asarray(Image.open(s[0])).tobytes() for s in steps}) == 3
+
+    before = np.asarray(Image.open(client.predict(api_name="/reset")[0]))
+    moved = client.predict(2, 16, -8, api_name="/move")
+    assert "moved by (+16, -8) px" in moved[-1]
+    assert not np.array_equal(np.asarray(Image.open(moved[0])), before)
+    switched = client.predict([1, 2, 3], 2, api_name="/switch")
+    assert "3 of 6 tokens on" in switched[-1]
+
+    figure, text = client.predict("PSNR", 10.0, api_name="/curve")
+    assert "Tokens needed for PSNR" in text
+
+    gif = client.predict(api_name="/export_gif")
+    assert Image.open(gif).n_frames == 6
+    tokens_file = client.predict(api_name="/export_tokens")
+    loaded = client.predict(handle_file(tokens_file), "masked-tiny", api_name="/load_tokens")
+    assert loaded[1]["maximum"] == 3 and "3 tokens loaded" in loaded[0]
+    assert np.abs(np.asarray(Image.open(loaded[2])).astype(int) - np.asarray(Image.open(switched[0]))).max() <= 2
+
+
+def test_errors_reach_the_client_as_messages(served):
+    url, folder = served
+    client = Client(url, verbose=False)
+    garbage = folder / "garbage.png"
+    garbage.write_bytes(b"not an image at all")
+    with pytest.raises(Exception, match="not a readable image"):
+        client.predict(handle_file(str(garbage)), 4, 256, "vanilla-tiny", api_name="/encode")
+    with pytest.raises(Exception, match="Encode an image first"):
+        client.predict(1, 8, 0, api_name="/move")
+    client.predict(handle_file(save_png(folder, "b.png", scene(seed=3))), 4, 256, "vanilla-tiny", api_name="/encode")
+    with pytest.raises(Exception, match="broken cannot be loaded"):
+        client.predict(handle_file(save_png(folder, "b.png", scene(seed=3))), 4, 256, "broken", api_name="/encode")
+    assert "First 2 of 4" in client.predict(2, api_name="/token")[-1]  # the session survived

@@ -1,0 +1,183 @@
+"""End to end in a real headless browser (Debian's chromium driven by playwright): upload an
+image, move the token slider, relocate a token by clicking, and check the shown images change.
+
+Run as a script to refresh the README screenshots in docs/ with real checkpoints:
+    VLE_CHECKPOINTS=checkpoints python tests/test_browser.py
+"""
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")  # gradio's own use of pandas
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 120_000  # a loaded 2-core machine can take a while to encode
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(checkpoints, cache, default: str | None = None):
+    """Launch the app on a free port; returns (demo, url)."""
+    import app
+
+    app.configure(checkpoints=checkpoints, cache_dir=cache, cache_mb=256)
+    app.DEFAULT_CHECKPOINT = default or app.DEFAULT_CHECKPOINT
+    demo = app.build_demo()
+    demo.queue(max_size=16)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, max_file_size=app.MAX_FILE_SIZE)
+    return demo, url
+
+
+def open_browser(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+
+
+def image_bytes(page, selector: str) -> bytes:
+    """The bytes of the picture an <img> shows (fetched again from the server)."""
+    src = page.locator(selector).get_attribute("src")
+    return page.request.get(src).body()
+
+
+def wait_for_new_src(page, selector: str, old: str | None):
+    page.wait_for_function(
+        "([sel, old]) => { const img = document.querySelector(sel); return img && img.src && img.src !== old; }",
+        arg=[selector, old],
+        timeout=TIMEOUT_MS,
+    )
+    return page.locator(selector).get_attribute("src")
+
+
+def click_picture(page, selector: str, fx: float, fy: float) -> None:
+    """Click at a fraction (fx, fy) of the picture an <img> shows: the element is often larger
+    than the picture, which object-fit centres in it."""
+    x, y = page.evaluate(
+        """([sel, fx, fy]) => {
+            const img = document.querySelector(sel), r = img.getBoundingClientRect();
+            let s = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
+            if (getComputedStyle(img).objectFit === "scale-down") s = Math.min(s, 1);
+            const w = img.naturalWidth * s, h = img.naturalHeight * s;
+            return [r.left + (r.width - w) / 2 + fx * w, r.top + (r.height - h) / 2 + fy * h];
+        }""",
+        [selector, fx, fy],
+    )
+    page.mouse.click(x, y)
+
+
+def upload_and_encode(page, url: str, image: str):
+    page.goto(url)
+    page.wait_for_selector(".gradio-container", timeout=TIMEOUT_MS)
+    page.locator("#image input[type=file]").set_input_files(image)
+    return wait_for_new_src(page, "#recon img", None)
+
+
+def test_upload_slide_and_relocate_in_a_real_browser(tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no browser at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from test_app import make_checkpoints, save_png, scene
+
+    make_checkpoints(tmp_path / "checkpoints")
+    image = save_png(tmp_path, "scene.png", scene(64, width=96))
+    demo, url = serve(tmp_path / "checkpoints", tmp_path / "cache", default="masked-tiny")
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = open_browser(p)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                errors = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                src = upload_and_encode(page, url, image)
+                assert "used as is" in page.locator("#info").inner_text()
+                full = image_bytes(page, "#recon img")
+
+                page.locator("#tokens input[type=range]").focus()
+                page.keyboard.press("Home")  # the slider to k = 1
+                wait_for_new_src(page, "#recon img", src)
+                page.wait_for_function("() => document.querySelector('#caption').innerText.includes('First 1 of')", timeout=TIMEOUT_MS)
+                assert image_bytes(page, "#recon img") != full
+
+                page.get_by_role("tab", name="Edit").click()
+                edited = page.locator("#edited img")
+                edited.wait_for(state="visible", timeout=TIMEOUT_MS)
+                before_src, before = edited.get_attribute("src"), image_bytes(page, "#edited img")
+                click_picture(page, "#edited img", 0.85, 0.8)  # move token 1 there
+                wait_for_new_src(page, "#edited img", before_src)
+                page.wait_for_function("() => document.querySelector('#edit-log').innerText.includes('moved by')", timeout=TIMEOUT_MS)
+                assert image_bytes(page, "#edited img") != before
+                assert not errors, errors
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def screenshots(checkpoints: Path, out: Path = DOCS):
+    """docs/explorer.png (Tokens tab), docs/edit.png, docs/quality.png, docs/compare.png."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    import app
+
+    cache = Path(tempfile.mkdtemp(prefix="vle-screens-"))
+    demo, url = serve(checkpoints, cache)
+    out.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser = open_browser(p)
+            page = browser.new_page(viewport={"width": 1440, "height": 1100}, device_scale_factor=1)
+            upload_and_encode(page, url, str(app.ASSETS / "kodak-parrots.png"))
+            page.wait_for_timeout(1500)
+            src = page.locator("#recon img").get_attribute("src")
+            page.locator("#tokens input[type=range]").focus()
+            for _ in range(12):
+                page.keyboard.press("ArrowLeft")
+            wait_for_new_src(page, "#recon img", src)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=out / "explorer.png", full_page=True)
+
+            page.get_by_role("tab", name="Quality").click()
+            page.wait_for_selector("#curve .js-plotly-plot", timeout=TIMEOUT_MS)
+            page.wait_for_timeout(1000)
+            page.screenshot(path=out / "quality.png", full_page=True)
+
+            page.get_by_role("tab", name="Edit").click()
+            edited = page.locator("#edited img")
+            edited.wait_for(state="visible", timeout=TIMEOUT_MS)
+            page.locator("#edit-token input[type=number]").fill("2")
+            page.locator("#edit-token input[type=number]").press("Enter")
+            page.wait_for_timeout(1500)
+            src = edited.get_attribute("src")
+            click_picture(page, "#edited img", 0.75, 0.3)
+            wait_for_new_src(page, "#edited img", src)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=out / "edit.png", full_page=True)
+
+            if len(app.checkpoint_names()) > 1:
+                page.get_by_role("tab", name="Compare").click()
+                page.locator("#compare").click()
+                page.wait_for_selector("#compare-plot .js-plotly-plot", timeout=TIMEOUT_MS)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=out / "compare.png", full_page=True)
+            browser.close()
+    finally:
+        demo.close()
+    print("screenshots in", out)
+
+
+if __name__ == "__main__":
+    screenshots(Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("VLE_CHECKPOINTS", "checkpoints")))
