@@ -26,6 +26,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+# Before torch loads OpenMP: idle threads sleep instead of spinning. On a 2-core machine shared
+# with other work (a training run, other users), spinning threads made an encode 7x slower
+# (7.2 s instead of 0.9 s for 8 tokens at 256 px); alone on the machine it costs nothing noticeable.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import diskcache
 import gradio as gr
 import numpy as np
@@ -533,7 +538,7 @@ def on_grey(contribution: np.ndarray) -> np.ndarray:
 def signed_heatmap(contribution: np.ndarray) -> np.ndarray:
     """The addition summed over colour channels: red adds light, blue removes it, white nothing;
     scaled to this token's largest magnitude (as the paper's Fig. 6)."""
-    v = contribution.astype(np.float32).sum(-1)
+    v = contribution.sum(-1, dtype=np.float32)
     t = (v / max(float(np.abs(v).max()), 1e-6))[..., None]
     white = np.ones(3, np.float32)
     return to_uint8(np.where(t >= 0, white + t * (POSITIVE - white), white - t * (NEGATIVE - white)))
@@ -544,7 +549,7 @@ def token_weights(contributions: np.ndarray, masks: np.ndarray | None) -> np.nda
     (no masks) the size of its addition."""
     if masks is not None:
         return masks.astype(np.float32)
-    return np.abs(contributions.astype(np.float32)).mean(-1)
+    return np.abs(contributions).mean(-1, dtype=np.float32)
 
 
 def _font(size: int):
@@ -613,7 +618,7 @@ def paper_strip(entry: Entry, trained: int | None, tile: int = 96) -> np.ndarray
     source, the overlay of all tokens, the source again. Counts past training in orange."""
     H, W = entry.image.shape[:2]
     th, tw = max(1, round(tile * H / max(H, W))), max(1, round(tile * W / max(H, W)))
-    gap, left, top, bottom = 4, 86, 22, 20
+    gap, left, top, bottom = 4, 86, 40, 20  # top: room for the numbers below gradio's label badge
     n = len(entry)
     second = "mask" if entry.masks is not None else "signed"
     rows = [("token alone", [on_grey(c) for c in entry.contributions])]
@@ -897,7 +902,7 @@ def edit_overlay(entry: Entry, result: Edited, selected: int) -> np.ndarray:
 
 def edit_views(state: dict, entry: Entry, result: Edited, selected: int) -> tuple:
     """(edited image, overlay, tokens-on choices, token picker, strength, dx, dy, log)."""
-    m = len(result.items)
+    m, (H, W) = len(result.items), entry.image.shape[:2]
     selected = min(max(selected, 0), m - 1)
     it = result.items[selected]
     choices = [(f"{i + 1}" + (" (transplant)" if item.origin[0] == "transplant" else ""), i + 1) for i, item in enumerate(result.items)]
@@ -915,8 +920,8 @@ def edit_views(state: dict, entry: Entry, result: Edited, selected: int) -> tupl
         gr.update(choices=choices, value=[i + 1 for i in result.on]),
         gr.update(maximum=max(m, 2), value=selected + 1, interactive=m > 1),
         it.strength,
-        it.dx,
-        it.dy,
+        gr.update(value=it.dx, minimum=-W, maximum=W),
+        gr.update(value=it.dy, minimum=-H, maximum=H),
         log,
     )
 
@@ -939,16 +944,12 @@ def _trained(state: dict) -> int | None:
 
 
 def session_outputs(state: dict, vle: vle_core.VLE, entry: Entry, info: str) -> tuple:
-    """Everything a fresh session shows: the Tokens tab at k = n, the unedited Edit tab."""
+    """What a fresh session shows first: the Tokens tab at k = n (the strip and the Edit tab
+    follow from on_details, so that the first views come as soon as possible)."""
     n, trained = len(entry), vle.trained_tokens
-    H, W = entry.image.shape[:2]
     label = "First k tokens" + (f" (the checkpoint was trained with up to {trained}; past that is extrapolation)" if trained else "")
-    mask_label = "Token k's mask" if entry.masks is not None else "Token k's |addition| (vanilla VLE: no masks)"
+    mask_label = "Token k's mask" if entry.masks is not None else "Token k's size (no masks)"
     views = shown_token_views(entry, n, trained)
-    result = Edited(replay(entry, [], {}), entry.contributions.astype(np.float32), entry.masks)
-    edit = edit_views(state, entry, result, 0)
-    if "strip" not in entry.derived or not os.path.exists(entry.derived["strip"]):
-        entry.derived["strip"] = png(paper_strip(entry, trained))
     return (
         state,
         info,
@@ -959,37 +960,12 @@ def session_outputs(state: dict, vle: vle_core.VLE, entry: Entry, info: str) -> 
         gr.update(value=views[3], label=mask_label),
         views[4],
         views[5],
-        entry.derived["strip"],
-        *edit[:5],
-        gr.update(value=0, minimum=-W, maximum=W),
-        gr.update(value=0, minimum=-H, maximum=H),
-        edit[7],
         gr.update(maximum=max(n, 2)),
     )
 
 
 def empty_outputs(message: str) -> tuple:
-    return (
-        None,
-        message,
-        gr.update(),
-        None,
-        None,
-        None,
-        None,
-        None,
-        "",
-        None,
-        None,
-        None,
-        gr.update(choices=[], value=[]),
-        gr.update(),
-        1.0,
-        0,
-        0,
-        "",
-        gr.update(),
-    )
+    return (None, message, gr.update(), None, None, None, None, None, "", gr.update())
 
 
 def on_encode(image, n_tokens: float, working_size: float, checkpoint: str, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
@@ -1187,6 +1163,16 @@ def on_reset(state: dict | None, token: float = 1):
     return (state, *edit_views(state, entry, result, int(token) - 1))
 
 
+def on_details(state: dict | None):
+    """After an encode: the strip of all tokens and the (unedited) Edit tab."""
+    if not state:
+        return None, None, None, gr.update(choices=[], value=[]), gr.update(), 1.0, 0, 0, ""
+    vle, entry, result = edited(state)
+    if "strip" not in entry.derived or not os.path.exists(entry.derived["strip"]):
+        entry.derived["strip"] = png(paper_strip(entry, vle.trained_tokens))
+    return entry.derived["strip"], *edit_views(state, entry, result, 0)
+
+
 def _export_path(state: dict, suffix: str) -> Path:
     """A fresh file in the exports folder; files older than an hour there are removed."""
     EXPORTS.mkdir(parents=True, exist_ok=True)
@@ -1308,6 +1294,16 @@ each encoding what the earlier ones left out. Encode an image, step through its 
 then switch, scale, move or transplant tokens: an edit only decodes, it never re-encodes."""
 
 
+VIEWS_GUIDE = """**Reading the views**
+
+*First k tokens*: the image rebuilt from tokens 1 to k.
+*Token k alone*: what token k adds, over the mid-grey of the empty reconstruction.
+*Signed*: the same addition summed over the colours, red adding light and blue removing it, scaled to its largest value.
+*Mask*: where token k claims the image (masked VLE); a vanilla VLE has no masks, so this shows how much it changes each pixel.
+*Regions*: each pixel tinted by the token that claims it most (vanilla: that changes it most), the selected token lit.
+Click a region to select its token, here and in Edit."""
+
+
 def build_demo() -> gr.Blocks:
     choices, default = checkpoint_choices(), default_checkpoint()
     second = next((name for _, name in choices if name != default), default)
@@ -1334,21 +1330,16 @@ def build_demo() -> gr.Blocks:
                         caption = gr.Markdown(label="Caption", elem_id="caption")
                         with gr.Row():
                             view = dict(format="png", height=220, interactive=False)
-                            recon = gr.Image(label="Image from the first k tokens", elem_id="recon", **view)
-                            alone = gr.Image(label="Token k alone (its addition on grey)", elem_id="alone", **view)
-                            heat = gr.Image(label="Token k signed (red adds, blue removes light)", elem_id="heatmap", **view)
+                            recon = gr.Image(label="First k tokens", elem_id="recon", **view)
+                            alone = gr.Image(label="Token k alone", elem_id="alone", **view)
+                            heat = gr.Image(label="Token k, signed", elem_id="heatmap", **view)
                             mask = gr.Image(label="Token k's mask", elem_id="mask", **view)
                         with gr.Row():
                             overlay = gr.Image(
-                                label="Tokens over the image: click a region to select its token",
-                                format="png",
-                                height=360,
-                                interactive=False,
-                                elem_id="overlay",
+                                label="Regions: click one to select its token", format="png", height=300, interactive=False, elem_id="overlay", scale=2
                             )
-                            strip = gr.Image(
-                                label="All tokens, like the paper's Figs. 3, 5 and 6", format="png", height=360, interactive=False, elem_id="strip"
-                            )
+                            gr.Markdown(VIEWS_GUIDE)
+                        strip = gr.Image(label="All tokens, like the paper's Figs. 3, 5 and 6", format="png", interactive=False, elem_id="strip")
                     with gr.Tab("Quality"):
                         with gr.Row():
                             metric = gr.Radio(list(TARGETS), value="PSNR", label="Target metric", scale=1)
@@ -1413,7 +1404,7 @@ def build_demo() -> gr.Blocks:
                         compare_md = gr.Markdown(label="Comparison")
 
         edit_outputs = [state, edited_img, edit_overlay_img, tokens_on, edit_token, strength, dx, dy, edit_log]
-        session_outputs_ = [state, info, k, recon, alone, heat, mask, overlay, caption, strip, *edit_outputs[1:], donor_token]
+        session_outputs_ = [state, info, k, recon, alone, heat, mask, overlay, caption, donor_token]
         token_outputs = [recon, alone, heat, mask, overlay, caption]
         model = dict(concurrency_id="model", concurrency_limit=1)  # one model call at a time on 2 cores
 
@@ -1426,7 +1417,10 @@ def build_demo() -> gr.Blocks:
             **model,
         )
         curve_inputs, curve_outputs = [metric, target, state], [curve, quality_md]
-        encoded.success(on_curve, curve_inputs, curve_outputs, api_visibility="private", **model)
+        details = [strip, *edit_outputs[1:]]
+        encoded.success(on_details, [state], details, api_visibility="private", **model).success(
+            on_curve, curve_inputs, curve_outputs, api_visibility="private", **model
+        )
         k.change(on_token, [k, state], token_outputs, api_name="token", show_progress="hidden", trigger_mode="always_last")
         overlay.select(on_select_token, [state], [k, edit_token], api_visibility="private", show_progress="hidden")
         checkpoint.change(on_checkpoint_info, [checkpoint], [checkpoint_summary_md, card_md], api_visibility="private", show_progress="hidden")
@@ -1451,7 +1445,8 @@ def build_demo() -> gr.Blocks:
         gif_btn.click(on_export_gif, [state], [export_file], api_name="export_gif", **model)
         strip_btn.click(on_export_strip, [state], [export_file], api_name="export_strip", **model)
         tokens_btn.click(on_export_tokens, [state], [export_file], api_name="export_tokens", **model)
-        tokens_file.upload(on_load_tokens, [tokens_file, checkpoint], session_outputs_, api_name="load_tokens", **model).success(
+        loaded = tokens_file.upload(on_load_tokens, [tokens_file, checkpoint], session_outputs_, api_name="load_tokens", **model)
+        loaded.success(on_details, [state], details, api_visibility="private", **model).success(
             on_curve, curve_inputs, curve_outputs, api_visibility="private", **model
         )
 

@@ -6,7 +6,7 @@ Each figure is the median over runs of the app's own handler followed by gradio'
 postprocessing of its outputs (the images written as PNG), i.e. what the server does per
 request minus HTTP and queueing:
   first encode   upload -> views, with empty caches (reads the file, encodes, draws everything)
-  slider step    one step of the token slider on a cached encoding
+  slider step    one step of the token slider to a k not shown before, on a cached encoding
   edit           relocating one token to a new place (one token decoded, nothing encoded)
 Goals: first encode <= 0.5 s, slider step <= 50 ms, edit <= 150 ms. Without a trained
 checkpoint it times an untrained `vanilla-cpu` model (same architecture, so the same speed),
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as app.py sets it, before torch is imported
 
 import numpy as np
 import torch
@@ -91,10 +92,12 @@ def main():
     encode_ms = median_ms(encode, args.runs)
     model_ms = median_ms(lambda i: vle.encode(np.asarray(square), N), args.runs)
 
-    state = app.on_encode(images[0], N, SIZE, name)[0]
-    token = served(demo, "token", lambda k: app.on_token(k % N + 1, state))
-    token(0)
-    slider_ms = median_ms(token, max(args.runs, 20))
+    states = [app.on_encode(image, N, SIZE, name)[0] for image in images]  # all cached by now
+    first = served(demo, "token", lambda i: app.on_token(1 + i % (N - 1), states[i]))  # a k not shown before
+    slider_ms = median_ms(first, args.runs)
+    state = states[0]
+    again = served(demo, "token", lambda i: app.on_token(1 + i % N, state))
+    revisit_ms = median_ms(again, max(args.runs, 2 * N))
 
     move = served(demo, "move", lambda i: app.on_move(3, i + 1, 8, state))  # a new place each run: no decode is reused
     move(-6)
@@ -102,7 +105,7 @@ def main():
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"first encode, {N} tokens at {SIZE}x{SIZE}: {encode_ms:7.1f} ms (goal 500; of which the model's encode {model_ms:.1f} ms)")
-    print(f"slider step, cached:                {slider_ms:7.1f} ms (goal 50)")
+    print(f"slider step, cached encoding:       {slider_ms:7.1f} ms (goal 50; {revisit_ms:.1f} ms back at a k already shown)")
     print(f"edit, relocate one token:           {edit_ms:7.1f} ms (goal 150)")
     print(f"peak RSS:                           {peak_mb:7.0f} MB")
     print(f"load average after: {os.getloadavg()[0]:.2f} (other processes on these {os.cpu_count()} cores slow every figure)")

@@ -125,7 +125,7 @@ def test_slider_and_coming_back_never_encode_again(fresh, checkpoint):
     assert out[-1]["maximum"] == N
     masked = checkpoint.startswith("masked")
     assert ("'s mask" in out[6]["label"]) == masked
-    assert pixels(out[9]).shape[1] > 72 * N  # the strip
+    assert pixels(app.on_details(state)[0]).shape[1] > 72 * N  # the strip
     shown = set()
     for k in range(1, N + 1):
         *views, caption = app.on_token(k, state)
@@ -181,6 +181,7 @@ def test_bad_uploads_are_clear_errors(fresh):
     with pytest.raises(gr.Error, match="too thin"):
         encode(save_png(fresh, "thin.png", np.zeros((10, 600, 3), np.uint8)), size=128)
     assert app.on_encode(None, N, 256, "vanilla-tiny")[0] is None  # a cleared image is no error
+    assert app.on_details(None)[0] is None
     rgba = np.dstack([scene(), np.full((64, 64), 128, np.uint8)])
     assert pixels(encode(save_png(fresh, "rgba.png", rgba))[3]).shape == (64, 64, 3)
 
@@ -220,7 +221,8 @@ def test_edits_decode_only_and_match_the_library(fresh, checkpoint):
         assert np.abs(pixels(out[1]).astype(int) - expected).max() <= 2
         return state
 
-    unedited = pixels(app.on_reset(state)[1])
+    unedited = pixels(app.on_details(state)[1])
+    assert np.array_equal(unedited, pixels(app.on_reset(state)[1]))
     moved = app.on_move(2, 16, -8, state)
     assert not np.array_equal(pixels(moved[1]), unedited)
     state = check(moved)
@@ -272,9 +274,10 @@ def test_clicks_select_tokens_and_move_them(fresh):
     assert k == edit_k == labels[20, 30] + 1
     assert app.on_select_edit_token(state, Select(30, 20)) == k
     moved = app.on_move_to(k, state, Select(63, 63))
-    assert moved[0]["history"][-1][:2] == ["move", k - 1] and (moved[6], moved[7]) != (0, 0)
+    offset = moved[6]["value"], moved[7]["value"]
+    assert moved[0]["history"][-1] == ["move", k - 1, *offset] and offset != (0, 0)
     strength, dx, dy, overlay = app.on_pick_edit_token(k, moved[0])
-    assert (strength, dx, dy) == (1.0, moved[6], moved[7]) and pixels(overlay).shape == (64, 64, 3)
+    assert (strength, dx, dy) == (1.0, *offset) and pixels(overlay).shape == (64, 64, 3)
 
 
 def test_curve_compare_and_exports(fresh):

@@ -180,4 +180,5 @@ def screenshots(checkpoints: Path, out: Path = DOCS):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(DOCS.parent))  # the repository, for app and vle_core
     screenshots(Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("VLE_CHECKPOINTS", "checkpoints")))
