@@ -28,28 +28,28 @@ def vanilla_loss(x, out: LoopOutput, psnr_loss: bool = False) -> dict:
 def masked_loss(x, out: LoopOutput, k: float = 5.0, mask_weight: float = 1.0, match_weight: float = 1.0) -> dict:
     """Eq. (7) with the authors' fix, tied to S's proposals, plus Eq. (3)'s reconstruction terms.
 
-    step_n  = MSE(X, X^_n)                                                        Eq. (3)
+    stepwise_n = MSE(X, X^_n)                                                     Eq. (3)
     rec_n   = mean(M_n * (X - X^_n)^2)                                            Eq. (6)
     mask_n  = exp(-k MSE(M_n, M_{n-1})) + exp(-k MSE(M_n, min(1, sum_{j<n} M_j)))  Eq. (5) + fix
     match_n = MSE(M_n, P_n), P_n being S's proposal
-    loss    = mean_n (step_n + rec_n + mask_weight * mask_n + match_weight * match_n) + MSE(X, X^_N)
+    loss    = mean_n (stepwise_n + rec_n + mask_weight * mask_n + match_weight * match_n) + MSE(X, X^_N)
 
     M_n is the mask the token decodes to. Eq. (5) compares a mask only with the previous one; the
     authors' log found that this let masks alternate full and empty, and added the term against
     the sum of all earlier masks. With M_0 = 0, token 1's terms are their "no empty mask" term.
     """
-    terms = {"step": [], "rec": [], "distinct": [], "match": []}
+    terms = {"stepwise": [], "rec": [], "distinct": [], "match": []}
     previous = taken = torch.zeros_like(out.masks[0])
     for mask, proposal, reconstruction in zip(out.masks, out.proposals, out.reconstructions):
         error = (x - reconstruction).pow(2)
-        terms["step"].append(error.mean())
+        terms["stepwise"].append(error.mean())
         terms["rec"].append((mask * error).mean())
         terms["distinct"].append((torch.exp(-k * per_image_mse(mask, previous)) + torch.exp(-k * per_image_mse(mask, taken.clamp(max=1.0)))).mean())
         terms["match"].append(F.mse_loss(mask, proposal))
         previous, taken = mask, taken + mask
     terms = {name: torch.stack(values).mean() for name, values in terms.items()}
     final = F.mse_loss(out.reconstructions[-1], x)
-    loss = terms["step"] + terms["rec"] + mask_weight * terms["distinct"] + match_weight * terms["match"] + final
+    loss = terms["stepwise"] + terms["rec"] + mask_weight * terms["distinct"] + match_weight * terms["match"] + final
     return {"loss": loss, **{name: value.detach() for name, value in terms.items()}, "mse_final": final.detach()}
 
 
