@@ -74,8 +74,9 @@ def checkpoints(tmp_path_factory):
 
 
 @pytest.fixture
-def fresh(checkpoints, tmp_path):
-    """The app pointed at the test checkpoints and an empty cache."""
+def fresh(checkpoints, tmp_path, monkeypatch):
+    """The app pointed at the test checkpoints and an empty cache; its files in tmp_path."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     app.configure(checkpoints=checkpoints, cache_dir=tmp_path / "cache", cache_mb=64)
     yield tmp_path
     app.configure()

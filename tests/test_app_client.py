@@ -27,6 +27,8 @@ def free_port() -> int:
 def served(tmp_path_factory):
     """(url, temp folder): the app on tiny checkpoints, closed after the module's tests."""
     folder = tmp_path_factory.mktemp("served")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GRADIO_TEMP_DIR", str(folder / "gradio"))  # the views and uploads, kept out of /tmp/gradio
     make_checkpoints(folder / "checkpoints")
     app.configure(checkpoints=folder / "checkpoints", cache_dir=folder / "cache", cache_mb=64)
     demo = app.build_demo()
@@ -35,6 +37,7 @@ def served(tmp_path_factory):
     yield url, folder
     demo.close()
     app.configure()
+    patch.undo()
 
 
 def test_upload_encode_slide_edit_export_and_load_back(served):

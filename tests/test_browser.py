@@ -81,12 +81,13 @@ def upload_and_encode(page, url: str, image: str):
     return wait_for_new_src(page, "#recon img", None)
 
 
-def test_upload_slide_and_relocate_in_a_real_browser(tmp_path):
+def test_upload_slide_and_relocate_in_a_real_browser(tmp_path, monkeypatch):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no browser at {CHROMIUM}")
     sync_api = pytest.importorskip("playwright.sync_api")
     from test_app import make_checkpoints, save_png, scene
 
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     make_checkpoints(tmp_path / "checkpoints")
     image = save_png(tmp_path, "scene.png", scene(64, width=96))
     demo, url = serve(tmp_path / "checkpoints", tmp_path / "cache", default="masked-tiny")
@@ -126,7 +127,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def screenshots(checkpoints: Path, out: Path = DOCS):
-    """docs/explorer.png (Tokens tab), docs/edit.png, docs/quality.png, docs/compare.png."""
+    """docs/explorer.png (Tokens tab), quality.png, edit.png, compare.png and masks.png."""
     import tempfile
 
     from playwright.sync_api import sync_playwright
@@ -140,9 +141,12 @@ def screenshots(checkpoints: Path, out: Path = DOCS):
         with sync_playwright() as p:
             browser = open_browser(p)
             page = browser.new_page(viewport={"width": 1440, "height": 1100}, device_scale_factor=1)
-            upload_and_encode(page, url, str(app.ASSETS / "kodak-parrots.png"))
+            page.goto(url)
+            page.wait_for_selector(".gradio-container", timeout=TIMEOUT_MS)
+            page.locator("img[src$='kodak-parrots.png']").first.click()  # an example, as a visitor would
+            src = wait_for_new_src(page, "#recon img", None)
+            page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
             page.wait_for_timeout(1500)
-            src = page.locator("#recon img").get_attribute("src")
             page.locator("#tokens input[type=range]").focus()
             for _ in range(12):
                 page.keyboard.press("ArrowLeft")
@@ -173,6 +177,22 @@ def screenshots(checkpoints: Path, out: Path = DOCS):
                 page.wait_for_selector("#compare-plot .js-plotly-plot", timeout=TIMEOUT_MS)
                 page.wait_for_timeout(1500)
                 page.screenshot(path=out / "compare.png", full_page=True)
+            masked = next((name for name in app.checkpoint_names() if name.startswith("masked")), None)
+            if masked:  # a masked VLE on a generated scene: docs/masks.png
+                app.DEFAULT_CHECKPOINT = masked  # new pages open on it
+                page = browser.new_page(viewport={"width": 1440, "height": 1100}, device_scale_factor=1)
+                page.goto(url)
+                page.wait_for_selector(".gradio-container", timeout=TIMEOUT_MS)
+                page.locator("img[src$='scene-2000012.png']").first.click()
+                wait_for_new_src(page, "#recon img", None)
+                page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
+                src = page.locator("#recon img").get_attribute("src")
+                page.locator("#tokens input[type=range]").focus()
+                for _ in range(13):
+                    page.keyboard.press("ArrowLeft")
+                wait_for_new_src(page, "#recon img", src)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=out / "masks.png", full_page=True)
             browser.close()
     finally:
         demo.close()
