@@ -179,16 +179,20 @@ def _render(vle: vle_core.VLE, tokens: Tokens) -> vle_core.Rendering:
 # Images: decoded by us from the uploaded file, so a bad one gets a clear message.
 
 
-class ImageInput(gr.Image):
-    """A gr.Image that hands its handler the uploaded file unopened (gr.Image would open it
-    with Pillow first and fail on a corrupt file with a generic error)."""
+def image_input(**kwargs) -> gr.Image:
+    """A gr.Image that hands its handler the uploaded file unopened, so that read_image can say what
+    is wrong with a bad file (gr.Image would open it with Pillow first and fail with a generic
+    error). Patched on the instance: a subclass would make gradio write an app.pyi stub file."""
+    image = gr.Image(type="filepath", image_mode=None, **kwargs)
+    default = image.preprocess
 
-    is_template = True  # the browser shows it as a plain Image
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         if payload is None or (payload.url or "").startswith("data:") or payload.path is None:
-            return super().preprocess(payload)
+            return default(payload)
         return str(payload.path)
+
+    image.preprocess = preprocess
+    return image
 
 
 def read_image(path) -> np.ndarray:
@@ -1313,7 +1317,7 @@ def build_demo() -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
-                image = ImageInput(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"], image_mode=None, height=300, elem_id="image")
+                image = image_input(label="Image", sources=["upload", "webcam", "clipboard"], height=300, elem_id="image")
                 gr.Examples(example_images(), inputs=[image], label="Examples (assets/)", examples_per_page=6)
                 checkpoint = gr.Dropdown(choices=choices, value=default, label="Checkpoint", allow_custom_value=True, elem_id="checkpoint")
                 checkpoint_summary_md = gr.Markdown(summary)
@@ -1371,9 +1375,7 @@ def build_demo() -> gr.Blocks:
                             scatter_btn = gr.Button("Scatter all tokens at random", elem_id="scatter")
                         with gr.Accordion("Transplant a token from a second image", open=False):
                             with gr.Row():
-                                donor = ImageInput(
-                                    label="Donor image", type="filepath", sources=["upload", "clipboard"], image_mode=None, height=240, elem_id="donor"
-                                )
+                                donor = image_input(label="Donor image", sources=["upload", "clipboard"], height=240, elem_id="donor")
                                 donor_view = gr.Image(label="Donor tokens (the chosen one lit)", format="png", height=240, interactive=False)
                             with gr.Row():
                                 donor_token = gr.Slider(1, N_TOKENS, value=1, step=1, label="Donor token")
