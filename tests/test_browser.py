@@ -82,9 +82,13 @@ def upload_and_encode(page, url: str, image: str):
 
 
 def test_upload_slide_and_relocate_in_a_real_browser(tmp_path, monkeypatch):
+    required = os.environ.get("VLE_REQUIRE_BROWSER") == "1"  # CI: a missing browser is a failure, not a skip
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no browser at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
+        (pytest.fail if required else pytest.skip)(f"no browser at {CHROMIUM}")
+    try:
+        import playwright.sync_api as sync_api
+    except ImportError:
+        (pytest.fail if required else pytest.skip)("playwright is not installed")
     from test_app import make_checkpoints, save_png, scene
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
