@@ -943,10 +943,6 @@ def apply_edit(state: dict | None, op: list, selected: int) -> tuple:
 # Handlers: one per action, each an API endpoint (api_name in the layout below).
 
 
-def _trained(state: dict) -> int | None:
-    return get_model(state["checkpoint"])[1].trained_tokens
-
-
 def session_outputs(state: dict, vle: vle_core.VLE, entry: Entry, info: str) -> tuple:
     """What a fresh session shows first: the Tokens tab at k = n (the strip and the Edit tab
     follow from on_details, so that the first views come as soon as possible)."""
