@@ -63,7 +63,12 @@ def main():
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="vle-benchmark-"))
+    with tempfile.TemporaryDirectory(prefix="vle-benchmark-") as work:
+        run(args, Path(work))
+
+
+def run(args, work: Path):
+    os.environ["GRADIO_TEMP_DIR"] = str(work / "gradio")  # the views it writes go with the temp folder
     name = args.checkpoint or app.default_checkpoint()
     if name is None:
         name = "vanilla-cpu-untrained"
@@ -109,6 +114,7 @@ def main():
     print(f"edit, relocate one token:           {edit_ms:7.1f} ms (goal 150)")
     print(f"peak RSS:                           {peak_mb:7.0f} MB")
     print(f"load average after: {os.getloadavg()[0]:.2f} (other processes on these {os.cpu_count()} cores slow every figure)")
+    app.configure()  # closes the cache in the temp folder
 
 
 if __name__ == "__main__":
