@@ -37,8 +37,6 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
 import vle_core
 from vle_core import EMPTY, Tokens, edit, metrics
@@ -1206,10 +1204,7 @@ def on_export_tokens(state: dict | None):
     if len(tokens) == 0:
         raise gr.Error("All tokens are switched off: there is nothing to export.")
     path = _export_path(state, "-tokens.safetensors")
-    tokens.save(path)
-    with safe_open(str(path), framework="pt") as f:  # record which checkpoint made them, beside vle_core's own metadata
-        meta = f.metadata() or {}
-    save_file(load_file(str(path)), str(path), metadata={**meta, "checkpoint": state["checkpoint"]})
+    tokens.save(path, metadata={"checkpoint": state["checkpoint"]})  # load_tokens refuses them for another checkpoint
     return str(path)
 
 
@@ -1220,8 +1215,7 @@ def on_load_tokens(file, checkpoint: str, progress=gr.Progress()):  # noqa: B008
     path = Path(file)
     try:
         tokens = Tokens.load(path)
-        with safe_open(str(path), framework="pt") as f:
-            made_by = (f.metadata() or {}).get("checkpoint")
+        made_by = Tokens.metadata(path).get("checkpoint")
     except Exception as e:  # any unreadable file: Tokens.load says ValueError, safetensors may say more
         raise gr.Error(f"This is not a VLE tokens file: {e}") from e
     if made_by and made_by != checkpoint:

@@ -112,8 +112,9 @@ def test_tokens_from_another_model_are_refused(tiny_vle):
 
 def test_tokens_file_round_trip(tmp_path, encoding):
     path = tmp_path / "tokens.safetensors"
-    encoding.tokens.save(path)
+    encoding.tokens.save(path, metadata={"checkpoint": "tiny"})
     loaded = vle_core.Tokens.load(path)
+    assert vle_core.Tokens.metadata(path)["checkpoint"] == "tiny"
     assert loaded.image_size == encoding.tokens.image_size
     torch.testing.assert_close(loaded.latents, encoding.tokens.latents)
     (tmp_path / "junk.safetensors").write_bytes(b"not a tokens file")

@@ -44,10 +44,20 @@ class Tokens:
             index = list(index)
         return Tokens(self.latents[index], self.mean[index], self.std[index], self.image_size)
 
-    def save(self, path) -> None:
-        """Write the tokens as a safetensors file (no pickling); `Tokens.load` reads it back."""
+    def save(self, path, metadata: dict[str, str] | None = None) -> None:
+        """Write the tokens as a safetensors file (no pickling); `Tokens.load` reads it back.
+        `metadata` (strings) travels with them, e.g. which checkpoint made them."""
         tensors = {"latents": self.latents.contiguous(), "mean": self.mean.contiguous(), "std": self.std.contiguous()}
-        save_file(tensors, str(path), metadata={"format": "vle-tokens/1", "height": str(self.image_size[0]), "width": str(self.image_size[1])})
+        save_file(tensors, str(path), metadata={**(metadata or {}), "format": "vle-tokens/1", "height": str(self.image_size[0]), "width": str(self.image_size[1])})
+
+    @staticmethod
+    def metadata(path) -> dict[str, str]:
+        """The string metadata saved with a tokens file."""
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return dict(f.metadata() or {})
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"{Path(path).name} is not a VLE tokens file: {e}") from e
 
     @classmethod
     def load(cls, path) -> "Tokens":
