@@ -8,6 +8,7 @@ The card's figures are measured here, on the float16 weights that ship, by `vle_
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import sys
@@ -20,7 +21,8 @@ from .evaluate import SUITES, markdown
 
 
 def hardware() -> str:
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads" if not torch.cuda.is_available() else torch.cuda.get_device_name()
+    """The machine this runs on; training is assumed to have run on the same kind."""
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else f"a {os.cpu_count()}-core {platform.machine()} CPU"
 
 
 def main(argv=None) -> None:
