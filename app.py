@@ -40,6 +40,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 import vle_core
 from vle_core import EMPTY, Tokens, edit, metrics
+from vle_core.tokens import latent_grid
 
 try:  # on ZeroGPU hardware, model calls borrow a GPU; elsewhere the decorator does nothing
     import spaces
@@ -346,7 +347,7 @@ class Entry:
                 "contributions": ((n, H, W, 3), np.float16),
                 "reconstructions": ((n, H, W, 3), np.uint8),
                 "mse": ((n,), np.float64),
-                "latents": ((n, latents.shape[1], -(-H // 8), -(-W // 8)), np.float32),
+                "latents": ((n, latents.shape[1], *latent_grid((H, W))), np.float32),
                 "mean": ((n, 3), np.float32),
                 "std": ((n, 3), np.float32),
             } | ({"masks": ((n, H, W), np.uint8)} if "masks" in a else {})
@@ -732,10 +733,6 @@ class Item:
         return token
 
 
-def _concat(tokens: list[Tokens]) -> Tokens:
-    return Tokens(torch.cat([t.latents for t in tokens]), torch.cat([t.mean for t in tokens]), torch.cat([t.std for t in tokens]), tokens[0].image_size)
-
-
 def replay(entry: Entry, history: list, donors: dict) -> list[Item]:
     """The edited sequence after `history` (ops as lists, indices 0-based). An impossible op raises
     ValueError with a message for the user. donors: cache key -> Entry of a transplant donor."""
@@ -782,7 +779,7 @@ def replay(entry: Entry, history: list, donors: dict) -> list[Item]:
             moved = edit.transplant(Tokens.empty(entry.tokens.latents.shape[1], entry.tokens.image_size), donor.tokens, j)
             items.append(Item(moved, ("transplant", donor_key, j)))
         elif kind == "scatter":
-            scattered = edit.scatter(_concat([it.token for it in items]), seed=int(args[0]))
+            scattered = edit.scatter(Tokens.cat([it.token for it in items]), seed=int(args[0]))
             for i, it in enumerate(items):
                 it.token, it.origin = scattered[i], (*it.origin, "scatter", int(args[0]), i)
         else:
@@ -805,7 +802,7 @@ def render_items(vle: vle_core.VLE, model_id: str, key: str, entry: Entry, items
         else:
             missing.append(i)
     if missing:
-        rendering = _render(vle, _concat([items[i].final() for i in missing]))
+        rendering = _render(vle, Tokens.cat([items[i].final() for i in missing]))
         for row, i in enumerate(missing):
             value = (rendering.contributions[row].astype(np.float16), None if rendering.masks is None else to_uint8(rendering.masks[row]))
             _decoded.put((model_id, key, items[i].identity), value, value[0].nbytes + (0 if value[1] is None else value[1].nbytes))
@@ -877,7 +874,7 @@ class Edited:
 
     def tokens(self) -> Tokens:
         return (
-            _concat([self.items[i].final() for i in self.on]) if self.on else Tokens.empty(self.items[0].token.latents.shape[1], self.items[0].token.image_size)
+            Tokens.cat([self.items[i].final() for i in self.on]) if self.on else Tokens.empty(self.items[0].token.latents.shape[1], self.items[0].token.image_size)
         )
 
 

@@ -33,7 +33,9 @@ def test_translating_by_whole_cells_moves_the_contribution_exactly(tiny_vle, enc
     if tiny_vle.config.attention:
         pytest.skip("attention couples all positions")
     # Random latents: an untrained encoder's latents may be nearly flat, which would move invisibly.
-    tokens = vle_core.Tokens(torch.randn(2, 4, 20, 20, generator=torch.Generator().manual_seed(0)), encoding.tokens.mean[:2], encoding.tokens.std[:2], (160, 160))
+    tokens = vle_core.Tokens(
+        torch.randn(2, 4, 20, 20, generator=torch.Generator().manual_seed(0)), encoding.tokens.mean[:2], encoding.tokens.std[:2], (160, 160)
+    )
     moved = tiny_vle.render(edit.translate(tokens, 1, dx, dy)).contributions[1]
     original = tiny_vle.render(tokens).contributions[1]
     margin = 56  # beyond the decoder's receptive field from the border and the vacated cells
@@ -120,3 +122,11 @@ def test_tokens_file_round_trip(tmp_path, encoding):
     (tmp_path / "junk.safetensors").write_bytes(b"not a tokens file")
     with pytest.raises(ValueError, match="not a VLE tokens file"):
         vle_core.Tokens.load(tmp_path / "junk.safetensors")
+
+
+def test_joining_tokens_keeps_order_and_refuses_mixed_image_sizes(encoding):
+    joined = vle_core.Tokens.cat([encoding.tokens[[2]], encoding.tokens[[0, 1]]])
+    torch.testing.assert_close(joined.latents, encoding.tokens.latents[[2, 0, 1]])
+    other = vle_core.Tokens.empty(4, (80, 200))
+    with pytest.raises(ValueError, match="different image sizes"):
+        vle_core.Tokens.cat([encoding.tokens, other])

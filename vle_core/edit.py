@@ -85,12 +85,7 @@ def transplant(tokens: Tokens, donor: Tokens, donor_index: int, dx: float = 0.0,
     dh, dw = min(h, donor.latents.shape[2]), min(w, donor.latents.shape[3])
     z[:, :dh, :dw] = donor.latents[j, :, :dh, :dw]
     z = shift_latent(z, dx / DOWNSAMPLING, dy / DOWNSAMPLING)
-    return Tokens(
-        torch.cat([tokens.latents, z[None]]),
-        torch.cat([tokens.mean, donor.mean[j : j + 1]]),
-        torch.cat([tokens.std, donor.std[j : j + 1]]),
-        tokens.image_size,
-    )
+    return Tokens.cat([tokens, Tokens(z[None], donor.mean[j : j + 1], donor.std[j : j + 1], tokens.image_size)])
 
 
 def scatter(tokens: Tokens, seed: int = 0) -> Tokens:

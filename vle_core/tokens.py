@@ -13,6 +13,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .config import DOWNSAMPLING
+
+
+def latent_grid(image_size: tuple[int, int]) -> tuple[int, int]:
+    """The (h, w) latent cells that cover an image of (H, W) pixels: sides padded up to multiples of 8."""
+    return tuple(-(-side // DOWNSAMPLING) for side in image_size)
+
 
 @dataclass(frozen=True)
 class Tokens:
@@ -48,7 +55,9 @@ class Tokens:
         """Write the tokens as a safetensors file (no pickling); `Tokens.load` reads it back.
         `metadata` (strings) travels with them, e.g. which checkpoint made them."""
         tensors = {"latents": self.latents.contiguous(), "mean": self.mean.contiguous(), "std": self.std.contiguous()}
-        save_file(tensors, str(path), metadata={**(metadata or {}), "format": "vle-tokens/1", "height": str(self.image_size[0]), "width": str(self.image_size[1])})
+        save_file(
+            tensors, str(path), metadata={**(metadata or {}), "format": "vle-tokens/1", "height": str(self.image_size[0]), "width": str(self.image_size[1])}
+        )
 
     @staticmethod
     def metadata(path) -> dict[str, str]:
@@ -73,8 +82,15 @@ class Tokens:
 
     @staticmethod
     def empty(latent_channels: int, image_size: tuple[int, int]) -> "Tokens":
-        h, w = (-(-s // 8) for s in image_size)
-        return Tokens(torch.zeros(0, latent_channels, h, w), torch.zeros(0, 3), torch.zeros(0, 3), image_size)
+        return Tokens(torch.zeros(0, latent_channels, *latent_grid(image_size)), torch.zeros(0, 3), torch.zeros(0, 3), image_size)
+
+    @staticmethod
+    def cat(sequences: list["Tokens"]) -> "Tokens":
+        """One sequence of the given ones, in order; all must rebuild the same image size."""
+        sizes = {t.image_size for t in sequences}
+        if len(sizes) != 1:
+            raise ValueError(f"cannot join tokens for different image sizes: {sorted(sizes)}")
+        return Tokens(torch.cat([t.latents for t in sequences]), torch.cat([t.mean for t in sequences]), torch.cat([t.std for t in sequences]), sizes.pop())
 
 
 EMPTY = 0.5  # the reconstruction before any token: X^_0 = 0 in [-1, 1] pixels is mid-grey

@@ -13,7 +13,7 @@ from . import metrics
 from .config import VLEConfig
 from .loop import decode_tokens, residual_loop
 from .masked import MaskedVLE
-from .tokens import EMPTY, Encoding, Rendering, Tokens
+from .tokens import EMPTY, Encoding, Rendering, Tokens, latent_grid
 from .vanilla import VanillaVLE
 
 
@@ -64,7 +64,7 @@ class VLE:
 
     @property
     def trained_tokens(self) -> int | None:
-        """The most tokens per image it saw in training; more work, but are extrapolation."""
+        """The most tokens per image it saw in training; more still work, but are extrapolation."""
         return self.training.get("max_tokens")
 
     def _to_tensor(self, array: np.ndarray):
@@ -115,7 +115,7 @@ class VLE:
 
     def _check(self, tokens: Tokens):
         C = self.config.latent_channels
-        grid = tuple(-(-s // 8) for s in tokens.image_size)
+        grid = latent_grid(tokens.image_size)
         if tokens.latents.shape[1] != C or tuple(tokens.latents.shape[2:]) != grid:
             raise ValueError(
                 f"these tokens ({tuple(tokens.latents.shape[1:])} latents for a {tokens.image_size} image) do not fit this model ({C} latent channels, a {grid} grid)"
