@@ -130,6 +130,21 @@ def test_upload_slide_and_relocate_in_a_real_browser(tmp_path, monkeypatch):
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
+def show_example(page, url: str, example: str, k: int) -> None:
+    """Open the app, click an example as a visitor would, and step the slider from 16 down to k."""
+    page.goto(url)
+    page.wait_for_selector(".gradio-container", timeout=TIMEOUT_MS)
+    page.locator(f"img[src$='{example}']").first.click()
+    src = wait_for_new_src(page, "#recon img", None)
+    page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(1500)
+    page.locator("#tokens input[type=range]").focus()
+    for _ in range(16 - k):
+        page.keyboard.press("ArrowLeft")
+    wait_for_new_src(page, "#recon img", src)
+    page.wait_for_timeout(1500)
+
+
 def screenshots(checkpoints: Path, out: Path = DOCS):
     """docs/explorer.png (Tokens tab), quality.png, edit.png, compare.png and masks.png."""
     import tempfile
@@ -145,17 +160,7 @@ def screenshots(checkpoints: Path, out: Path = DOCS):
         with sync_playwright() as p:
             browser = open_browser(p)
             page = browser.new_page(viewport={"width": 1440, "height": 1100}, device_scale_factor=1)
-            page.goto(url)
-            page.wait_for_selector(".gradio-container", timeout=TIMEOUT_MS)
-            page.locator("img[src$='kodak-parrots.png']").first.click()  # an example, as a visitor would
-            src = wait_for_new_src(page, "#recon img", None)
-            page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
-            page.wait_for_timeout(1500)
-            page.locator("#tokens input[type=range]").focus()
-            for _ in range(12):
-                page.keyboard.press("ArrowLeft")
-            wait_for_new_src(page, "#recon img", src)
-            page.wait_for_timeout(1500)
+            show_example(page, url, "kodak-parrots.png", 4)
             page.screenshot(path=out / "explorer.png", full_page=True)
 
             page.get_by_role("tab", name="Quality").click()
@@ -185,17 +190,7 @@ def screenshots(checkpoints: Path, out: Path = DOCS):
             if masked:  # a masked VLE on a generated scene: docs/masks.png
                 app.DEFAULT_CHECKPOINT = masked  # new pages open on it
                 page = browser.new_page(viewport={"width": 1440, "height": 1100}, device_scale_factor=1)
-                page.goto(url)
-                page.wait_for_selector(".gradio-container", timeout=TIMEOUT_MS)
-                page.locator("img[src$='scene-2000012.png']").first.click()
-                wait_for_new_src(page, "#recon img", None)
-                page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
-                src = page.locator("#recon img").get_attribute("src")
-                page.locator("#tokens input[type=range]").focus()
-                for _ in range(13):
-                    page.keyboard.press("ArrowLeft")
-                wait_for_new_src(page, "#recon img", src)
-                page.wait_for_timeout(1500)
+                show_example(page, url, "scene-2000012.png", 3)
                 page.screenshot(path=out / "masks.png", full_page=True)
             browser.close()
     finally:

@@ -115,9 +115,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
     raw_model = build_model(model_config).to(device)
     optimiser = torch.optim.Adam(raw_model.parameters(), lr=cfg.lr)
     data = resolve_data(cfg.data, crop=cfg.crop, length=None)
-    with torch.random.fork_rng():  # the same sample images in every run, without touching the training stream
-        torch.manual_seed(0)
-        samples = torch.stack([data[i] for i in range(0, len(data), max(1, len(data) // 4))][:4])
+    samples = None
+    if master:  # the same sample images in every run, drawn without touching the training stream
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            samples = torch.stack([data[i] for i in range(0, len(data), max(1, len(data) // 4))][:4])
 
     step, elapsed = 0, 0.0
     torch.manual_seed(cfg.seed + 1000 * rank)  # each rank draws its own images and crops
