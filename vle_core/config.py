@@ -45,8 +45,7 @@ class MaskedVLEConfig(VLEConfig):
     """Masked VLE (Algorithm 2): adds the precursor S, a conv-LSTM memory and a mask per token."""
 
     memory_channels: int = 64  # conv-LSTM hidden channels, right after the encoder's first convolution (authors: 32 in, 64 hidden)
-    precursor_channels: int = 16  # width of S; a large S caused collapse and striped masks in the authors' log
-    precursor_dim: int = 8  # learned features in S's per-pixel embedding, beside colour and position
+    precursor_sigma: float = 1.0  # S's colour affinity scale, in units of the normalised residual (0.8-1.2 scored alike)
     mask_loss_k: float = 5.0  # k in exp(-k * MSE), the authors' value
     mask_loss_weight: float = 1.0  # the distinctness terms, Eq. (5) and the authors' fix
     mask_match_weight: float = 1.0  # a token's decoded mask against S's proposal (as MONet ties its decoded masks to its attention)
@@ -68,7 +67,7 @@ PRESETS: dict[str, VLEConfig] = {
     "masked-cpu": MaskedVLEConfig(base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32),
     # For tests: a few thousand parameters, trains in seconds.
     "vanilla-tiny": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2)),
-    "masked-tiny": MaskedVLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), memory_channels=8, precursor_channels=8, precursor_dim=4),
+    "masked-tiny": MaskedVLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), memory_channels=8),
 }
 
 

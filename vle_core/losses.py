@@ -31,7 +31,7 @@ def masked_loss(x, out: LoopOutput, k: float = 5.0, mask_weight: float = 1.0, ma
     stepwise_n = MSE(X, X^_n)                                                     Eq. (3)
     rec_n   = mean(M_n * (X - X^_n)^2)                                            Eq. (6)
     mask_n  = exp(-k MSE(M_n, M_{n-1})) + exp(-k MSE(M_n, min(1, sum_{j<n} M_j)))  Eq. (5) + fix
-    match_n = MSE(M_n, P_n), P_n being S's proposal
+    match_n = BCE(M_n, P_n), P_n being S's proposal (the target a token's mask learns to rebuild)
     loss    = mean_n (stepwise_n + rec_n + mask_weight * mask_n + match_weight * match_n) + MSE(X, X^_N)
 
     M_n is the mask the token decodes to. Eq. (5) compares a mask only with the previous one; the
@@ -45,7 +45,7 @@ def masked_loss(x, out: LoopOutput, k: float = 5.0, mask_weight: float = 1.0, ma
         terms["stepwise"].append(error.mean())
         terms["rec"].append((mask * error).mean())
         terms["distinct"].append((torch.exp(-k * per_image_mse(mask, previous)) + torch.exp(-k * per_image_mse(mask, taken.clamp(max=1.0)))).mean())
-        terms["match"].append(F.mse_loss(mask, proposal))
+        terms["match"].append(F.binary_cross_entropy(mask.clamp(1e-6, 1 - 1e-6), proposal))
         previous, taken = mask, taken + mask
     terms = {name: torch.stack(values).mean() for name, values in terms.items()}
     final = F.mse_loss(out.reconstructions[-1], x)

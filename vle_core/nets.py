@@ -146,44 +146,53 @@ class Decoder(nn.Module):
 
 
 class Precursor(nn.Module):
-    """S in Algorithm 2: picks what the next token should encode, as a proposal mask in (0, 1).
+    """S in Algorithm 2: picks what the next token should encode, as a proposal mask in [0, 1].
 
-    As matching pursuit picks the atom that best matches the residual (Section 1), S picks a seed:
-    the pixel where the normalised residual is strongest, away from what earlier tokens took.
-    The proposal is every pixel whose embedding lies near the seed's: the residual's colour, the
-    position, and learned features from two residual blocks (a large S striped and collapsed in
-    the authors' log). The learned part starts at zero, so from step 0 a proposal is a coherent
-    region of similar colour around one seed, not a global component of the image; training
-    refines which pixels belong together.
+    As matching pursuit picks the atom that best matches the residual (Section 1), S picks a seed,
+    the free pixel where the normalised residual is strongest, and proposes the region connected to
+    it through pixels of similar residual colour: m(p) = max over paths seed -> p of the product of
+    the affinities exp(-|r_a - r_b|^2 / sigma^2) between neighbouring pixels a, b along the path,
+    times how free each pixel on it is (1 - the masks earlier tokens took). An object, a region
+    bounded by colour edges, is such a region; what earlier tokens took blocks the way.
+
+    S has no weights, and its proposals are good enough to learn from: if each token rebuilt
+    exactly the residual inside its proposal, the proposals would segment generated scenes with a
+    foreground ARI above 0.85 (tests/test_precursor.py). The token's own mask is decoded from its
+    latent and learns to reproduce the proposal (losses.masked_loss).
     """
 
     def __init__(self, config: MaskedVLEConfig):
         super().__init__()
-        c, d = config.precursor_channels, config.precursor_dim
-        self.stem = config.stem  # S works at the encoder's first resolution; its proposal is upsampled
-        self.net = nn.Sequential(nn.Conv2d((3 + 1) * self.stem**2 + 2, c, 3, padding=1), ResBlock(c, c), ResBlock(c, c), ChannelNorm(c), nn.SiLU(), nn.Conv2d(c, d, 3, padding=1))
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
-        self.colour_weight = nn.Parameter(torch.tensor(1.0))
-        self.position_weight = nn.Parameter(torch.tensor(1.5))  # in units of the image's half-width
-        self.gain = nn.Parameter(torch.tensor(4.0))  # sharpness of the proposal's edge
-        self.radius = nn.Parameter(torch.tensor(2.0))  # squared embedding distance at which it is 1/2
-        self.taken_penalty = 4.0  # log-energy units: a taken pixel is a seed only if its residual is e^4 times stronger
+        self.sigma = config.precursor_sigma
+        self.taken_penalty = 10.0  # log-energy units: a seed lands on a taken pixel only if nothing else is left
 
-    def forward(self, residual, taken):
+    @torch.no_grad()  # a selection, not a function to learn through: gradients reach E and D, not earlier tokens via S
+    def forward(self, residual, taken, max_rounds: int = 32):
         """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W] in [0, 1]. Returns [B, 1, H, W]."""
-        x = F.pixel_unshuffle(torch.cat([residual, taken], dim=1), self.stem)
-        B, _, H, W = x.shape
-        ys = torch.linspace(-1, 1, H, device=x.device).view(1, 1, H, 1).expand(B, 1, H, W)
-        xs = torch.linspace(-1, 1, W, device=x.device).view(1, 1, 1, W).expand(B, 1, H, W)
-        colour = F.avg_pool2d(residual, self.stem) if self.stem > 1 else residual
-        taken = F.avg_pool2d(taken, self.stem) if self.stem > 1 else taken
-        learned = self.net(torch.cat([x, ys, xs], dim=1))
-        embedding = torch.cat([self.colour_weight * colour, self.position_weight * torch.cat([ys, xs], dim=1), learned], dim=1)  # (B, 5 + d, H, W)
+        B, _, H, W = residual.shape
+        log_free = torch.log((1 - taken).clamp(min=1e-6))
+        score = torch.log(residual.pow(2).sum(1, keepdim=True) + 1e-3) - self.taken_penalty * taken
+        log_m = torch.full_like(taken, -1e4).flatten(1)
+        log_m.scatter_(1, score.flatten(1).argmax(1, keepdim=True), 0.0)
+        log_m = log_m.view_as(taken)
 
-        score = torch.log(colour.pow(2).sum(1) + 1e-3) - self.taken_penalty * taken[:, 0]  # (B, H, W)
-        seed_index = score.flatten(1).argmax(dim=1)  # (B,)
-        seed = embedding.flatten(2).gather(2, seed_index.view(B, 1, 1).expand(B, embedding.shape[1], 1))  # (B, 5 + d, 1)
-        distance = (embedding - seed.unsqueeze(-1)).pow(2).sum(1, keepdim=True)
-        proposal = torch.sigmoid(self.gain * (self.radius - distance))
-        return F.interpolate(proposal, scale_factor=self.stem, mode="nearest") if self.stem > 1 else proposal
+        costs = []  # per axis: log weight of stepping into a pixel from its predecessor / successor
+        for dim in (3, 2):
+            step = -(residual.diff(dim=dim).pow(2).sum(1, keepdim=True)) / self.sigma**2  # between neighbours along dim
+            edge = torch.zeros_like(step.narrow(dim, 0, 1))
+            costs.append((dim, torch.cat([edge, step], dim) + log_free, torch.cat([step, edge], dim) + log_free))
+        for _ in range(max_rounds):  # each round: left, right, down, up; paths with k turns need k rounds
+            before = log_m
+            for dim, forward, backward in costs:
+                log_m = _max_product_scan(log_m, forward, dim)
+                log_m = _max_product_scan(log_m.flip(dim), backward.flip(dim), dim).flip(dim)
+            if (log_m - before).abs().max() < 1e-4:
+                break
+        return log_m.exp() * log_free.exp()
+
+
+def _max_product_scan(log_m, cost, dim: int):
+    """One sweep along dim: log_m[i] = max(log_m[i], max_{j<i} log_m[j] + cost[j+1] + ... + cost[i]).
+    With L the cumulative sum of cost, the inner max is L[i] + cummax_j(log_m[j] - L[j])."""
+    L = torch.cumsum(cost, dim)
+    return torch.maximum(log_m, L + torch.cummax(log_m - L, dim).values)

@@ -1,0 +1,85 @@
+"""The precursor S: a matching-pursuit seed grown into the region of similar residual colour."""
+
+import numpy as np
+import pytest
+import torch
+
+import vle_core
+from vle_core import metrics
+from vle_core.loop import normalise
+from vle_core.nets import Precursor
+from vle_core.scenes import TRAIN_SEED, SceneSet
+
+
+@pytest.fixture
+def precursor() -> Precursor:
+    return Precursor(vle_core.preset("masked-tiny"))
+
+
+def grown_by_steps(precursor, residual, taken):
+    """The same region grown one 4-neighbour step at a time until nothing changes: the plain
+    definition of what the scans compute (max over paths of the product of affinities)."""
+    B, _, H, W = residual.shape
+    score = torch.log(residual.pow(2).sum(1, keepdim=True) + 1e-3) - precursor.taken_penalty * taken
+    m = torch.zeros(B, H * W)
+    m[torch.arange(B), score.flatten(1).argmax(1)] = 1
+    m = m.view(B, 1, H, W)
+    free = 1 - taken
+    sigma2 = precursor.sigma**2
+    while True:
+        grown = m.clone()
+        for dim in (2, 3):
+            affinity = torch.exp(-residual.diff(dim=dim).pow(2).sum(1, keepdim=True) / sigma2)
+            n = m.shape[dim]
+            here, there = m.narrow(dim, 1, n - 1), m.narrow(dim, 0, n - 1)
+            grown.narrow(dim, 1, n - 1).copy_(torch.maximum(grown.narrow(dim, 1, n - 1), there * affinity * free.narrow(dim, 1, n - 1)))
+            grown.narrow(dim, 0, n - 1).copy_(torch.maximum(grown.narrow(dim, 0, n - 1), here * affinity * free.narrow(dim, 0, n - 1)))
+        if (grown - m).abs().max() < 1e-7:
+            return m * free
+        m = grown
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_scans_grow_the_same_region_as_single_steps(precursor, seed):
+    generator = torch.Generator().manual_seed(seed)
+    residual = normalise(torch.randn(2, 3, 12, 15, generator=generator).cumsum(2))[0]
+    taken = (torch.rand(2, 1, 12, 15, generator=generator) > 0.8).float() * 0.9
+    torch.testing.assert_close(precursor(residual, taken), grown_by_steps(precursor, residual, taken), atol=1e-4, rtol=1e-3)
+
+
+def test_a_flat_object_is_proposed_whole_and_nothing_else(precursor):
+    residual = torch.zeros(1, 3, 32, 32)
+    residual[..., 4:20, 6:14] = torch.tensor([2.0, -1.0, 0.5])[:, None, None]  # a flat object on a flat background
+    proposal = precursor(residual, torch.zeros(1, 1, 32, 32))[0, 0]
+    assert proposal[4:20, 6:14].min() > 0.99
+    outside = torch.ones(32, 32, dtype=torch.bool)
+    outside[4:20, 6:14] = False
+    assert proposal[outside].max() < 0.01
+
+
+def test_taken_pixels_are_never_proposed_and_block_the_way(precursor):
+    residual = torch.zeros(1, 3, 16, 16)
+    residual[..., :, :] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]
+    residual[:, 0, 0, 0] = 1.2  # the seed (strongest residual), top left, of a colour like its neighbours
+    taken = torch.zeros(1, 1, 16, 16)
+    taken[..., :, 8] = 1.0  # a wall of taken pixels down the middle
+    proposal = precursor(residual, taken)[0, 0]
+    assert proposal[:, 8].max() < 1e-5
+    assert proposal[:, 9:].max() < 1e-3  # the far side is unreachable
+    assert proposal[:, :7].min() > 0.9
+
+
+def test_ideal_tokens_on_its_proposals_find_the_objects(precursor):
+    """If each token rebuilt exactly the residual inside S's proposal, the proposals would segment
+    generated training scenes well: the bound on what the masked VLE learns to reproduce."""
+    scenes = SceneSet(24, size=64, seed=TRAIN_SEED)
+    x = torch.stack([scenes[i][0] for i in range(24)])
+    reconstruction, taken, proposals = torch.zeros_like(x), torch.zeros_like(x[:, :1]), []
+    for _ in range(6):
+        proposal = precursor(normalise(x - reconstruction)[0], taken.clamp(max=1))
+        reconstruction = reconstruction + proposal * (x - reconstruction)
+        taken = taken + proposal
+        proposals.append(proposal)
+    labels = torch.cat(proposals, 1).argmax(1).numpy()
+    scores = [metrics.foreground_ari(scenes[i][1].numpy(), labels[i]) for i in range(24)]
+    assert np.mean(scores) > 0.85
