@@ -21,6 +21,9 @@ def saved(tmp_path, tiny_vle):
 
 def test_save_then_load_gives_identical_outputs(saved, tiny_vle):
     loaded = vle_core.load_vle(saved, device="cpu")
+    original, restored = tiny_vle.model.state_dict(), loaded.model.state_dict()
+    assert original.keys() == restored.keys() and all(torch.equal(original[k], restored[k]) for k in original)
+    tiny_vle.model.to(memory_format=torch.channels_last)  # the layout load_vle gives, so the same kernels run
     image = synthetic_image(40, 56)
     a, b = tiny_vle.encode(image, 4), loaded.encode(image, 4)
     np.testing.assert_array_equal(a.reconstructions, b.reconstructions)
