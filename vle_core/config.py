@@ -64,7 +64,10 @@ PRESETS: dict[str, VLEConfig] = {
     # Sized to learn in a few CPU-hours and to encode a 256x256 image in about half a second on
     # 2 cores: space-to-depth by 2 replaces the full-resolution stage (figures: benchmark.py).
     "vanilla-cpu": VLEConfig(base_channels=48, channel_mults=(1, 2, 4), stem=2, psnr_loss=True),
-    "masked-cpu": MaskedVLEConfig(base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32),
+    # mask_loss_weight 0: S's regions never enter what earlier tokens took, so Eq. (5)'s distinctness
+    # is built in, and its "no empty mask" half pushes a small object's mask to cover the image
+    # (a run with it decoded one full grey mask, then empty ones, by step 250).
+    "masked-cpu": MaskedVLEConfig(base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32, mask_loss_weight=0.0),
     # For tests: a few thousand parameters, trains in seconds.
     "vanilla-tiny": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2)),
     "masked-tiny": MaskedVLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), memory_channels=8),
