@@ -83,3 +83,19 @@ def test_ideal_tokens_on_its_proposals_find_the_objects(precursor):
     labels = torch.cat(proposals, 1).argmax(1).numpy()
     scores = [metrics.foreground_ari(scenes[i][1].numpy(), labels[i]) for i in range(24)]
     assert np.mean(scores) > 0.85
+
+
+def test_strongest_seed_finds_the_small_bright_region_and_largest_the_big_one():
+    residual = torch.zeros(1, 3, 32, 32)
+    residual[..., :, :20] = torch.tensor([0.6, 0.6, 0.6])[:, None, None]  # a large, faint region
+    residual[..., 24:28, 24:28] = torch.tensor([4.0, -2.0, 0.0])[:, None, None]  # a small, strong one
+    free = torch.zeros(1, 1, 32, 32)
+    strongest = Precursor(vle_core.preset("masked-tiny"))(residual, free)[0, 0]
+    largest = Precursor(vle_core.preset("masked-tiny", precursor_seed="largest", precursor_tau=0.5))(residual, free)[0, 0]
+    assert strongest[24:28, 24:28].min() > 0.99 and strongest[:, :20].max() < 0.01
+    assert largest[:, :20].min() > 0.99 and largest[24:28, 24:28].max() < 0.01
+
+
+def test_an_unknown_seed_rule_is_refused():
+    with pytest.raises(ValueError, match="precursor_seed"):
+        vle_core.preset("masked-tiny", precursor_seed="random")

@@ -123,13 +123,19 @@ def kmeans_segments(image: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     return KMeans(k, n_init=3, random_state=seed).fit_predict(features).reshape(H, W)
 
 
+def human_segmentations(path) -> list[np.ndarray]:
+    """The label maps (H x W, one per annotator) of a BSDS500 groundTruth .mat file: a 1 x N cell
+    array of structs whose 'Segmentation' field is the map itself."""
+    return [np.asarray(cell[0, 0]["Segmentation"]) for cell in loadmat(path)["groundTruth"][0]]
+
+
 def bsds_segmentation_suite(vle, n_tokens: int, limit: int | None = None) -> dict:
     root = data_root() / "bsds500"
     paths = sorted((root / "images" / "test").glob("*.jpg"))[:limit]
     ours, baseline, segments = [], [], []
     for path in tqdm(paths, desc="bsds test", leave=False):
         image = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
-        truths = [cell[0, 0]["Segmentation"][0, 0] for cell in loadmat(root / "groundTruth" / "test" / f"{path.stem}.mat")["groundTruth"][0]]
+        truths = human_segmentations(root / "groundTruth" / "test" / f"{path.stem}.mat")
         labels = metrics.masks_to_labels(vle.encode(image, n_tokens).masks)
         k = len(np.unique(labels))
         kmeans = kmeans_segments(image, k)

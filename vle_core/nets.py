@@ -9,6 +9,8 @@ and moving a token by 8 px would not move its contribution by exactly 8 px. Per-
 normalisation keeps E and D local; only the optional attention block couples positions.
 """
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -164,18 +166,50 @@ class Precursor(nn.Module):
     def __init__(self, config: MaskedVLEConfig):
         super().__init__()
         self.sigma = config.precursor_sigma
+        self.tau = config.precursor_tau
+        self.smoothing = config.precursor_smoothing
+        self.seed_window = config.precursor_seed_window
+        self.seed_rule = config.precursor_seed
         self.taken_penalty = 10.0  # log-energy units: a seed lands on a taken pixel only if nothing else is left
 
     @torch.no_grad()  # a selection, not a function to learn through: gradients reach E and D, not earlier tokens via S
-    def forward(self, residual, taken, max_rounds: int = 32):
+    def forward(self, residual, taken):
         """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W] in [0, 1]. Returns [B, 1, H, W]."""
-        B, _, H, W = residual.shape
-        log_free = torch.log((1 - taken).clamp(min=1e-6))
-        score = torch.log(residual.pow(2).sum(1, keepdim=True) + 1e-3) - self.taken_penalty * taken
-        log_m = torch.full_like(taken, -1e4).flatten(1)
-        log_m.scatter_(1, score.flatten(1).argmax(1, keepdim=True), 0.0)
-        log_m = log_m.view_as(taken)
+        residual = _box_blur(residual, self.smoothing)
+        seed, seed_colour = self.seed(residual, taken)
+        return self.grow(residual, taken, seed, seed_colour)
 
+    def seed(self, residual, taken):
+        """Where the next region starts, and its colour. Returns (seed [B, 1], the flat index of a
+        pixel; seed_colour [B, 3, 1, 1]).
+
+        "strongest" (matching pursuit): the centre of the window where the residual is strongest,
+        with the window's mean colour; objects on a background are found first.
+        "largest": of a grid of candidate pixels, the free one whose colour most free pixels share;
+        on a photo the strongest residual is a small high-contrast thing, while the regions people
+        outline (sky, ground) sit near the mean colour, where the normalised residual is weakest.
+        """
+        B, _, H, W = residual.shape
+        if self.seed_rule == "strongest":
+            energy = _box_blur(residual.pow(2).sum(1, keepdim=True), self.seed_window)
+            seed = (torch.log(energy + 1e-3) - self.taken_penalty * taken).flatten(1).argmax(1, keepdim=True)
+            return seed, _box_blur(residual, self.seed_window).flatten(2).gather(2, seed[:, None].expand(B, 3, 1))[..., None]
+        ys = torch.linspace(0, H - 1, min(H, 12), device=residual.device).round().long()
+        xs = torch.linspace(0, W - 1, min(W, 12), device=residual.device).round().long()
+        candidates = (ys[:, None] * W + xs[None, :]).flatten().expand(B, -1)  # (B, K) flat indices
+        colours, free = residual.flatten(2), (taken.flatten(1) < 0.5).float()  # (B, 3, HW), (B, HW)
+        candidate_colours = colours.gather(2, candidates[:, None].expand(B, 3, -1))  # (B, 3, K)
+        near = (candidate_colours.unsqueeze(-1) - colours.unsqueeze(2)).pow(2).sum(1) < self.tau**2  # (B, K, HW)
+        share = (near.float() * free[:, None]).sum(-1) - H * W * (1 - free.gather(1, candidates))  # taken candidates last
+        best = share.argmax(1, keepdim=True)
+        return candidates.gather(1, best), candidate_colours.gather(2, best[:, None].expand(B, 3, 1))[..., None]
+
+    def grow(self, residual, taken, seed, seed_colour, max_rounds: int = 32):
+        """The region connected to the seed: max over paths of the product of neighbour affinities
+        and of how free each pixel is, through pixels within tau of the seed's colour."""
+        near_seed = (residual - seed_colour).pow(2).sum(1, keepdim=True) < self.tau**2
+        log_free = torch.log((1 - taken).clamp(min=1e-6)).masked_fill(~near_seed, math.log(1e-6))  # a gate, not a toll
+        log_m = torch.full_like(taken, -1e4).flatten(1).scatter_(1, seed, 0.0).view_as(taken)
         costs = []  # per axis: log weight of stepping into a pixel from its predecessor / successor
         for dim in (3, 2):
             step = -(residual.diff(dim=dim).pow(2).sum(1, keepdim=True)) / self.sigma**2  # between neighbours along dim
@@ -196,3 +230,11 @@ def _max_product_scan(log_m, cost, dim: int):
     With L the cumulative sum of cost, the inner max is L[i] + cummax_j(log_m[j] - L[j])."""
     L = torch.cumsum(cost, dim)
     return torch.maximum(log_m, L + torch.cummax(log_m - L, dim).values)
+
+
+def _box_blur(x, side: int):
+    """Mean over a side x side window around each pixel (edges replicated); side 1: x itself."""
+    if side <= 1:
+        return x
+    before, after = (side - 1) // 2, side // 2
+    return F.avg_pool2d(F.pad(x, (before, after, before, after), mode="replicate"), side, stride=1)

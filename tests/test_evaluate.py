@@ -1,0 +1,61 @@
+"""The held-out evaluation suites, on small stand-ins for the real data."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.io import savemat
+
+import vle_core
+from vle_core.evaluate import bsds_segmentation_suite, human_segmentations, scene_suite
+
+
+def write_ground_truth(path, segmentations):
+    """A .mat file laid out as BSDS500's: a 1 x N cell array of structs (Segmentation, Boundaries)."""
+    cells = np.empty((1, len(segmentations)), dtype=object)
+    for i, segmentation in enumerate(segmentations):
+        annotator = np.empty((1, 1), dtype=[("Segmentation", "O"), ("Boundaries", "O")])
+        annotator[0, 0]["Segmentation"] = segmentation
+        annotator[0, 0]["Boundaries"] = np.zeros_like(segmentation, dtype=bool)
+        cells[0, i] = annotator
+    savemat(path, {"groundTruth": cells})
+
+
+def test_human_segmentations_are_whole_label_maps(tmp_path):
+    left_right = np.repeat(np.array([[1, 1, 2, 2]], np.uint16), 3, axis=0)
+    top_bottom = np.array([[1] * 4, [1] * 4, [2] * 4], np.uint16)
+    write_ground_truth(tmp_path / "gt.mat", [left_right, top_bottom])
+    maps = human_segmentations(tmp_path / "gt.mat")
+    assert len(maps) == 2
+    np.testing.assert_array_equal(maps[0], left_right)
+    np.testing.assert_array_equal(maps[1], top_bottom)
+
+
+@pytest.fixture
+def masked_tiny() -> vle_core.VLE:
+    torch.manual_seed(0)
+    return vle_core.VLE(vle_core.build_model(vle_core.preset("masked-tiny")), device="cpu")
+
+
+def test_bsds_segmentation_suite_scores_against_every_annotator(tmp_path, monkeypatch, masked_tiny):
+    root = tmp_path / "bsds500"
+    (root / "images" / "test").mkdir(parents=True)
+    (root / "groundTruth" / "test").mkdir(parents=True)
+    image = np.zeros((24, 32, 3), np.uint8)
+    image[:, 16:] = (200, 40, 40)  # two flat halves
+    Image.fromarray(image).save(root / "images" / "test" / "1.jpg", quality=95)
+    halves = np.where(np.arange(32) < 16, 1, 2).astype(np.uint16)[None].repeat(24, axis=0)
+    write_ground_truth(root / "groundTruth" / "test" / "1.mat", [halves, np.ones((24, 32), np.uint16)])
+    monkeypatch.setenv("VLE_DATA", str(tmp_path))
+    result = bsds_segmentation_suite(masked_tiny, n_tokens=3)
+    assert result["images"] == 1 and 1 <= result["segments"] <= 3
+    for key in ("ari", "ari_kmeans"):
+        assert -1 <= result[key] <= 1
+
+
+def test_scene_suite_scores_masks_and_refuses_a_model_without_them(masked_tiny):
+    result = scene_suite(masked_tiny, n_tokens=3, n_scenes=3, size=32)
+    assert result["scenes"] == 3 and -1 <= result["fg_ari"] <= 1 and 0 < result["fg_ari_rgb_argmax"] <= 1
+    vanilla = vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny")), device="cpu")
+    with pytest.raises(ValueError, match="masks"):
+        scene_suite(vanilla, n_tokens=2, n_scenes=1, size=32)
