@@ -130,10 +130,14 @@ def test_upload_slide_and_relocate_in_a_real_browser(tmp_path, monkeypatch):
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def show_example(page, url: str, example: str, k: int) -> None:
-    """Open the app, click an example as a visitor would, and step the slider from 16 down to k."""
+def show_example(page, url: str, example: str, k: int, checkpoint: str | None = None) -> None:
+    """Open the app, click an example as a visitor would, and step the slider from 16 down to k.
+    With `checkpoint`, wait until the page load has put it in the menu: an example clicked before
+    then is encoded with the menu's previous value."""
     page.goto(url)
     page.wait_for_selector(".gradio-container", timeout=TIMEOUT_MS)
+    if checkpoint:
+        page.wait_for_function("name => document.querySelector('#checkpoint input')?.value.startsWith(name)", arg=checkpoint, timeout=TIMEOUT_MS)
     page.locator(f"img[src$='{example}']").first.click()
     src = wait_for_new_src(page, "#recon img", None)
     page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
@@ -190,7 +194,7 @@ def screenshots(checkpoints: Path, out: Path = DOCS):
             if masked:  # a masked VLE on a generated scene: docs/masks.png
                 app.DEFAULT_CHECKPOINT = masked  # new pages open on it
                 page = browser.new_page(viewport={"width": 1440, "height": 1100}, device_scale_factor=1)
-                show_example(page, url, "scene-2000012.png", 3)
+                show_example(page, url, "scene-2000012.png", 3, checkpoint=masked)
                 page.screenshot(path=out / "masks.png", full_page=True)
             browser.close()
     finally:

@@ -18,18 +18,18 @@ def precursor() -> Precursor:
 
 def grown_by_steps(precursor, residual, taken):
     """The same region grown one 4-neighbour step at a time until nothing changes: the plain
-    definition of what the scans compute (max over paths of the product of affinities)."""
+    definition of what the scans compute (max over paths through similar neighbours of the
+    product of how free each pixel is)."""
     B, _, H, W = residual.shape
     score = torch.log(residual.pow(2).sum(1, keepdim=True) + 1e-3) - precursor.taken_penalty * taken
     m = torch.zeros(B, H * W)
     m[torch.arange(B), score.flatten(1).argmax(1)] = 1
     m = m.view(B, 1, H, W)
     free = 1 - taken
-    sigma2 = precursor.sigma**2
     while True:
         grown = m.clone()
         for dim in (2, 3):
-            affinity = torch.exp(-residual.diff(dim=dim).pow(2).sum(1, keepdim=True) / sigma2)
+            affinity = (residual.diff(dim=dim).pow(2).sum(1, keepdim=True) < precursor.sigma**2).float()
             n = m.shape[dim]
             here, there = m.narrow(dim, 1, n - 1), m.narrow(dim, 0, n - 1)
             grown.narrow(dim, 1, n - 1).copy_(torch.maximum(grown.narrow(dim, 1, n - 1), there * affinity * free.narrow(dim, 1, n - 1)))

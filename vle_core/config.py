@@ -46,7 +46,7 @@ class MaskedVLEConfig(VLEConfig):
 
     memory_channels: int = 64  # conv-LSTM hidden channels, right after the encoder's first convolution (authors: 32 in, 64 hidden)
     precursor_seed: str = "strongest"  # where S starts a region: "strongest" residual (matching pursuit) or "largest" colour cluster (photos)
-    precursor_sigma: float = 1.0  # S's colour affinity scale between neighbours, in units of the normalised residual
+    precursor_sigma: float = 0.8  # S joins neighbours whose residual colours differ by less (normalised units)
     precursor_tau: float = 1e3  # S's colour tolerance to the seed; large: none
     precursor_smoothing: int = 1  # S sees the residual box-blurred over this many pixels, so texture does not break regions
     precursor_seed_window: int = 1  # S seeds at the centre of the strongest window of this side, with its mean colour

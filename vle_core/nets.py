@@ -150,12 +150,10 @@ class Decoder(nn.Module):
 class Precursor(nn.Module):
     """S in Algorithm 2: picks what the next token should encode, as a proposal mask in [0, 1].
 
-    As matching pursuit picks the atom that best matches the residual (Section 1), S picks a seed,
-    the free pixel where the normalised residual is strongest, and proposes the region connected to
-    it through pixels of similar residual colour: m(p) = max over paths seed -> p of the product of
-    the affinities exp(-|r_a - r_b|^2 / sigma^2) between neighbouring pixels a, b along the path,
-    times how free each pixel on it is (1 - the masks earlier tokens took). An object, a region
-    bounded by colour edges, is such a region; what earlier tokens took blocks the way.
+    As matching pursuit picks the atom that best matches the residual (Section 1), S picks a seed
+    (`seed`) and proposes the region connected to it through neighbours of similar residual colour
+    (`grow`), blocked by what earlier tokens took. An object, a region bounded by colour edges, is
+    such a region.
 
     S has no weights, and its proposals are good enough to learn from: if each token rebuilt
     exactly the residual inside its proposal, the proposals would segment generated scenes with a
@@ -205,14 +203,17 @@ class Precursor(nn.Module):
         return candidates.gather(1, best), candidate_colours.gather(2, best[:, None].expand(B, 3, 1))[..., None]
 
     def grow(self, residual, taken, seed, seed_colour, max_rounds: int = 32):
-        """The region connected to the seed: max over paths of the product of neighbour affinities
-        and of how free each pixel is, through pixels within tau of the seed's colour."""
+        """The region connected to the seed through steps between similar neighbours (|r_a - r_b|^2 <
+        sigma^2) and pixels within tau of the seed's colour: max over such paths of the product of
+        how free each pixel on the path is (1 - the masks earlier tokens took)."""
         near_seed = (residual - seed_colour).pow(2).sum(1, keepdim=True) < self.tau**2
         log_free = torch.log((1 - taken).clamp(min=1e-6)).masked_fill(~near_seed, math.log(1e-6))  # a gate, not a toll
         log_m = torch.full_like(taken, -1e4).flatten(1).scatter_(1, seed, 0.0).view_as(taken)
         costs = []  # per axis: log weight of stepping into a pixel from its predecessor / successor
         for dim in (3, 2):
-            step = -(residual.diff(dim=dim).pow(2).sum(1, keepdim=True)) / self.sigma**2  # between neighbours along dim
+            similar = residual.diff(dim=dim).pow(2).sum(1, keepdim=True) < self.sigma**2  # neighbours along dim
+            step = torch.zeros_like(similar, dtype=residual.dtype).masked_fill(~similar, math.log(1e-6))  # a gate too: a product of
+            # soft affinities decays along a shaded object, and soft proposals leave objects free for later tokens
             edge = torch.zeros_like(step.narrow(dim, 0, 1))
             costs.append((dim, torch.cat([edge, step], dim) + log_free, torch.cat([step, edge], dim) + log_free))
         for _ in range(max_rounds):  # each round: left, right, down, up; paths with k turns need k rounds
