@@ -74,3 +74,13 @@ def test_torchrun_two_processes_stay_in_sync_and_only_rank_0_writes(tmp_path):
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4, 5, 6]
     assert sorted(p.name for p in out.iterdir()) == ["log.jsonl", "model", "samples", "state.pt", "train_config.json"]
     assert vle_core.load_vle(out / "model", device="cpu").training["batch"] == 8  # 4 per process x 2
+
+
+def test_init_starts_a_new_run_from_a_checkpoints_weights(tmp_path):
+    train(TrainConfig(**TINY, out=str(tmp_path / "first"), steps=3))
+    train(TrainConfig(**{**TINY, "lr": 0.0}, out=str(tmp_path / "second"), steps=1, init=str(tmp_path / "first" / "model")))
+    a = load_file(tmp_path / "first" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "second" / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)  # learning rate 0: the weights it started from
+    with pytest.raises(SystemExit, match="different model"):
+        train(TrainConfig(**{**TINY, "preset": "masked-tiny"}, out=str(tmp_path / "third"), steps=1, init=str(tmp_path / "first" / "model")))

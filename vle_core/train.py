@@ -2,6 +2,7 @@
 
     python -m vle_core.train --preset vanilla-cpu --data bsds --out runs/vanilla --steps 20000
     python -m vle_core.train --preset vanilla-cpu --data bsds --out runs/vanilla --steps 30000 --resume
+    python -m vle_core.train --preset vanilla-cpu --data bsds --out runs/vanilla-more --init checkpoints/vanilla-natural
     torchrun --nproc_per_node=4 -m vle_core.train --preset vanilla-paper --data folder:/laion --crop 512 --batch 4 ...
 
 The run folder `--out` holds:
@@ -27,7 +28,7 @@ from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from .checkpoint import save_checkpoint
+from .checkpoint import read_checkpoint, save_checkpoint
 from .config import preset
 from .data import resolve_data
 from .figures import token_strip
@@ -56,6 +57,7 @@ class TrainConfig:
     log_every: int = 10
     save_every: int = 500
     sample_every: int = 1000
+    init: str = ""  # a checkpoint folder whose weights a new run starts from (its config must be the preset's); the optimiser starts afresh
 
 
 def token_count(step: int, cfg: TrainConfig, low: int) -> int:
@@ -113,6 +115,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
     low = cfg.min_tokens or (2 if model_config.kind == "masked" else 1)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     raw_model = build_model(model_config).to(device)
+    if cfg.init:  # every rank loads the same weights, so the ranks start in sync
+        initial, _ = read_checkpoint(cfg.init)
+        if initial.config != model_config:
+            raise SystemExit(f"--init {cfg.init} holds a different model than preset {cfg.preset}: {initial.config} != {model_config}")
+        raw_model.load_state_dict(initial.state_dict())
     optimiser = torch.optim.Adam(raw_model.parameters(), lr=cfg.lr)
     data = resolve_data(cfg.data, crop=cfg.crop, length=None)
     samples = None
