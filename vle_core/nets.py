@@ -195,10 +195,12 @@ class Precursor(nn.Module):
         ys = torch.linspace(0, H - 1, min(H, 12), device=residual.device).round().long()
         xs = torch.linspace(0, W - 1, min(W, 12), device=residual.device).round().long()
         candidates = (ys[:, None] * W + xs[None, :]).flatten().expand(B, -1)  # (B, K) flat indices
-        colours, free = residual.flatten(2), (taken.flatten(1) < 0.5).float()  # (B, 3, HW), (B, HW)
-        candidate_colours = colours.gather(2, candidates[:, None].expand(B, 3, -1))  # (B, 3, K)
-        near = (candidate_colours.unsqueeze(-1) - colours.unsqueeze(2)).pow(2).sum(1) < self.tau**2  # (B, K, HW)
-        share = (near.float() * free[:, None]).sum(-1) - H * W * (1 - free.gather(1, candidates))  # taken candidates last
+        candidate_colours = residual.flatten(2).gather(2, candidates[:, None].expand(B, 3, -1))  # (B, 3, K)
+        stride = max(1, round(math.sqrt(H * W / 4096)))  # counting on a grid of ~4096 pixels estimates the share well enough
+        colours = residual[..., ::stride, ::stride].flatten(2)  # (B, 3, P)
+        free = (taken[..., ::stride, ::stride].flatten(1) < 0.5).float()  # (B, P)
+        near = (candidate_colours.unsqueeze(-1) - colours.unsqueeze(2)).pow(2).sum(1) < self.tau**2  # (B, K, P)
+        share = (near.float() * free[:, None]).sum(-1) - H * W * (taken.flatten(1).gather(1, candidates) >= 0.5).float()  # taken candidates last
         best = share.argmax(1, keepdim=True)
         return candidates.gather(1, best), candidate_colours.gather(2, best[:, None].expand(B, 3, 1))[..., None]
 
