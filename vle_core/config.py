@@ -77,9 +77,9 @@ PRESETS: dict[str, VLEConfig] = {
     # is built in, and its "no empty mask" half pushes a small object's mask to cover the image
     # (a run with it decoded one full grey mask, then empty ones, by step 250).
     "masked-cpu": MaskedVLEConfig(base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32, mask_loss_weight=0.0),
-    # For photos: S starts at the largest colour cluster, through a 9-pixel blur, within 0.7 of its
-    # colour (chosen by proposal ARI against BSDS500 *train* human segmentations: 0.27 with ideal
-    # tokens, where matching-pursuit seeds gave 0.16 and small regions).
+    # For photos: S starts at the largest colour cluster, sees through a 9-pixel blur, and stays within
+    # 0.7 of the seed's colour (chosen by how well its proposals, rebuilt by ideal tokens, matched the
+    # BSDS500 *train* human segmentations; matching-pursuit seeds proposed small high-contrast spots).
     "masked-cpu-photos": MaskedVLEConfig(
         base_channels=32,
         channel_mults=(1, 2, 4),
