@@ -56,7 +56,7 @@ def residual_loop(model, x, n_tokens: int) -> LoopOutput:
     H, W = x.shape[-2:]
     target = pad_to_grid(x)
     reconstruction = torch.zeros_like(target)  # X^_0 = 0
-    taken = target.new_zeros(target.shape[0], 1, *target.shape[2:])  # sum of the masks so far
+    taken = target.new_zeros(target.shape[0], 1, *target.shape[2:])  # the sum of S's proposals so far (masked VLE)
     memory = None
     out = LoopOutput([], [], [], [], [], [], [])
     for _ in range(n_tokens):
@@ -70,7 +70,7 @@ def residual_loop(model, x, n_tokens: int) -> LoopOutput:
         out.contributions.append(contribution[..., :H, :W])
         out.reconstructions.append(reconstruction[..., :H, :W])
         if mask is not None:
-            taken = taken + mask
+            taken = taken + proposal  # S's own record of what it assigned, as MONet's scope follows its attention masks, not the decoded ones
             out.masks.append(mask[..., :H, :W])
             out.proposals.append(proposal[..., :H, :W])
     if not out.masks:

@@ -32,8 +32,8 @@ class MaskedVLE(nn.Module):
         return residual_loop(self, x, n_tokens)
 
     def encode_step(self, residual, taken, memory=None):
-        """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W], the clamped sum of the earlier
-        tokens' masks; memory: the conv-LSTM state (None for an image's first token).
+        """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W], the clamped sum of S's proposals
+        for the earlier tokens; memory: the conv-LSTM state (None for an image's first token).
         Returns (z [B, 4, H/8, W/8], memory, proposal [B, 1, H, W])."""
         proposal = self.precursor(residual, taken)
         z, memory = self.encoder(torch.cat([proposal * residual, proposal], dim=1), memory)
