@@ -1,6 +1,7 @@
 """Checkpoint folders: exact round trips, and a clear error for each way a folder can be wrong."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,15 @@ def test_a_hub_id_without_network_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ValueError, match="not a folder"):
         vle_core.load_vle("nobody/no-such-vle")
+
+
+SHIPPED = sorted(p for p in (Path(__file__).resolve().parents[1] / "checkpoints").iterdir() if (p / "config.json").is_file())
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_every_shipped_checkpoint_loads_encodes_and_carries_its_figures(folder):
+    vle = vle_core.load_vle(folder, device="cpu")
+    encoding = vle.encode(synthetic_image(40, 48), 3)
+    assert encoding.reconstructions.shape == (3, 40, 48, 3) and np.isfinite(encoding.reconstructions).all()
+    assert (encoding.masks is not None) == folder.name.startswith("masked")
+    assert vle.trained_tokens and "## Measured on held-out data" in vle.card
