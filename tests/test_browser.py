@@ -150,7 +150,7 @@ def show_example(page, url: str, example: str, k: int, checkpoint: str | None = 
 
 
 def screenshots(checkpoints: Path, out: Path = DOCS):
-    """docs/explorer.png (Tokens tab), quality.png, edit.png, compare.png and masks.png."""
+    """docs/explorer.png (Tokens tab), quality.png, edit.png, compare.png, masks.png and masks-photo.png."""
     import tempfile
 
     from playwright.sync_api import sync_playwright
@@ -190,12 +190,16 @@ def screenshots(checkpoints: Path, out: Path = DOCS):
                 page.wait_for_selector("#compare-plot .js-plotly-plot", timeout=TIMEOUT_MS)
                 page.wait_for_timeout(1500)
                 page.screenshot(path=out / "compare.png", full_page=True)
-            masked = next((name for name in app.checkpoint_names() if name.startswith("masked")), None)
-            if masked:  # a masked VLE on a generated scene: docs/masks.png
-                app.DEFAULT_CHECKPOINT = masked  # new pages open on it
-                page = browser.new_page(viewport={"width": 1440, "height": 1100}, device_scale_factor=1)
-                show_example(page, url, "scene-2000012.png", 3, checkpoint=masked)
-                page.screenshot(path=out / "masks.png", full_page=True)
+            # Masked VLEs: one on a generated scene (docs/masks.png), one on a photo (docs/masks-photo.png).
+            for name, example, k, picture in (
+                ("masked-scenes", "scene-2000012.png", 4, "masks.png"),
+                ("masked-natural", "kodak-hats.png", 8, "masks-photo.png"),
+            ):
+                if name in app.checkpoint_names():
+                    app.DEFAULT_CHECKPOINT = name  # new pages open on it
+                    page = browser.new_page(viewport={"width": 1440, "height": 1100}, device_scale_factor=1)
+                    show_example(page, url, example, k, checkpoint=name)
+                    page.screenshot(path=out / picture, full_page=True)
             browser.close()
     finally:
         demo.close()
