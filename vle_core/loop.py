@@ -18,9 +18,11 @@ STD_EPS = 1e-4  # as the authors: keeps the nearly-flat residuals of late tokens
 @dataclass
 class LoopOutput:
     """Per token step n = 1..N (lists of length N), for a batch of B images:
-    latents [B, C, h, w]; mean, std [B, 3]; contributions and reconstructions [B, 3, H, W]
-    (reconstruction n = the sum of contributions 1..n, unclamped); masks and proposals
-    [B, 1, H, W] for a masked VLE, else None."""
+    latents [B, C, h, w]; mean, std [B, 3]; contributions [B, 3, H, W], what each token shows,
+    decoded from its latent alone (a masked token: its decoded mask times its colour);
+    reconstructions [B, 3, H, W], what the loop has rebuilt after step n, which the next residual
+    and the training losses are taken from (for a masked VLE, each token's colour gated by S's
+    proposal); masks and proposals [B, 1, H, W] for a masked VLE, else None."""
 
     latents: list
     mean: list
@@ -62,17 +64,24 @@ def residual_loop(model, x, n_tokens: int) -> LoopOutput:
     for _ in range(n_tokens):
         normalised, mean, std = normalise(target - reconstruction)
         z, memory, proposal = model.encode_step(normalised, taken.clamp(max=1.0), memory)
-        contribution, mask = model.decode(z, mean, std)
-        reconstruction = reconstruction + contribution
+        rgb, mask = model.decode(z, mean, std)
+        if proposal is None:  # vanilla: the token adds its whole output
+            reconstruction = reconstruction + rgb
+            shown = rgb
+        else:
+            # A masked token shows its decoded mask times its colour, but the loop gates the colour by
+            # S's proposal, as Algorithm 2 records S's mask: a soft decoded mask would leak colour
+            # around an object, and S would spend later tokens on the rim it leaves.
+            reconstruction = reconstruction + proposal * rgb
+            taken = taken + proposal
+            shown = mask * rgb
+            out.masks.append(mask[..., :H, :W])
+            out.proposals.append(proposal[..., :H, :W])
         out.latents.append(z)
         out.mean.append(mean)
         out.std.append(std)
-        out.contributions.append(contribution[..., :H, :W])
+        out.contributions.append(shown[..., :H, :W])
         out.reconstructions.append(reconstruction[..., :H, :W])
-        if mask is not None:
-            taken = taken + proposal  # S's own record of what it assigned, as MONet's scope follows its attention masks, not the decoded ones
-            out.masks.append(mask[..., :H, :W])
-            out.proposals.append(proposal[..., :H, :W])
     if not out.masks:
         out.masks = out.proposals = None
     return out
@@ -83,5 +92,6 @@ def decode_tokens(model, latents, mean, std, image_size: tuple[int, int]):
     so any subset or edit of a token sequence decodes. latents [n, C, h, w]; mean, std [n, 3].
     Returns (contributions [n, 3, H, W], masks [n, 1, H, W] or None)."""
     H, W = image_size
-    contributions, masks = model.decode(latents, mean, std)
+    rgb, masks = model.decode(latents, mean, std)
+    contributions = rgb if masks is None else masks * rgb
     return contributions[..., :H, :W], None if masks is None else masks[..., :H, :W]

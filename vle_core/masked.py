@@ -5,10 +5,11 @@ Where the paper and the authors' code part ways, this implementation chooses:
   authors' code), not S's output: a token must rebuild its mask by itself, or an edited or
   relocated token could not show where it acts. S's proposal conditions the encoder, as
   Algorithm 2's E(X~_n | M~_n): the encoder sees the proposal and the residual inside it.
-- The mask gates the token's addition, reconstruction += mask * rgb. Algorithm 2 and the authors
-  add rgb ungated; the CPU probe (shared/reference/cpu-training-probe.md) found that an ungated
-  token paints everywhere and its masks do not find objects (foreground ARI 0.10). Gating is
-  MONet's "scope": a token cannot change pixels outside its mask.
+- A token's mask gates what it adds: it shows mask * rgb, and in the residual loop S's proposal
+  gates its rgb (loop.residual_loop). Algorithm 2 and the authors add rgb ungated; the CPU probe
+  (shared/reference/cpu-training-probe.md) found that an ungated token paints everywhere and its
+  masks do not find objects (foreground ARI 0.10). Gating is MONet's "scope": a token cannot
+  change pixels outside its mask.
 """
 
 import torch
@@ -40,8 +41,7 @@ class MaskedVLE(nn.Module):
         return z, memory, proposal
 
     def decode(self, z, mean, std):
-        """Returns (mask * de-normalised rgb [B, 3, 8h, 8w], mask [B, 1, 8h, 8w] in (0, 1))."""
+        """Returns (de-normalised rgb [B, 3, 8h, 8w], mask [B, 1, 8h, 8w] in (0, 1)); the token's
+        contribution is their product, the loop's gating is S's proposal (loop.residual_loop)."""
         out = self.decoder(z)
-        mask = torch.sigmoid(out[:, 3:])
-        rgb = denormalise(out[:, :3], mean, std)
-        return mask * rgb, mask
+        return denormalise(out[:, :3], mean, std), torch.sigmoid(out[:, 3:])
