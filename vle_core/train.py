@@ -226,6 +226,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
             sample_sheet()
     bar.close()
     if ddp:
+        dist.barrier()  # rank 0 may still be drawing samples; tearing gloo down under it aborted rank 1 once in a loaded test
         dist.destroy_process_group()
 
 
