@@ -84,3 +84,16 @@ def test_init_starts_a_new_run_from_a_checkpoints_weights(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)  # learning rate 0: the weights it started from
     with pytest.raises(SystemExit, match="different model"):
         train(TrainConfig(**{**TINY, "preset": "masked-tiny"}, out=str(tmp_path / "third"), steps=1, init=str(tmp_path / "first" / "model")))
+
+
+def test_ship_evaluates_a_run_and_writes_a_card_that_explains_its_figures(tmp_path):
+    from vle_core.ship import main as ship
+
+    train(TrainConfig(**{**TINY, "preset": "masked-tiny"}, out=str(tmp_path / "run"), steps=2))
+    ship([str(tmp_path / "run"), str(tmp_path / "shipped"), "--suite", "scenes", "--tokens", "2", "--title", "tiny"])
+    card = (tmp_path / "shipped" / "README.md").read_text()
+    assert card.startswith("# tiny") and "## Measured on held-out data" in card
+    assert "- fg_ari: " in card and "decoded masks" in card  # the figure, and what it means
+    assert "Patch-PCA" not in card  # the Kodak suite's footnote belongs to the Kodak suite
+    assert all(t.dtype == torch.float16 for t in load_file(tmp_path / "shipped" / "model.safetensors").values())
+    assert vle_core.load_vle(tmp_path / "shipped", device="cpu").kind == "masked"
