@@ -49,7 +49,6 @@ class MaskedVLEConfig(VLEConfig):
     precursor_sigma: float = 0.8  # S joins neighbours whose residual colours differ by less (normalised units)
     precursor_tau: float = 1e3  # S's colour tolerance to the seed; large: none
     precursor_smoothing: int = 1  # S sees the residual box-blurred over this many pixels, so texture does not break regions
-    precursor_seed_window: int = 1  # S seeds at the centre of the strongest window of this side, with its mean colour
     mask_loss_k: float = 5.0  # k in exp(-k * MSE), the authors' value
     mask_loss_weight: float = 1.0  # the distinctness terms, Eq. (5) and the authors' fix
     mask_match_weight: float = 1.0  # a token's decoded mask against S's proposal (as MONet ties its decoded masks to its attention)

@@ -166,7 +166,6 @@ class Precursor(nn.Module):
         self.sigma = config.precursor_sigma
         self.tau = config.precursor_tau
         self.smoothing = config.precursor_smoothing
-        self.seed_window = config.precursor_seed_window
         self.seed_rule = config.precursor_seed
         self.taken_penalty = 10.0  # log-energy units: a seed lands on a taken pixel only if nothing else is left
 
@@ -181,17 +180,17 @@ class Precursor(nn.Module):
         """Where the next region starts, and its colour. Returns (seed [B, 1], the flat index of a
         pixel; seed_colour [B, 3, 1, 1]).
 
-        "strongest" (matching pursuit): the centre of the window where the residual is strongest,
-        with the window's mean colour; objects on a background are found first.
+        "strongest" (matching pursuit): the free pixel where the residual is strongest, and its
+        colour; objects on a background are found first.
         "largest": of a grid of candidate pixels, the free one whose colour most free pixels share;
         on a photo the strongest residual is a small high-contrast thing, while the regions people
         outline (sky, ground) sit near the mean colour, where the normalised residual is weakest.
         """
         B, _, H, W = residual.shape
         if self.seed_rule == "strongest":
-            energy = _box_blur(residual.pow(2).sum(1, keepdim=True), self.seed_window)
+            energy = residual.pow(2).sum(1, keepdim=True)
             seed = (torch.log(energy + 1e-3) - self.taken_penalty * taken).flatten(1).argmax(1, keepdim=True)
-            return seed, _box_blur(residual, self.seed_window).flatten(2).gather(2, seed[:, None].expand(B, 3, 1))[..., None]
+            return seed, residual.flatten(2).gather(2, seed[:, None].expand(B, 3, 1))[..., None]
         ys = torch.linspace(0, H - 1, min(H, 12), device=residual.device).round().long()
         xs = torch.linspace(0, W - 1, min(W, 12), device=residual.device).round().long()
         candidates = (ys[:, None] * W + xs[None, :]).flatten().expand(B, -1)  # (B, K) flat indices
