@@ -19,10 +19,22 @@ def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return (image * 255).astype(np.uint8)
 
 
-@pytest.fixture(params=["vanilla-tiny", "masked-tiny"])
+def random_staged_model(name: str = "vanilla-tiny-staged"):
+    """A staged VLE with a random orthonormal linear code and random (not zero) convolutional
+    outputs, so both of its paths are at work."""
+    model = vle_core.build_model(vle_core.preset(name))
+    model.init_linear_code(torch.linalg.qr(torch.randn(192, 192)).Q)
+    with torch.no_grad():
+        for conv in (model.encoder.conv_out, model.decoder.conv_out):
+            conv.weight.normal_(0, 0.02)
+    return model
+
+
+@pytest.fixture(params=["vanilla-tiny", "masked-tiny", "vanilla-tiny-staged"])
 def tiny_vle(request) -> vle_core.VLE:
     torch.manual_seed(0)
-    return vle_core.VLE(vle_core.build_model(vle_core.preset(request.param)), device="cpu")
+    model = random_staged_model() if request.param == "vanilla-tiny-staged" else vle_core.build_model(vle_core.preset(request.param))
+    return vle_core.VLE(model, device="cpu")
 
 
 @pytest.fixture

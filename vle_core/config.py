@@ -22,6 +22,13 @@ class VLEConfig:
     attention: bool = False  # authors' mid-stage self-attention; it couples all positions, so token relocation becomes approximate
     dropout: float = 0.0
     psnr_loss: bool = False  # train on mean log-MSE (= -PSNR) over token counts instead of Eq. (3); see losses.py
+    # 0: one E and one D for every token, as the paper. k > 0: a *staged* VLE, whose E and D also
+    # know which token they code (stage n = 1..k; later tokens use stage k), through a linear patch
+    # code per stage beside the convolutional path and a learned stage vector in it. A shared E and
+    # D must code token 8's faint, fine residual with the weights that code token 1's whole image;
+    # a shared linear code cannot do it at all (token 2 lands in token 1's subspace, where nothing
+    # is left), and in a few CPU-hours a shared non-linear one does it poorly (README, "Checkpoints").
+    stages: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
@@ -31,6 +38,8 @@ class VLEConfig:
             )
         if min(self.base_channels, self.blocks_per_level + 1, self.latent_channels, *self.channel_mults) < 1:
             raise ValueError(f"channel counts and multipliers must be positive: {self}")
+        if self.stages < 0:
+            raise ValueError(f"stages must be 0 (E and D shared by every token) or positive, got {self.stages}")
 
     @property
     def kind(self) -> str:
@@ -55,6 +64,8 @@ class MaskedVLEConfig(VLEConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.stages:
+            raise ValueError("a masked VLE shares E and D across tokens: stages must be 0")
         if self.precursor_seed not in ("strongest", "largest"):
             raise ValueError(f"precursor_seed must be 'strongest' or 'largest', got {self.precursor_seed!r}")
 
@@ -68,10 +79,12 @@ PRESETS: dict[str, VLEConfig] = {
     # authors' 4 residual blocks per level, dropout and mid-stage attention; Eq. (3) as written.
     "vanilla-paper": VLEConfig(blocks_per_level=4, attention=True, dropout=0.1),
     "masked-paper": MaskedVLEConfig(blocks_per_level=4, attention=True, dropout=0.1),
-    # Sized to learn in a few CPU-hours and to encode a 256x256 image in well under a second.
     # Sized to learn in a few CPU-hours and to encode a 256x256 image in about half a second on
     # 2 cores: space-to-depth by 2 replaces the full-resolution stage (figures: benchmark.py).
     "vanilla-cpu": VLEConfig(base_channels=48, channel_mults=(1, 2, 4), stem=2, psnr_loss=True),
+    # The same, staged: 48 stages of 4 components are a whole 192-value patch basis, so token 48 can
+    # still add what no earlier one coded. Training starts it as patch-PCA (train.py).
+    "vanilla-cpu-staged": VLEConfig(base_channels=48, channel_mults=(1, 2, 4), stem=2, psnr_loss=True, stages=48),
     # mask_loss_weight 0: S's regions never enter what earlier tokens took, so Eq. (5)'s distinctness
     # is built in, and its "no empty mask" half pushes a small object's mask to cover the image
     # (a run with it decoded one full grey mask, then empty ones, by step 250).
@@ -92,6 +105,7 @@ PRESETS: dict[str, VLEConfig] = {
     ),
     # For tests: a few thousand parameters, trains in seconds.
     "vanilla-tiny": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2)),
+    "vanilla-tiny-staged": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3),
     "masked-tiny": MaskedVLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), memory_channels=8),
 }
 

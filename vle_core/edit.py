@@ -58,7 +58,7 @@ def translate(tokens: Tokens, index: int, dx: float, dy: float) -> Tokens:
     (i,) = _indices(tokens, index)
     latents = tokens.latents.clone()
     latents[i] = shift_latent(tokens.latents[i], dx / DOWNSAMPLING, dy / DOWNSAMPLING)
-    return Tokens(latents, tokens.mean.clone(), tokens.std.clone(), tokens.image_size)
+    return Tokens(latents, tokens.mean.clone(), tokens.std.clone(), tokens.image_size, tokens.stage.clone())
 
 
 def scale(tokens: Tokens, index: int, factor: float) -> Tokens:
@@ -68,7 +68,7 @@ def scale(tokens: Tokens, index: int, factor: float) -> Tokens:
     mean, std = tokens.mean.clone(), tokens.std.clone()
     mean[i] *= factor
     std[i] *= factor
-    return Tokens(tokens.latents.clone(), mean, std, tokens.image_size)
+    return Tokens(tokens.latents.clone(), mean, std, tokens.image_size, tokens.stage.clone())
 
 
 def transplant(tokens: Tokens, donor: Tokens, donor_index: int, dx: float = 0.0, dy: float = 0.0) -> Tokens:
@@ -85,7 +85,7 @@ def transplant(tokens: Tokens, donor: Tokens, donor_index: int, dx: float = 0.0,
     dh, dw = min(h, donor.latents.shape[2]), min(w, donor.latents.shape[3])
     z[:, :dh, :dw] = donor.latents[j, :, :dh, :dw]
     z = shift_latent(z, dx / DOWNSAMPLING, dy / DOWNSAMPLING)
-    return Tokens.cat([tokens, Tokens(z[None], donor.mean[j : j + 1], donor.std[j : j + 1], tokens.image_size)])
+    return Tokens.cat([tokens, Tokens(z[None], donor.mean[j : j + 1], donor.std[j : j + 1], tokens.image_size, donor.stage[j : j + 1])])
 
 
 def scatter(tokens: Tokens, seed: int = 0) -> Tokens:
@@ -98,4 +98,4 @@ def scatter(tokens: Tokens, seed: int = 0) -> Tokens:
         if len(tokens)
         else tokens.latents.clone()
     )
-    return Tokens(latents, tokens.mean.clone(), tokens.std.clone(), tokens.image_size)
+    return Tokens(latents, tokens.mean.clone(), tokens.std.clone(), tokens.image_size, tokens.stage.clone())

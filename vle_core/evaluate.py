@@ -27,10 +27,8 @@ from tqdm import tqdm
 from . import metrics
 from .checkpoint import load_vle
 from .data import data_root
+from .pca import PatchPCA
 from .scenes import HELDOUT_SEED, SceneSet
-
-PATCH = 8
-VALUES_PER_TOKEN = 4  # latent channels: 4 numbers per 8x8 patch per token
 
 
 def load_images(folder: Path, pattern: str = "*.png") -> list[np.ndarray]:
@@ -52,41 +50,6 @@ def token_curves(vle, images, n_tokens: int, ssim: bool = True) -> dict:
             psnr[i, k] = metrics.psnr(image, reconstruction)
             ssim_[i, k] = metrics.ssim(image, reconstruction) if ssim else np.nan
     return {"psnr": psnr.mean(0).tolist(), "mse": mse.mean(0).tolist(), "ssim": ssim_.mean(0).tolist()}
-
-
-def patches(image: np.ndarray) -> np.ndarray:
-    """HxWx3 -> (N, 192) non-overlapping 8x8 RGB patches (the image cropped to multiples of 8)."""
-    H, W = (s - s % PATCH for s in image.shape[:2])
-    blocks = image[:H, :W].reshape(H // PATCH, PATCH, W // PATCH, PATCH, 3).transpose(0, 2, 1, 3, 4)
-    return blocks.reshape(-1, PATCH * PATCH * 3)
-
-
-class PatchPCA:
-    """The best linear code of 8x8 RGB patches (in mean squared error), fitted on training images."""
-
-    def __init__(self, training_images):
-        data = np.concatenate([patches(im) for im in training_images]).astype(np.float64)
-        self.mean = data.mean(0)
-        eigenvalues, eigenvectors = np.linalg.eigh(np.cov(data - self.mean, rowvar=False))
-        self.components = eigenvectors[:, ::-1]  # (192, 192), strongest first
-
-    def reconstruct(self, image: np.ndarray, n_components: int) -> np.ndarray:
-        H, W = (s - s % PATCH for s in image.shape[:2])
-        basis = self.components[:, :n_components]
-        codes = (patches(image) - self.mean) @ basis
-        out = (codes @ basis.T + self.mean).reshape(H // PATCH, W // PATCH, PATCH, PATCH, 3)
-        return np.clip(out.transpose(0, 2, 1, 3, 4).reshape(H, W, 3), 0, 1)
-
-    def psnr_curve(self, images, n_tokens: int) -> list[float]:
-        """Mean PSNR over the images with 4k components, for k = 1..n_tokens."""
-        curve = []
-        for k in range(1, n_tokens + 1):
-            scores = []
-            for image in images:
-                reconstruction = self.reconstruct(image, VALUES_PER_TOKEN * k)
-                scores.append(metrics.psnr(image[: reconstruction.shape[0], : reconstruction.shape[1]], reconstruction))
-            curve.append(float(np.mean(scores)))
-        return curve
 
 
 def bsds_training_images() -> list[np.ndarray]:

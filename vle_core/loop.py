@@ -61,10 +61,11 @@ def residual_loop(model, x, n_tokens: int) -> LoopOutput:
     taken = target.new_zeros(target.shape[0], 1, *target.shape[2:])  # the sum of S's proposals so far (masked VLE)
     memory = None
     out = LoopOutput([], [], [], [], [], [], [])
-    for _ in range(n_tokens):
+    for n in range(1, n_tokens + 1):
+        stage = torch.full((target.shape[0],), n, dtype=torch.long, device=target.device)
         normalised, mean, std = normalise(target - reconstruction)
-        z, memory, proposal = model.encode_step(normalised, taken.clamp(max=1.0), memory)
-        rgb, mask = model.decode(z, mean, std)
+        z, memory, proposal = model.encode_step(normalised, taken.clamp(max=1.0), memory, stage)
+        rgb, mask = model.decode(z, mean, std, stage)
         if proposal is None:  # vanilla: the token adds its whole output
             reconstruction = reconstruction + rgb
             shown = rgb
@@ -87,11 +88,12 @@ def residual_loop(model, x, n_tokens: int) -> LoopOutput:
     return out
 
 
-def decode_tokens(model, latents, mean, std, image_size: tuple[int, int]):
+def decode_tokens(model, latents, mean, std, stage, image_size: tuple[int, int]):
     """The inverse: each token's contribution (and mask), decoded independently of the others,
-    so any subset or edit of a token sequence decodes. latents [n, C, h, w]; mean, std [n, 3].
-    Returns (contributions [n, 3, H, W], masks [n, 1, H, W] or None)."""
+    so any subset or edit of a token sequence decodes. latents [n, C, h, w]; mean, std [n, 3];
+    stage [n], the step each token was encoded at. Returns (contributions [n, 3, H, W], masks
+    [n, 1, H, W] or None)."""
     H, W = image_size
-    rgb, masks = model.decode(latents, mean, std)
+    rgb, masks = model.decode(latents, mean, std, stage)
     contributions = rgb if masks is None else masks * rgb
     return contributions[..., :H, :W], None if masks is None else masks[..., :H, :W]

@@ -32,15 +32,16 @@ class MaskedVLE(nn.Module):
         """The residual loop on x [B, 3, H, W] in [-1, 1] (a forward, so DistributedDataParallel syncs it)."""
         return residual_loop(self, x, n_tokens)
 
-    def encode_step(self, residual, taken, memory=None):
+    def encode_step(self, residual, taken, memory=None, stage=None):
         """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W], the clamped sum of S's proposals
-        for the earlier tokens; memory: the conv-LSTM state (None for an image's first token).
+        for the earlier tokens; memory: the conv-LSTM state (None for an image's first token);
+        stage: the token step, unused (a masked VLE shares E and D across tokens).
         Returns (z [B, 4, H/8, W/8], memory, proposal [B, 1, H, W])."""
         proposal = self.precursor(residual, taken)
         z, memory = self.encoder(torch.cat([proposal * residual, proposal], dim=1), memory)
         return z, memory, proposal
 
-    def decode(self, z, mean, std):
+    def decode(self, z, mean, std, stage=None):
         """Returns (de-normalised rgb [B, 3, 8h, 8w], mask [B, 1, 8h, 8w] in (0, 1)); the token's
         contribution is their product, the loop's gating is S's proposal (loop.residual_loop)."""
         out = self.decoder(z)

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import MaskedVLEConfig, VLEConfig
+from .config import DOWNSAMPLING, MaskedVLEConfig, VLEConfig
 
 
 class ChannelNorm(nn.Module):
@@ -82,6 +82,30 @@ class ConvLSTM(nn.Module):
         return h, (h, c)
 
 
+class StageLinear(nn.Module):
+    """A linear map of its own for each token stage, applied at every latent cell: a staged VLE's
+    linear code. x: [B, cin, h, w]; stage: [B] token steps, 1-based (past the last stage, the last)."""
+
+    def __init__(self, stages: int, cin: int, cout: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(stages, cout, cin))
+
+    def forward(self, x, stage):
+        weight = self.weight[stage.clamp(1, len(self.weight)) - 1]  # [B, cout, cin]
+        return torch.einsum("bchw,boc->bohw", x, weight)
+
+
+class StageEmbedding(nn.Module):
+    """A learned vector per token stage, added to every pixel of a feature map; zero at first."""
+
+    def __init__(self, stages: int, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(stages, channels))
+
+    def forward(self, h, stage):
+        return h + self.weight[stage.clamp(1, len(self.weight)) - 1][:, :, None, None]
+
+
 def _widths(config: VLEConfig) -> list[int]:
     return [config.base_channels * m for m in config.channel_mults]
 
@@ -91,6 +115,8 @@ class Encoder(nn.Module):
 
     With `memory_channels`, a conv-LSTM right after the first convolution carries state across
     the token steps of one image (where the authors' lab log found memory works best).
+    With `config.stages`, the latent is a linear patch code of the stage plus the convolutional
+    path's output, which starts at zero (see StageLinear, and `stages` in config.py).
     """
 
     def __init__(self, config: VLEConfig, in_channels: int, memory_channels: int = 0):
@@ -112,18 +138,29 @@ class Encoder(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.norm_out = ChannelNorm(cin)
         self.conv_out = nn.Conv2d(cin, config.latent_channels, 3, padding=1)
+        self.staged = config.stages > 0
+        if self.staged:
+            self.stage_embedding = StageEmbedding(config.stages, widths[0])
+            self.linear = StageLinear(config.stages, in_channels * DOWNSAMPLING**2, config.latent_channels)
+            nn.init.zeros_(self.conv_out.weight)
+            nn.init.zeros_(self.conv_out.bias)
 
-    def forward(self, x, state=None):
+    def forward(self, x, state=None, stage=None):
         h = self.conv_in(self.stem(x))
+        if self.staged:
+            h = self.stage_embedding(h, stage)
         if self.memory is not None:
             m, state = self.memory(h, state)
             h = h + self.memory_out(m)
         h = self.layers(h)
-        return self.conv_out(F.silu(self.norm_out(h))), state
+        z = self.conv_out(F.silu(self.norm_out(h)))
+        if self.staged:
+            z = z + self.linear(F.pixel_unshuffle(x, DOWNSAMPLING), stage)
+        return z, state
 
 
 class Decoder(nn.Module):
-    """D: latent [B, latent_channels, h, w] -> [B, out_channels, 8h, 8w]."""
+    """D: latent [B, latent_channels, h, w] -> [B, out_channels, 8h, 8w]. Staged as the Encoder."""
 
     def __init__(self, config: VLEConfig, out_channels: int):
         super().__init__()
@@ -142,9 +179,19 @@ class Decoder(nn.Module):
         self.norm_out = ChannelNorm(cin)
         self.conv_out = nn.Conv2d(cin, out_channels * config.stem**2, 3, padding=1)
         self.unstem = nn.PixelShuffle(config.stem)
+        self.staged = config.stages > 0
+        if self.staged:
+            self.stage_embedding = StageEmbedding(config.stages, widths[0])
+            self.linear = StageLinear(config.stages, config.latent_channels, out_channels * DOWNSAMPLING**2)
+            nn.init.zeros_(self.conv_out.weight)
+            nn.init.zeros_(self.conv_out.bias)
 
-    def forward(self, z):
-        return self.unstem(self.conv_out(F.silu(self.norm_out(self.layers(z)))))
+    def forward(self, z, stage=None):
+        if not self.staged:
+            return self.unstem(self.conv_out(F.silu(self.norm_out(self.layers(z)))))
+        h = self.stage_embedding(self.layers[0](z), stage)
+        y = self.unstem(self.conv_out(F.silu(self.norm_out(self.layers[1:](h)))))
+        return y + F.pixel_shuffle(self.linear(z, stage), DOWNSAMPLING)
 
 
 class Precursor(nn.Module):

@@ -3,6 +3,8 @@
 A token is a latent map together with the statistics that de-normalise its decoded output:
 the residual it encoded was normalised per image and channel before encoding, so the latent
 alone does not say how strong or how coloured its addition is (vle-reference-notes.md).
+It also records its stage, the step of the residual loop that made it: a staged VLE decodes
+token n with stage n's code, wherever edits move it in a sequence.
 """
 
 from dataclasses import dataclass
@@ -27,17 +29,23 @@ class Tokens:
 
     latents: [n, C, ceil(H/8), ceil(W/8)] float32
     mean, std: [n, 3] float32, each token's residual statistics in [-1, 1] pixel units
+    stage: [n] int64, the loop step (1-based) that made each token; by default 1..n
     """
 
     latents: torch.Tensor
     mean: torch.Tensor
     std: torch.Tensor
     image_size: tuple[int, int]
+    stage: torch.Tensor | None = None
 
     def __post_init__(self):
         n = self.latents.shape[0]
         if self.latents.ndim != 4 or self.mean.shape != (n, 3) or self.std.shape != (n, 3):
             raise ValueError(f"inconsistent token shapes: latents {tuple(self.latents.shape)}, mean {tuple(self.mean.shape)}, std {tuple(self.std.shape)}")
+        stage = torch.arange(1, n + 1) if self.stage is None else torch.as_tensor(self.stage).long()
+        if stage.shape != (n,) or (n and int(stage.min()) < 1):
+            raise ValueError(f"token stages must be {n} steps of 1 or more, got {stage.tolist()}")
+        object.__setattr__(self, "stage", stage)
         object.__setattr__(self, "image_size", (int(self.image_size[0]), int(self.image_size[1])))
 
     def __len__(self) -> int:
@@ -49,12 +57,12 @@ class Tokens:
             index = [index]
         elif not isinstance(index, slice):
             index = list(index)
-        return Tokens(self.latents[index], self.mean[index], self.std[index], self.image_size)
+        return Tokens(self.latents[index], self.mean[index], self.std[index], self.image_size, self.stage[index])
 
     def save(self, path, metadata: dict[str, str] | None = None) -> None:
         """Write the tokens as a safetensors file (no pickling); `Tokens.load` reads it back.
         `metadata` (strings) travels with them, e.g. which checkpoint made them."""
-        tensors = {"latents": self.latents.contiguous(), "mean": self.mean.contiguous(), "std": self.std.contiguous()}
+        tensors = {"latents": self.latents.contiguous(), "mean": self.mean.contiguous(), "std": self.std.contiguous(), "stage": self.stage.contiguous()}
         save_file(
             tensors, str(path), metadata={**(metadata or {}), "format": "vle-tokens/1", "height": str(self.image_size[0]), "width": str(self.image_size[1])}
         )
@@ -76,7 +84,7 @@ class Tokens:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
             size = (int(meta["height"]), int(meta["width"]))
-            return cls(tensors["latents"].float(), tensors["mean"].float(), tensors["std"].float(), size)
+            return cls(tensors["latents"].float(), tensors["mean"].float(), tensors["std"].float(), size, tensors.get("stage"))  # files before stages: 1..n
         except (SafetensorError, OSError, KeyError, ValueError) as e:
             raise ValueError(f"{path.name} is not a VLE tokens file: {e}") from e
 
@@ -90,7 +98,13 @@ class Tokens:
         sizes = {t.image_size for t in sequences}
         if len(sizes) != 1:
             raise ValueError(f"cannot join tokens for different image sizes: {sorted(sizes)}")
-        return Tokens(torch.cat([t.latents for t in sequences]), torch.cat([t.mean for t in sequences]), torch.cat([t.std for t in sequences]), sizes.pop())
+        return Tokens(
+            torch.cat([t.latents for t in sequences]),
+            torch.cat([t.mean for t in sequences]),
+            torch.cat([t.std for t in sequences]),
+            sizes.pop(),
+            torch.cat([t.stage for t in sequences]),
+        )
 
 
 EMPTY = 0.5  # the reconstruction before any token: X^_0 = 0 in [-1, 1] pixels is mid-grey

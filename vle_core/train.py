@@ -33,6 +33,7 @@ from .config import preset
 from .data import resolve_data
 from .figures import token_strip
 from .losses import vle_loss
+from .pca import PatchPCA
 from .vle import VLE, build_model, pick_device
 
 
@@ -76,6 +77,16 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def linear_code(data, crops: int = 2000) -> torch.Tensor:
+    """Patch-PCA of `crops` training crops, as the components a staged VLE starts from ([192, 192],
+    PixelUnshuffle order). The crops are drawn from a fixed seed, outside the training stream, so
+    every rank of a run fits the same code."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        arrays = [((data[int(i)].permute(1, 2, 0).numpy() + 1) / 2) for i in torch.randint(len(data), (crops,))]
+    return torch.from_numpy(PatchPCA(arrays).unshuffled_components().copy()).float()
+
+
 def rng_states(sampler: torch.Generator) -> dict:
     """Everything random in a step: which images (sampler), their crops and flips (torch).
     The token count is seeded by the step, and scenes by their index, so nothing else is."""
@@ -115,13 +126,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
     low = cfg.min_tokens or (2 if model_config.kind == "masked" else 1)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     raw_model = build_model(model_config).to(device)
+    data = resolve_data(cfg.data, crop=cfg.crop, length=None)
+    if model_config.stages and not cfg.init:  # a staged VLE starts as the linear code (a resumed run then loads its own weights)
+        raw_model.init_linear_code(linear_code(data).to(device))
     if cfg.init:  # every rank loads the same weights, so the ranks start in sync
         initial, _ = read_checkpoint(cfg.init)
         if initial.config != model_config:
             raise SystemExit(f"--init {cfg.init} holds a different model than preset {cfg.preset}: {initial.config} != {model_config}")
         raw_model.load_state_dict(initial.state_dict())
     optimiser = torch.optim.Adam(raw_model.parameters(), lr=cfg.lr)
-    data = resolve_data(cfg.data, crop=cfg.crop, length=None)
     samples = None
     if master:  # the same sample images in every run, drawn without touching the training stream
         with torch.random.fork_rng():

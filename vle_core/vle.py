@@ -77,7 +77,7 @@ class VLE:
             raise ValueError(f"n_tokens must be at least 1, got {n_tokens}")
         array = image_to_array(image)
         out = residual_loop(self.model, self._to_tensor(array), n_tokens)
-        tokens = Tokens(torch.cat(out.latents).float().cpu(), torch.cat(out.mean).float().cpu(), torch.cat(out.std).float().cpu(), array.shape[:2])
+        tokens = Tokens(torch.cat(out.latents).float().cpu(), torch.cat(out.mean).float().cpu(), torch.cat(out.std).float().cpu(), array.shape[:2])  # stages 1..n
         masks = None if out.masks is None else torch.cat(out.masks)
         rendering = self._rendering(tokens, torch.cat(out.contributions), masks)
         return Encoding(rendering.tokens, rendering.contributions, rendering.reconstructions, rendering.masks, image=array)
@@ -91,7 +91,7 @@ class VLE:
             empty = np.zeros((0, H, W, 3), np.float32)
             return Rendering(tokens, empty, empty.copy(), None if self.kind == "vanilla" else np.zeros((0, H, W), np.float32))
         d = self.device
-        contributions, masks = decode_tokens(self.model, tokens.latents.to(d), tokens.mean.to(d), tokens.std.to(d), tokens.image_size)
+        contributions, masks = decode_tokens(self.model, tokens.latents.to(d), tokens.mean.to(d), tokens.std.to(d), tokens.stage.to(d), tokens.image_size)
         return self._rendering(tokens, contributions, masks)
 
     def decode(self, tokens: Tokens) -> np.ndarray:

@@ -1,0 +1,110 @@
+"""A staged VLE (config.stages): token n is coded by stage n's linear code plus the shared
+convolutional path, and starts out as patch-PCA."""
+
+import numpy as np
+import pytest
+import torch
+
+import vle_core
+from safetensors.torch import save_file
+
+from vle_core.data import resolve_data
+from vle_core.loop import denormalise, normalise
+from vle_core.pca import PatchPCA
+from vle_core.train import TrainConfig, linear_code, train
+
+from conftest import random_staged_model, synthetic_image
+
+
+def linear_model(components):
+    """A staged VLE that is its linear code alone (the convolutional paths at their zero start)."""
+    model = vle_core.build_model(vle_core.preset("vanilla-tiny-staged"))
+    model.init_linear_code(components)
+    return vle_core.VLE(model, device="cpu")
+
+
+def as_tensor(image):
+    return torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1)[None] * 2 - 1
+
+
+def project(residual, basis):
+    """De-normalised projection of a [1, 3, H, W] residual on 192 x k patch basis columns."""
+    normalised, mean, std = normalise(residual)
+    cells = torch.nn.functional.pixel_unshuffle(normalised, 8)  # [1, 192, h, w]
+    coded = torch.einsum("bchw,ck,dk->bdhw", cells, basis, basis)
+    return denormalise(torch.nn.functional.pixel_shuffle(coded, 8), mean, std)
+
+
+def test_token_n_is_stage_n_of_the_linear_code():
+    torch.manual_seed(0)
+    components = torch.linalg.qr(torch.randn(192, 192)).Q
+    vle = linear_model(components)
+    image = synthetic_image(48, 64)
+    encoding = vle.encode(image, 4)  # one past the 3 stages: token 4 is coded by stage 3 again
+    x = as_tensor(image)
+    reconstruction = torch.zeros_like(x)
+    for n, contribution in enumerate(encoding.contributions):
+        block = min(n, 2)
+        expected = project(x - reconstruction, components[:, 4 * block : 4 * block + 4])
+        np.testing.assert_allclose(contribution, expected[0].permute(1, 2, 0).numpy() / 2, atol=1e-5)
+        reconstruction = reconstruction + expected
+
+
+def test_a_token_decodes_with_its_own_stage_wherever_it_moves(tiny_vle, image):
+    encoding = tiny_vle.encode(image, 3)
+    alone = tiny_vle.render(encoding.tokens[[2, 0]])  # reordered: token 3 first
+    np.testing.assert_allclose(alone.contributions[0], encoding.contributions[2], atol=1e-5)
+    np.testing.assert_allclose(alone.contributions[1], encoding.contributions[0], atol=1e-5)
+
+
+def test_stages_change_what_a_token_decodes_to():
+    """The same latent, told another stage, decodes differently: the stage is really used."""
+    torch.manual_seed(0)
+    vle = vle_core.VLE(random_staged_model(), device="cpu")
+    tokens = vle.encode(synthetic_image(48, 64), 2).tokens
+    restaged = vle_core.Tokens(tokens.latents, tokens.mean, tokens.std, tokens.image_size, torch.tensor([2, 1]))
+    assert np.abs(vle.render(restaged).contributions - vle.render(tokens).contributions).max() > 1e-3
+
+
+def test_starting_as_patch_pca_does_as_well_as_patch_pca():
+    """With the PCA of the images themselves, k tokens of the untrained staged VLE rebuild them
+    about as well as 4k components (per-channel normalisation makes it a little different; a
+    wrong component order or patch layout loses many dB)."""
+    images = [synthetic_image(64, 64, seed) for seed in range(8)]
+    pca = PatchPCA([im.astype(np.float32) / 255 for im in images])
+    vle = linear_model(torch.from_numpy(pca.unshuffled_components().copy()).float())
+    for image in images[:3]:
+        target = image.astype(np.float32) / 255
+        encoding = vle.encode(image, 3)
+        for k in range(3):
+            ours = vle_core.metrics.psnr(target, encoding.reconstructions[k])
+            linear = vle_core.metrics.psnr(target, pca.reconstruct(target, 4 * (k + 1)))
+            assert ours > linear - 1.5, (k, ours, linear)
+
+
+def test_a_masked_vle_cannot_be_staged():
+    with pytest.raises(ValueError, match="stages must be 0"):
+        vle_core.preset("masked-tiny", stages=2)
+    with pytest.raises(ValueError, match="stages"):
+        vle_core.preset("vanilla-tiny", stages=-1)
+
+
+def test_training_a_staged_vle_starts_from_the_linear_code_of_its_data(tmp_path):
+    out = tmp_path / "run"
+    cfg = TrainConfig(preset="vanilla-tiny-staged", data="scenes", batch=2, crop=32, max_tokens=2, warmup=1, steps=1, save_every=1, sample_every=1, lr=1e-12, out=str(out))
+    train(cfg)
+    model, _ = vle_core.read_checkpoint(out / "model")
+    expected = linear_code(resolve_data("scenes", crop=32, length=None))
+    np.testing.assert_allclose(model.decoder.linear.weight[1].detach().numpy(), expected[:, 4:8].numpy(), atol=1e-5)
+
+
+def test_stages_travel_with_saved_tokens(tmp_path):
+    tokens = vle_core.Tokens(torch.randn(3, 4, 2, 2), torch.zeros(3, 3), torch.ones(3, 3), (16, 16), torch.tensor([5, 2, 9]))
+    tokens.save(tmp_path / "t.safetensors")
+    assert vle_core.Tokens.load(tmp_path / "t.safetensors").stage.tolist() == [5, 2, 9]
+    # A file from before stages were saved: its tokens are steps 1..n, as the loop made them.
+    save_file({"latents": tokens.latents, "mean": tokens.mean, "std": tokens.std}, str(tmp_path / "old.safetensors"), metadata={"height": "16", "width": "16"})
+    assert vle_core.Tokens.load(tmp_path / "old.safetensors").stage.tolist() == [1, 2, 3]
+    assert vle_core.Tokens.cat([tokens[2], tokens[0]]).stage.tolist() == [9, 5]
+    with pytest.raises(ValueError, match="stages"):
+        vle_core.Tokens(tokens.latents, tokens.mean, tokens.std, (16, 16), torch.tensor([1, 0, 2]))
