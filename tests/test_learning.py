@@ -6,6 +6,7 @@ import torch
 from conftest import synthetic_image
 
 import vle_core
+from vle_core.pca import PatchPCA
 
 
 def batch(seeds):
@@ -36,3 +37,26 @@ def test_training_lowers_the_loss_on_held_out_images(name):
     loss_after, mse_after = evaluate()
     assert loss_after < loss_before - 0.05 * abs(loss_before)
     assert mse_after < 0.7 * mse_before
+
+
+def test_a_staged_vle_learns_beyond_the_linear_code_it_starts_as():
+    torch.manual_seed(0)
+    config = vle_core.preset("vanilla-tiny-staged", psnr_loss=True)
+    model = vle_core.build_model(config)
+    model.init_linear_code(torch.from_numpy(PatchPCA([synthetic_image(32, 32, seed=s) / 255.0 for s in range(200)]).unshuffled_components().copy()).float())
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    held_out = batch(range(1000, 1008))
+
+    def mse():  # after each token count
+        with torch.no_grad():
+            return np.array([torch.nn.functional.mse_loss(r, held_out).item() for r in vle_core.residual_loop(model, held_out, 3).reconstructions])
+
+    mse_before = mse()
+    for step in range(60):
+        x = batch(range(step * 8, step * 8 + 8))
+        loss = vle_core.vle_loss(config, x, vle_core.residual_loop(model, x, 3))["loss"]
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    mse_after = mse()
+    assert (mse_after < mse_before).all() and mse_after[0] < 0.9 * mse_before[0], (mse_before, mse_after)
