@@ -27,7 +27,7 @@ class VLEConfig:
     # code per stage beside the convolutional path and a learned stage vector in it. A shared E and
     # D must code token 8's faint, fine residual with the weights that code token 1's whole image;
     # a shared linear code cannot do it at all (token 2 lands in token 1's subspace, where nothing
-    # is left), and in a few CPU-hours a shared non-linear one does it poorly (README, "Checkpoints").
+    # is left), and in a few CPU-hours a shared non-linear one does it poorly (README, "Shipped checkpoints").
     stages: int = 0
 
     def __post_init__(self):
