@@ -122,6 +122,7 @@ def checkpoint_summary(name: str) -> str:
     try:
         meta = json.loads((folder / "config.json").read_text())
         kind, training = meta["kind"], meta.get("training") or {}
+        kind = f"staged {kind}" if (meta.get("config") or {}).get("stages") else kind
         title = _card_title((folder / "README.md").read_text()) if (folder / "README.md").is_file() else ""
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         return f"{name} (unreadable: {type(e).__name__})"
@@ -874,7 +875,9 @@ class Edited:
 
     def tokens(self) -> Tokens:
         return (
-            Tokens.cat([self.items[i].final() for i in self.on]) if self.on else Tokens.empty(self.items[0].token.latents.shape[1], self.items[0].token.image_size)
+            Tokens.cat([self.items[i].final() for i in self.on])
+            if self.on
+            else Tokens.empty(self.items[0].token.latents.shape[1], self.items[0].token.image_size)
         )
 
 

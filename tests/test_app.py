@@ -8,6 +8,7 @@ changes nothing; a corrupt cache entry is recomputed, never served.
 import os
 import struct
 import zlib
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -311,3 +312,12 @@ def test_curve_compare_and_exports(fresh):
         app.on_load_tokens(str(fresh / "foreign.safetensors"), "vanilla-tiny")
     with pytest.raises(gr.Error, match="needs a source image"):
         app.on_compare("vanilla-tiny", "masked-tiny", 2, loaded[0])
+
+
+def test_the_menu_tells_a_staged_checkpoint_from_a_shared_one(tmp_path):
+    app.configure(checkpoints=Path(__file__).resolve().parents[1] / "checkpoints", cache_dir=tmp_path / "cache", cache_mb=64)
+    try:
+        assert app.checkpoint_summary("vanilla-natural").startswith("vanilla-natural: staged vanilla, bsds")
+        assert app.checkpoint_summary("vanilla-shared-natural").startswith("vanilla-shared-natural: vanilla, bsds")
+    finally:
+        app.configure()

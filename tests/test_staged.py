@@ -4,16 +4,14 @@ convolutional path, and starts out as patch-PCA."""
 import numpy as np
 import pytest
 import torch
-
-import vle_core
+from conftest import random_staged_model, synthetic_image
 from safetensors.torch import save_file
 
+import vle_core
 from vle_core.data import resolve_data
 from vle_core.loop import denormalise, normalise
 from vle_core.pca import PatchPCA
 from vle_core.train import TrainConfig, linear_code, train
-
-from conftest import random_staged_model, synthetic_image
 
 
 def linear_model(components):
@@ -91,7 +89,9 @@ def test_a_masked_vle_cannot_be_staged():
 
 def test_training_a_staged_vle_starts_from_the_linear_code_of_its_data(tmp_path):
     out = tmp_path / "run"
-    cfg = TrainConfig(preset="vanilla-tiny-staged", data="scenes", batch=2, crop=32, max_tokens=2, warmup=1, steps=1, save_every=1, sample_every=1, lr=1e-12, out=str(out))
+    cfg = TrainConfig(
+        preset="vanilla-tiny-staged", data="scenes", batch=2, crop=32, max_tokens=2, warmup=1, steps=1, save_every=1, sample_every=1, lr=1e-12, out=str(out)
+    )
     train(cfg)
     model, _ = vle_core.read_checkpoint(out / "model")
     expected = linear_code(resolve_data("scenes", crop=32, length=None))

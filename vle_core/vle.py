@@ -77,7 +77,7 @@ class VLE:
             raise ValueError(f"n_tokens must be at least 1, got {n_tokens}")
         array = image_to_array(image)
         out = residual_loop(self.model, self._to_tensor(array), n_tokens)
-        tokens = Tokens(torch.cat(out.latents).float().cpu(), torch.cat(out.mean).float().cpu(), torch.cat(out.std).float().cpu(), array.shape[:2])  # stages 1..n
+        tokens = Tokens(torch.cat(out.latents).float().cpu(), torch.cat(out.mean).float().cpu(), torch.cat(out.std).float().cpu(), array.shape[:2])
         masks = None if out.masks is None else torch.cat(out.masks)
         rendering = self._rendering(tokens, torch.cat(out.contributions), masks)
         return Encoding(rendering.tokens, rendering.contributions, rendering.reconstructions, rendering.masks, image=array)
