@@ -91,8 +91,7 @@ class StageLinear(nn.Module):
         self.weight = nn.Parameter(torch.zeros(stages, cout, cin))
 
     def forward(self, x, stage):
-        weight = self.weight[stage.clamp(1, len(self.weight)) - 1]  # [B, cout, cin]
-        return torch.einsum("bchw,boc->bohw", x, weight)
+        return torch.einsum("bchw,boc->bohw", x, _stage_rows(self.weight, stage))
 
 
 class StageEmbedding(nn.Module):
@@ -103,7 +102,12 @@ class StageEmbedding(nn.Module):
         self.weight = nn.Parameter(torch.zeros(stages, channels))
 
     def forward(self, h, stage):
-        return h + self.weight[stage.clamp(1, len(self.weight)) - 1][:, :, None, None]
+        return h + _stage_rows(self.weight, stage)[:, :, None, None]
+
+
+def _stage_rows(weight, stage):
+    """weight[n - 1] for each token's stage n, in a batch: [B, ...]; past the last stage, the last."""
+    return weight[stage.clamp(1, len(weight)) - 1]
 
 
 def _widths(config: VLEConfig) -> list[int]:
@@ -187,11 +191,13 @@ class Decoder(nn.Module):
             nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, z, stage=None):
-        if not self.staged:
-            return self.unstem(self.conv_out(F.silu(self.norm_out(self.layers(z)))))
-        h = self.stage_embedding(self.layers[0](z), stage)
+        h = self.layers[0](z)  # the convolution from the latent
+        if self.staged:
+            h = self.stage_embedding(h, stage)
         y = self.unstem(self.conv_out(F.silu(self.norm_out(self.layers[1:](h)))))
-        return y + F.pixel_shuffle(self.linear(z, stage), DOWNSAMPLING)
+        if self.staged:
+            y = y + F.pixel_shuffle(self.linear(z, stage), DOWNSAMPLING)
+        return y
 
 
 class Precursor(nn.Module):

@@ -127,7 +127,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     raw_model = build_model(model_config).to(device)
     data = resolve_data(cfg.data, crop=cfg.crop, length=None)
-    if model_config.stages and not cfg.init:  # a staged VLE starts as the linear code (a resumed run then loads its own weights)
+    if model_config.stages and not cfg.init and not (out / "state.pt").exists():  # a new staged VLE starts as the linear code; a resumed run loads its own weights
         raw_model.init_linear_code(linear_code(data).to(device))
     if cfg.init:  # every rank loads the same weights, so the ranks start in sync
         initial, _ = read_checkpoint(cfg.init)
