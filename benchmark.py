@@ -22,14 +22,15 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as app.py sets it, before torch is imported
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as explorer/__init__.py sets it, before torch is imported
 
 import numpy as np
 import torch
 from PIL import Image
 
-import app
+import explorer
 import vle_core
+from explorer import edit_tab, models, settings, tokens_tab
 
 SIZE, N = 256, 8
 
@@ -69,21 +70,21 @@ def main():
 
 def run(args, work: Path):
     os.environ["GRADIO_TEMP_DIR"] = str(work / "gradio")  # the views it writes go with the temp folder
-    name = args.checkpoint or app.default_checkpoint()
+    name = args.checkpoint or models.default_checkpoint()
     if name is None:
         name = "vanilla-cpu-untrained"
         torch.manual_seed(0)
         model = vle_core.build_model(vle_core.preset("vanilla-cpu"))
         vle_core.save_checkpoint(model, work / "checkpoints" / name, f"# {name}\nUntrained, for timing only.", training={"data": "none", "steps": 0})
-        app.configure(checkpoints=work / "checkpoints", cache_dir=work / "cache")
-        print(f"No trained checkpoint in {app.CHECKPOINTS}: timing an UNTRAINED vanilla-cpu model (same architecture and cost).")
+        explorer.configure(checkpoints=work / "checkpoints", cache_dir=work / "cache")
+        print(f"No trained checkpoint in {settings.CHECKPOINTS}: timing an UNTRAINED vanilla-cpu model (same architecture and cost).")
     else:
-        app.configure(cache_dir=work / "cache")
-    demo = app.build_demo()
-    _, vle = app.get_model(name)
+        explorer.configure(cache_dir=work / "cache")
+    demo = explorer.build_demo()
+    _, vle = models.get_model(name)
     print(f"checkpoint {name} ({vle.kind}) on {vle.device}, torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
 
-    photo = Image.open(app.ASSETS / "kodak-parrots.png").convert("RGB")
+    photo = Image.open(settings.ASSETS / "kodak-parrots.png").convert("RGB")
     side = min(photo.size)
     square = photo.crop(((photo.width - side) // 2, 0, (photo.width + side) // 2, side)).resize((SIZE, SIZE), Image.Resampling.LANCZOS)
     images = []
@@ -92,19 +93,19 @@ def run(args, work: Path):
         Image.fromarray(np.roll(np.asarray(square), i, axis=1)).save(path)
         images.append(str(path))
 
-    encode = served(demo, "encode", lambda i: app.on_encode(images[i], N, SIZE, name))
+    encode = served(demo, "encode", lambda i: tokens_tab.on_encode(images[i], N, SIZE, name))
     encode(args.runs)  # warm-up: model load, first-call allocations
     encode_ms = median_ms(encode, args.runs)
     model_ms = median_ms(lambda i: vle.encode(np.asarray(square), N), args.runs)
 
-    states = [app.on_encode(image, N, SIZE, name)[0] for image in images]  # all cached by now
-    first = served(demo, "token", lambda i: app.on_token(1 + i % (N - 1), states[i]))  # a k not shown before
+    states = [tokens_tab.on_encode(image, N, SIZE, name)[0] for image in images]  # all cached by now
+    first = served(demo, "token", lambda i: tokens_tab.on_token(1 + i % (N - 1), states[i]))  # a k not shown before
     slider_ms = median_ms(first, args.runs)
     state = states[0]
-    again = served(demo, "token", lambda i: app.on_token(1 + i % N, state))
+    again = served(demo, "token", lambda i: tokens_tab.on_token(1 + i % N, state))
     revisit_ms = median_ms(again, max(args.runs, 2 * N))
 
-    move = served(demo, "move", lambda i: app.on_move(3, i + 1, 8, state))  # a new place each run: no decode is reused
+    move = served(demo, "move", lambda i: edit_tab.on_move(3, i + 1, 8, state))  # a new place each run: no decode is reused
     move(-6)
     edit_ms = median_ms(move, args.runs)
 
@@ -114,7 +115,7 @@ def run(args, work: Path):
     print(f"edit, relocate one token:           {edit_ms:7.1f} ms (goal 150)")
     print(f"peak RSS:                           {peak_mb:7.0f} MB")
     print(f"load average after: {os.getloadavg()[0]:.2f} (other processes on these {os.cpu_count()} cores slow every figure)")
-    app.configure()  # closes the cache in the temp folder
+    explorer.configure()  # closes the cache in the temp folder
 
 
 if __name__ == "__main__":

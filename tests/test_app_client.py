@@ -8,11 +8,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import numpy as np
 import pytest
+from app_helpers import make_checkpoints, save_png, scene
 from gradio_client import Client, handle_file
 from PIL import Image
-from test_app import make_checkpoints, save_png, scene
 
-import app
+import explorer
+from explorer import settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")  # gradio's own use of pandas
 
@@ -30,13 +31,13 @@ def served(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("GRADIO_TEMP_DIR", str(folder / "gradio"))  # the views and uploads, kept out of /tmp/gradio
     make_checkpoints(folder / "checkpoints")
-    app.configure(checkpoints=folder / "checkpoints", cache_dir=folder / "cache", cache_mb=64)
-    demo = app.build_demo()
+    explorer.configure(checkpoints=folder / "checkpoints", cache_dir=folder / "cache", cache_mb=64)
+    demo = explorer.build_demo()
     demo.queue(max_size=16)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, max_file_size=app.MAX_FILE_SIZE)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, max_file_size=settings.MAX_FILE_SIZE)
     yield url, folder
     demo.close()
-    app.configure()
+    explorer.configure()
     patch.undo()
 
 

@@ -29,13 +29,14 @@ def free_port() -> int:
 
 def serve(checkpoints, cache, default: str | None = None):
     """Launch the app on a free port; returns (demo, url)."""
-    import app
+    import explorer
+    from explorer import settings
 
-    app.configure(checkpoints=checkpoints, cache_dir=cache, cache_mb=256)
-    app.DEFAULT_CHECKPOINT = default or app.DEFAULT_CHECKPOINT
-    demo = app.build_demo()
+    explorer.configure(checkpoints=checkpoints, cache_dir=cache, cache_mb=256)
+    settings.DEFAULT_CHECKPOINT = default or settings.DEFAULT_CHECKPOINT
+    demo = explorer.build_demo()
     demo.queue(max_size=16)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, max_file_size=app.MAX_FILE_SIZE)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, max_file_size=settings.MAX_FILE_SIZE)
     return demo, url
 
 
@@ -89,7 +90,7 @@ def test_upload_slide_and_relocate_in_a_real_browser(tmp_path, monkeypatch):
         import playwright.sync_api as sync_api
     except ImportError:
         (pytest.fail if required else pytest.skip)("playwright is not installed")
-    from test_app import make_checkpoints, save_png, scene
+    from app_helpers import make_checkpoints, save_png, scene
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     make_checkpoints(tmp_path / "checkpoints")
@@ -155,7 +156,7 @@ def screenshots(checkpoints: Path, out: Path = DOCS):
 
     from playwright.sync_api import sync_playwright
 
-    import app
+    from explorer import models, settings
 
     cache = Path(tempfile.mkdtemp(prefix="vle-screens-"))
     demo, url = serve(checkpoints, cache)
@@ -184,7 +185,7 @@ def screenshots(checkpoints: Path, out: Path = DOCS):
             page.wait_for_timeout(1500)
             page.screenshot(path=out / "edit.png", full_page=True)
 
-            if len(app.checkpoint_names()) > 1:
+            if len(models.checkpoint_names()) > 1:
                 page.get_by_role("tab", name="Compare").click()
                 page.locator("#compare").click()
                 page.wait_for_selector("#compare-plot .js-plotly-plot", timeout=TIMEOUT_MS)
@@ -195,8 +196,8 @@ def screenshots(checkpoints: Path, out: Path = DOCS):
                 ("masked-scenes", "scene-2000012.png", 4, "masks.png"),
                 ("masked-natural", "kodak-hats.png", 8, "masks-photo.png"),
             ):
-                if name in app.checkpoint_names():
-                    app.DEFAULT_CHECKPOINT = name  # new pages open on it
+                if name in models.checkpoint_names():
+                    settings.DEFAULT_CHECKPOINT = name  # new pages open on it
                     page = browser.new_page(viewport={"width": 1440, "height": 1100}, device_scale_factor=1)
                     show_example(page, url, example, k, checkpoint=name)
                     page.screenshot(path=out / picture, full_page=True)

@@ -1,0 +1,271 @@
+"""The encodings cache: one entry per (image content, checkpoint, working size), on disk
+(bounded, plain numpy archives, never pickles) with the most recent ones also decoded in
+memory; and the quality figures measured from an entry."""
+
+import hashlib
+import io
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import diskcache
+import gradio as gr
+import numpy as np
+import torch
+
+import vle_core
+from vle_core import Tokens, metrics
+from vle_core.tokens import latent_grid
+
+from . import settings
+from .images import to_uint8
+from .models import encode_image, render_tokens
+
+
+@dataclass(eq=False)
+class Entry:
+    """An image's tokens and what each decodes to, for one checkpoint.
+
+    image: (H, W, 3) uint8, what was encoded (for loaded tokens: their own final image)
+    contributions: (n, H, W, 3) float16, each token's signed addition in [0, 1] pixel units
+    reconstructions: (n, H, W, 3) uint8, the image from the first k tokens at index k-1
+    masks: (n, H, W) uint8 (255 = fully the token's) or None for a vanilla model
+    mse: (n,) float64, of the float32 reconstructions against the image
+    """
+
+    image: np.ndarray
+    tokens: Tokens
+    contributions: np.ndarray
+    reconstructions: np.ndarray
+    masks: np.ndarray | None
+    mse: np.ndarray
+    derived: dict = field(default_factory=dict)  # views computed from the arrays, kept for reuse
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [self.image, self.contributions, self.reconstructions, self.tokens.latents.numpy()]
+        return sum(a.nbytes for a in arrays) + (0 if self.masks is None else self.masks.nbytes)
+
+    @classmethod
+    def from_rendering(cls, rendering: vle_core.Rendering, image: np.ndarray) -> "Entry":
+        target = image.astype(np.float32) / 255
+        return cls(
+            image=image,
+            tokens=rendering.tokens,
+            contributions=rendering.contributions.astype(np.float16),
+            reconstructions=to_uint8(rendering.reconstructions),
+            masks=None if rendering.masks is None else to_uint8(rendering.masks),
+            mse=np.array([metrics.mse(target, r) for r in rendering.reconstructions]),
+        )
+
+    def head(self, n: int) -> "Entry":
+        """The first n tokens (array views, no copies); kept so their derived views are too."""
+        if n == len(self):
+            return self
+        if n not in self.derived.setdefault("heads", {}):
+            masks = None if self.masks is None else self.masks[:n]
+            self.derived["heads"][n] = Entry(self.image, self.tokens[:n], self.contributions[:n], self.reconstructions[:n], masks, self.mse[:n])
+        return self.derived["heads"][n]
+
+    def to_bytes(self) -> bytes:
+        arrays = dict(image=self.image, contributions=self.contributions, reconstructions=self.reconstructions, mse=self.mse)
+        arrays |= dict(latents=self.tokens.latents.numpy(), mean=self.tokens.mean.numpy(), std=self.tokens.std.numpy())
+        if self.masks is not None:
+            arrays["masks"] = self.masks
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Entry":
+        """Raises ValueError unless every array is there with the right dtype and shape."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            a = {name: archive[name] for name in archive.files}
+        try:
+            image, latents = a["image"], a["latents"]
+            H, W = image.shape[:2]
+            n = len(latents)
+            expected = {
+                "image": ((H, W, 3), np.uint8),
+                "contributions": ((n, H, W, 3), np.float16),
+                "reconstructions": ((n, H, W, 3), np.uint8),
+                "mse": ((n,), np.float64),
+                "latents": ((n, latents.shape[1], *latent_grid((H, W))), np.float32),
+                "mean": ((n, 3), np.float32),
+                "std": ((n, 3), np.float32),
+            } | ({"masks": ((n, H, W), np.uint8)} if "masks" in a else {})
+        except (KeyError, ValueError, IndexError) as e:
+            raise ValueError(f"malformed cache entry: {e}") from e
+        for name, (shape, dtype) in expected.items():
+            if name not in a:
+                raise ValueError(f"cache entry has no {name}")
+            if a[name].shape != shape or a[name].dtype != dtype:
+                raise ValueError(f"cache entry {name} is {a[name].dtype}{a[name].shape}, expected {np.dtype(dtype)}{shape}")
+        if n < 1 or not np.isfinite(a["contributions"]).all():
+            raise ValueError("cache entry has no tokens or non-finite contributions")
+        tokens = Tokens(torch.from_numpy(latents), torch.from_numpy(a["mean"]), torch.from_numpy(a["std"]), (H, W))
+        return cls(image, tokens, a["contributions"], a["reconstructions"], a.get("masks"), a["mse"])
+
+
+class LRU:
+    """A small thread-safe least-recently-used map bounded by total bytes."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.bytes, self.items, self.lock = max_bytes, 0, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key not in self.items:
+                return None
+            self.items.move_to_end(key)
+            return self.items[key][0]
+
+    def put(self, key, value, nbytes: int):
+        with self.lock:
+            if key in self.items:
+                self.bytes -= self.items.pop(key)[1]
+            self.items[key], self.bytes = (value, nbytes), self.bytes + nbytes
+            while self.bytes > self.max_bytes and len(self.items) > 1:
+                self.bytes -= self.items.popitem(last=False)[1][1]
+
+    def clear(self):
+        with self.lock:
+            self.items.clear()
+            self.bytes = 0
+
+
+_entries = LRU(settings.MEMORY_MB * 2**20)  # cache key -> Entry
+_decoded = LRU(128 * 2**20)  # (model id, cache key, edited token identity) -> (contribution, mask): edits decode each token once
+_disk_cache: diskcache.Cache | None = None
+_disk_lock = threading.Lock()
+encoder_runs = 0  # how often the encoder ran in this process (the tests watch it)
+
+
+def _disk() -> diskcache.Cache | None:
+    """The on-disk cache, opened on first use; None (memory only) if it cannot be opened."""
+    global _disk_cache
+    with _disk_lock:
+        if _disk_cache is None:
+            try:
+                _disk_cache = diskcache.Cache(str(settings.CACHE_DIR), size_limit=settings.CACHE_MB * 2**20)
+            except Exception as e:  # unwritable folder, broken database: run without a disk cache
+                gr.Warning(f"The encodings cache at {settings.CACHE_DIR} cannot be opened ({e}); working from memory only.")
+                return None
+        return _disk_cache
+
+
+def reset() -> None:
+    """Close the disk cache (reopened at settings.CACHE_DIR on next use) and empty the memory ones."""
+    global _disk_cache
+    with _disk_lock:
+        if _disk_cache is not None:
+            _disk_cache.close()
+        _disk_cache = None
+    _entries.clear()
+    _decoded.clear()
+
+
+def _disk_get(key: str, parse):
+    """parse(bytes) of a disk entry; an entry that fails to read or parse is deleted, never served."""
+    disk = _disk()
+    if disk is None:
+        return None
+    try:
+        data = disk.get(key)
+        return None if data is None else parse(data)
+    except Exception:  # corrupt file, truncated archive, wrong shapes: recompute instead
+        try:
+            disk.delete(key)
+        except Exception:
+            pass
+        return None
+
+
+def _disk_set(key: str, data: bytes) -> None:
+    disk = _disk()
+    if disk is not None:
+        try:
+            disk.set(key, data)
+        except Exception:  # a full or read-only disk costs a recompute later, nothing else
+            pass
+
+
+def source_key(source: tuple, model_id: str) -> str:
+    """Cache key of a source for a model: the content of the (working-size) image or tokens."""
+    kind, data = source
+    h = hashlib.sha256(f"{kind}|{model_id}|".encode())
+    if kind == "image":
+        h.update(repr(data.shape).encode())
+        h.update(np.ascontiguousarray(data).tobytes())
+    else:
+        h.update(repr(data.image_size).encode())
+        for t in (data.latents, data.mean, data.std):
+            h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def get_entry(model_id: str, vle: vle_core.VLE, source: tuple, n: int) -> tuple[str, Entry, bool]:
+    """(key, the first n tokens of `source`'s entry, whether the model just ran). The encoder runs
+    only when neither memory nor disk holds at least n tokens of this source for this model.
+    source: ("image", HxWx3 uint8 at working size) or ("tokens", Tokens)."""
+    global encoder_runs
+    key = source_key(source, model_id)
+    entry = _entries.get(key)
+    if entry is None or len(entry) < n:
+        entry = _disk_get(f"entry/{key}", Entry.from_bytes)
+        if entry is not None and entry.image.shape != _source_shape(source):
+            entry = None  # a key collision cannot happen in practice; a wrong entry must still not be served
+    fresh = entry is None or len(entry) < n
+    if fresh:
+        kind, data = source
+        if kind == "image":
+            encoder_runs += 1
+            entry = Entry.from_rendering(encode_image(vle, data, n), data)
+        else:
+            try:
+                rendering = render_tokens(vle, data)
+            except ValueError as e:
+                raise gr.Error(f"These tokens do not fit this checkpoint: {e}") from e
+            entry = Entry.from_rendering(rendering, to_uint8(rendering.reconstructions[-1]))
+        _disk_set(f"entry/{key}", entry.to_bytes())
+    _entries.put(key, entry, entry.nbytes)
+    return key, entry.head(min(n, len(entry))), fresh
+
+
+def _source_shape(source: tuple) -> tuple:
+    kind, data = source
+    return data.shape if kind == "image" else (*data.image_size, 3)
+
+
+def quality(key: str, entry: Entry) -> dict:
+    """MSE, PSNR and SSIM of the first k tokens' image, k = 1..n. SSIM is slow (about 20 ms per
+    256 px image), so it is computed once and kept beside the entry on disk."""
+    if "ssim" not in entry.derived:
+        stored = _disk_get(f"ssim/{key}", lambda data: np.load(io.BytesIO(data), allow_pickle=False))
+        if stored is not None and stored.dtype == np.float64 and stored.ndim == 1 and len(stored) >= len(entry):
+            entry.derived["ssim"] = stored[: len(entry)]
+        else:
+            entry.derived["ssim"] = np.array([metrics.ssim(entry.image, r) for r in entry.reconstructions])
+            buffer = io.BytesIO()
+            np.save(buffer, entry.derived["ssim"])
+            _disk_set(f"ssim/{key}", buffer.getvalue())
+    mse = entry.mse
+    with np.errstate(divide="ignore"):
+        psnr = 10 * np.log10(1 / mse)
+    return {"MSE": mse, "PSNR": psnr, "SSIM": entry.derived["ssim"]}
+
+
+def tokens_needed(curves: dict, metric: str, target: float) -> int | None:
+    """The fewest tokens whose image reaches the target: the image's variable length (footnote 1)."""
+    values = curves[metric]
+    reached = values <= target if metric == "MSE" else values >= target
+    return int(np.argmax(reached)) + 1 if reached.any() else None
+
+
+def entropy(entry: Entry) -> float:
+    if "entropy" not in entry.derived:
+        entry.derived["entropy"] = metrics.entropy(entry.image)
+    return entry.derived["entropy"]

@@ -1,0 +1,30 @@
+"""The Compare tab: two checkpoints on this session's image."""
+
+import gradio as gr
+
+from .cache import get_entry, quality
+from .models import get_model
+from .plots import quality_figure
+from .session import require
+from .views import shown_token_views
+
+
+def on_compare(checkpoint_a: str, checkpoint_b: str, k: float, state: dict | None, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
+    """Two checkpoints on this session's image: the first k tokens, their masks, both curves."""
+    state = require(state)
+    kind, image = state["sources"][state["key"]]
+    if kind != "image":
+        raise gr.Error("Comparing needs a source image; these tokens were loaded from a file.")
+    shown, curves = [], []
+    for name in (checkpoint_a, checkpoint_b):
+        progress(0.1 + 0.4 * len(curves), desc=f"Encoding with {name}")
+        model_id, vle = get_model(name)
+        key, entry, _ = get_entry(model_id, vle, ("image", image), state["n"])
+        views = shown_token_views(entry, int(k), vle.trained_tokens)
+        shown += [views[0], views[4]]
+        curves.append((name, quality(key, entry), vle.trained_tokens))
+    lines = [
+        f"**{name}**: PSNR {q['PSNR'][min(int(k), len(q['PSNR'])) - 1]:.1f} dB, SSIM {q['SSIM'][min(int(k), len(q['SSIM'])) - 1]:.3f} after {min(int(k), len(q['PSNR']))} tokens"
+        for name, q, _ in curves
+    ]
+    return shown[0], shown[2], shown[1], shown[3], quality_figure(curves, "PSNR", None), " · ".join(lines)

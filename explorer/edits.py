@@ -1,0 +1,162 @@
+"""Edits: the session keeps a list of operations; replaying them over the encoded tokens gives
+the edited sequence, and only tokens that differ from any decoded before are decoded again."""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+import vle_core
+from vle_core import EMPTY, Tokens, edit
+
+from . import settings
+from .cache import Entry, _decoded
+from .images import to_uint8
+from .models import render_tokens
+
+
+@dataclass
+class Item:
+    """One token of the edited sequence: the token before the user's offset and strength, where it
+    came from (hashable), and what the user set."""
+
+    token: Tokens  # one token
+    origin: tuple
+    dx: float = 0.0
+    dy: float = 0.0
+    strength: float = 1.0
+    on: bool = True
+
+    @property
+    def identity(self) -> tuple:
+        return (self.origin, self.dx, self.dy, self.strength)
+
+    @property
+    def unedited(self) -> bool:
+        return len(self.origin) == 2 and self.origin[0] == "token" and (self.dx, self.dy, self.strength) == (0.0, 0.0, 1.0)
+
+    def final(self) -> Tokens:
+        token = self.token
+        if self.dx or self.dy:
+            token = edit.translate(token, 0, self.dx, self.dy)
+        if self.strength != 1.0:
+            token = edit.scale(token, 0, self.strength)
+        return token
+
+
+def replay(entry: Entry, history: list, donors: dict) -> list[Item]:
+    """The edited sequence after `history` (ops as lists, indices 0-based). An impossible op raises
+    ValueError with a message for the user. donors: cache key -> Entry of a transplant donor."""
+    items = [Item(entry.tokens[i], ("token", i)) for i in range(len(entry))]
+
+    def item(i, verb: str, must_be_on: bool = True) -> Item:
+        if not (isinstance(i, int) and 0 <= i < len(items)):
+            raise ValueError(f"There is no token {i + 1 if isinstance(i, int) else i} to {verb}: the tokens are 1 to {len(items)}.")
+        if must_be_on and not items[i].on:
+            raise ValueError(f"Token {i + 1} is switched off: switch it on to {verb} it.")
+        return items[i]
+
+    for op in history:
+        kind, args = op[0], op[1:]
+        if kind == "switch":
+            on = set(args[0])
+            for i in on:
+                item(i, "switch on", must_be_on=False)
+            for i, it in enumerate(items):
+                it.on = i in on
+        elif kind == "solo":
+            item(args[0], "solo", must_be_on=False)
+            for i, it in enumerate(items):
+                it.on = i == args[0]
+        elif kind == "strength":
+            if not 0 <= args[1] <= 10:
+                raise ValueError(f"A strength of {args[1]} is out of range (0 to 10).")
+            item(args[0], "change the strength of").strength = float(args[1])
+        elif kind == "move":
+            it = item(args[0], "move")
+            H, W = entry.image.shape[:2]
+            if abs(args[1]) > W or abs(args[2]) > H:
+                raise ValueError(f"A move of ({args[1]:+g}, {args[2]:+g}) px leaves the {W}×{H} image.")
+            it.dx, it.dy = float(args[1]), float(args[2])
+        elif kind == "transplant":
+            donor_key, j = args
+            if len(items) >= settings.MAX_EDITED_TOKENS:
+                raise ValueError(f"At most {settings.MAX_EDITED_TOKENS} tokens, please.")
+            donor = donors.get(donor_key)
+            if donor is None:
+                raise ValueError("The donor image is no longer available: choose it again.")
+            if not 0 <= j < len(donor):
+                raise ValueError(f"The donor has no token {j + 1}: its tokens are 1 to {len(donor)}.")
+            moved = edit.transplant(Tokens.empty(entry.tokens.latents.shape[1], entry.tokens.image_size), donor.tokens, j)
+            items.append(Item(moved, ("transplant", donor_key, j)))
+        elif kind == "scatter":
+            scattered = edit.scatter(Tokens.cat([it.token for it in items]), seed=int(args[0]))
+            for i, it in enumerate(items):
+                it.token, it.origin = scattered[i], (*it.origin, "scatter", int(args[0]), i)
+        else:
+            raise ValueError(f"Unknown edit {kind!r}.")
+    return items
+
+
+def render_items(vle: vle_core.VLE, model_id: str, key: str, entry: Entry, items: list[Item]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(contributions (m, H, W, 3) float32, masks (m, H, W) uint8 or None) of every item, on or
+    off; unedited tokens come from the entry (cache key `key`), others from earlier decodes or
+    one batched decode."""
+    H, W = entry.image.shape[:2]
+    found, missing = {}, []
+    for i, it in enumerate(items):
+        if it.unedited:
+            index = it.origin[1]
+            found[i] = (entry.contributions[index], None if entry.masks is None else entry.masks[index])
+        elif (hit := _decoded.get((model_id, key, it.identity))) is not None:
+            found[i] = hit
+        else:
+            missing.append(i)
+    if missing:
+        rendering = render_tokens(vle, Tokens.cat([items[i].final() for i in missing]))
+        for row, i in enumerate(missing):
+            value = (rendering.contributions[row].astype(np.float16), None if rendering.masks is None else to_uint8(rendering.masks[row]))
+            _decoded.put((model_id, key, items[i].identity), value, value[0].nbytes + (0 if value[1] is None else value[1].nbytes))
+            found[i] = value
+    contributions = np.stack([found[i][0] for i in range(len(items))]).astype(np.float32) if items else np.zeros((0, H, W, 3), np.float32)
+    masks = None if entry.masks is None or not items else np.stack([found[i][1] for i in range(len(items))])
+    return contributions, masks
+
+
+def describe(op: list) -> str:
+    kind = op[0]
+    if kind == "switch":
+        return f"tokens on: {', '.join(str(i + 1) for i in sorted(op[1])) or 'none'}"
+    if kind == "solo":
+        return f"solo token {op[1] + 1}"
+    if kind == "strength":
+        return f"token {op[1] + 1} at strength {op[2]:g}"
+    if kind == "move":
+        return f"token {op[1] + 1} moved by ({op[2]:+g}, {op[3]:+g}) px"
+    if kind == "transplant":
+        return f"transplanted donor token {op[2] + 1}"
+    return f"scattered all tokens (seed {op[1]})"
+
+
+@dataclass
+class Edited:
+    """The edited sequence and what it decodes to."""
+
+    items: list[Item]
+    contributions: np.ndarray  # (m, H, W, 3) float32, every item
+    masks: np.ndarray | None  # (m, H, W) uint8
+
+    @property
+    def on(self) -> list[int]:
+        return [i for i, it in enumerate(self.items) if it.on]
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        return to_uint8(EMPTY + self.contributions[self.on].sum(0))
+
+    def tokens(self) -> Tokens:
+        return (
+            Tokens.cat([self.items[i].final() for i in self.on])
+            if self.on
+            else Tokens.empty(self.items[0].token.latents.shape[1], self.items[0].token.image_size)
+        )

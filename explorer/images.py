@@ -1,0 +1,109 @@
+"""Images in and out: uploads decoded by us, so a bad one gets a clear message; views
+written as PNG files that gradio serves as they are."""
+
+import shutil
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image, ImageOps
+
+from . import settings
+
+Image.MAX_IMAGE_PIXELS = settings.MAX_PIXELS
+
+
+def image_input(**kwargs) -> gr.Image:
+    """A gr.Image that hands its handler the uploaded file unopened, so that read_image can say what
+    is wrong with a bad file (gr.Image would open it with Pillow first and fail with a generic
+    error). Patched on the instance: a subclass would make gradio write an app.pyi stub file."""
+    image = gr.Image(type="filepath", image_mode=None, **kwargs)
+    default = image.preprocess
+
+    def preprocess(payload):
+        if payload is None or (payload.url or "").startswith("data:") or payload.path is None:
+            return default(payload)
+        return str(payload.path)
+
+    image.preprocess = preprocess
+    return image
+
+
+def read_image(path) -> np.ndarray:
+    """An uploaded image file as HxWx3 uint8 RGB (first frame, EXIF orientation applied,
+    transparency over white). Raises gr.Error for anything that is not a reasonable image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check the size ourselves, just below
+            im = Image.open(path)
+        with im:
+            if im.format not in settings.IMAGE_FORMATS:
+                raise gr.Error(f"{im.format} images are not supported: use PNG, JPEG, WebP, GIF, BMP or TIFF.")
+            w, h = im.size
+            if w * h > settings.MAX_PIXELS:
+                raise gr.Error(f"The image is {w}×{h} px ({w * h / 1e6:.0f} MP); the limit is {settings.MAX_PIXELS / 1e6:.0f} MP.")
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(background, im)
+            array = np.asarray(im.convert("RGB"))
+    except gr.Error:
+        raise
+    except Image.DecompressionBombError as e:  # Pillow's own check, at twice settings.MAX_PIXELS
+        raise gr.Error(f"The image is too large: the limit is {settings.MAX_PIXELS / 1e6:.0f} MP.") from e
+    except Exception as e:  # decoders of untrusted files raise all kinds of exceptions; each means "not an image"
+        raise gr.Error(f"This file is not a readable image ({type(e).__name__}). Upload a PNG, JPEG, WebP, GIF, BMP or TIFF.") from e
+    if min(array.shape[:2]) < settings.MIN_SIDE:
+        raise gr.Error(f"The image is {array.shape[1]}×{array.shape[0]} px: at least {settings.MIN_SIDE} px on each side, please.")
+    return array
+
+
+def fit_working_size(image: np.ndarray, size: int) -> tuple[np.ndarray, str]:
+    """Scale the image down so its long side is at most `size` (never up); says what it did."""
+    h, w = image.shape[:2]
+    if max(h, w) <= size:
+        return image, f"{w}×{h} px, used as is"
+    scale = size / max(h, w)
+    nw, nh = round(w * scale), round(h * scale)
+    if min(nw, nh) < settings.MIN_SIDE:
+        raise gr.Error(f"At {size} px the {w}×{h} image would be {nw}×{nh}: too thin. Choose a larger working size.")
+    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.LANCZOS))
+    return resized, f"scaled down from {w}×{h} to {nw}×{nh} px (working size {size} px)"
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+_views_written = 0
+
+
+def png(picture: np.ndarray | None) -> str | None:
+    """Write a view as a PNG in gradio's cache folder and return its path, which gradio then serves
+    as it is. Given the array, gradio would compress at zlib level 6, about four times slower than
+    level 1: the difference between a slider that keeps up and one that lags."""
+    global _views_written
+    if picture is None:
+        return None
+    folder = Path(gr.utils.get_upload_folder()) / "vle-explorer-views"
+    folder.mkdir(parents=True, exist_ok=True)
+    _views_written += 1
+    if _views_written % 500 == 1:
+        remove_old_files(folder, age_s=2 * 3600)
+    path = folder / f"{uuid.uuid4().hex}.png"
+    Image.fromarray(picture).save(path, compress_level=1)
+    return str(path)
+
+
+def remove_old_files(folder: Path, age_s: float) -> None:
+    """Delete what is older than age_s in folder: views and exports are needed only for a while."""
+    for old in folder.iterdir():
+        try:
+            if time.time() - old.stat().st_mtime > age_s:
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+        except OSError:
+            pass

@@ -1,0 +1,114 @@
+"""Checkpoints: every folder in settings.CHECKPOINTS, each loaded once on first use and kept.
+The model runs only here (encode, render), behind the ZeroGPU decorator where there is one."""
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+import vle_core
+from vle_core import Tokens
+
+from . import settings
+
+try:  # on ZeroGPU hardware, model calls borrow a GPU; elsewhere the decorator does nothing
+    import spaces
+
+    GPU = spaces.GPU
+except ImportError:
+
+    def GPU(fn):
+        return fn
+
+
+def checkpoint_names() -> list[str]:
+    """All checkpoint folders, broken ones too: choosing one then says why it does not load."""
+    if not settings.CHECKPOINTS.is_dir():
+        return []
+    return sorted(p.name for p in settings.CHECKPOINTS.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def default_checkpoint() -> str | None:
+    names = checkpoint_names()
+    if settings.DEFAULT_CHECKPOINT in names:
+        return settings.DEFAULT_CHECKPOINT
+    return names[0] if names else None
+
+
+def _card_title(card: str) -> str:
+    """The model card's first heading, or its first line of text (after any YAML front matter)."""
+    lines = card.splitlines()
+    if lines and lines[0].strip() == "---":
+        end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() == "---"), 0)
+        lines = lines[end + 1 :]
+    text = [line.strip() for line in lines if line.strip()]
+    heading = next((line for line in text if line.startswith("#")), text[0] if text else "")
+    return heading.lstrip("#").strip()
+
+
+def checkpoint_summary(name: str) -> str:
+    """One line for the menu, read without loading weights: kind, data, tokens trained, title."""
+    folder = settings.CHECKPOINTS / name
+    try:
+        meta = json.loads((folder / "config.json").read_text())
+        kind, training = meta["kind"], meta.get("training") or {}
+        kind = f"staged {kind}" if (meta.get("config") or {}).get("stages") else kind
+        title = _card_title((folder / "README.md").read_text()) if (folder / "README.md").is_file() else ""
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        return f"{name} (unreadable: {type(e).__name__})"
+    parts = [str(kind), str(training.get("data", "data unknown"))]
+    if training.get("max_tokens"):
+        parts.append(f"trained with ≤{training['max_tokens']} tokens")
+    title = title if len(title) <= 60 else title[:59] + "…"
+    return f"{name}: " + ", ".join(parts) + (f" ({title})" if title else "")
+
+
+def checkpoint_choices() -> list[tuple[str, str]]:
+    return [(checkpoint_summary(name), name) for name in checkpoint_names()]
+
+
+_models: dict[str, tuple[str, vle_core.VLE]] = {}  # name -> (model id, model)
+_models_lock = threading.Lock()
+
+
+def forget() -> None:
+    """Drop the loaded models (they are loaded again on next use)."""
+    with _models_lock:
+        _models.clear()
+
+
+def get_model(name: str | None) -> tuple[str, vle_core.VLE]:
+    """(model id, VLE) for a checkpoint folder name. The id changes when the folder's files do,
+    so a checkpoint retrained in place is reloaded and never served from stale cache entries."""
+    if not name:
+        raise gr.Error(f"No checkpoint chosen: there is none in {settings.CHECKPOINTS}." if not checkpoint_names() else "Choose a checkpoint first.")
+    if name not in checkpoint_names():  # also keeps names like "../x" out of the file system
+        raise gr.Error(f"There is no checkpoint called {name!r} in {settings.CHECKPOINTS}.")
+    folder = settings.CHECKPOINTS / name
+    try:
+        stats = [(folder / f).stat() for f in ("config.json", "model.safetensors")]
+    except OSError as e:
+        raise gr.Error(f"Checkpoint {name} cannot be loaded: {e.strerror}: {Path(e.filename).name}") from e
+    model_id = f"{name}@" + hashlib.sha1(repr([(s.st_mtime_ns, s.st_size) for s in stats]).encode()).hexdigest()[:12]
+    with _models_lock:
+        if name in _models and _models[name][0] == model_id:
+            return _models[name]
+        try:
+            vle = vle_core.load_vle(folder, device=settings.DEVICE)
+        except ValueError as e:
+            raise gr.Error(f"Checkpoint {name} cannot be loaded: {e}") from e
+        _models[name] = (model_id, vle)
+        return _models[name]
+
+
+@GPU
+def encode_image(vle: vle_core.VLE, image: np.ndarray, n: int) -> vle_core.Encoding:
+    return vle.encode(image, n)
+
+
+@GPU
+def render_tokens(vle: vle_core.VLE, tokens: Tokens) -> vle_core.Rendering:
+    return vle.render(tokens)

@@ -1,0 +1,82 @@
+"""What the app's tests share: tiny untrained checkpoints in a temp folder, test images, and
+the app pointed at them."""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import explorer
+import vle_core
+from explorer import tokens_tab
+
+N = 6  # tokens per test encode: enough to see the slider and edits work, cheap on 2 cores
+
+
+def scene(size: int = 64, seed: int = 0, width: int | None = None) -> np.ndarray:
+    """A few flat rectangles on a gradient, HxWx3 uint8."""
+    rng = np.random.default_rng(seed)
+    h, w = size, width or size
+    ys, xs = np.mgrid[0:h, 0:w]
+    image = np.stack([xs / w, ys / h, np.full((h, w), 0.4)], axis=-1)
+    for _ in range(3):
+        y0, x0 = rng.integers(0, h - 8), rng.integers(0, w - 8)
+        image[y0 : y0 + rng.integers(6, h // 2), x0 : x0 + rng.integers(6, w // 2)] = rng.random(3)
+    return (image * 255).astype(np.uint8)
+
+
+def save_png(folder, name: str, array: np.ndarray) -> str:
+    path = folder / name
+    Image.fromarray(array).save(path)
+    return str(path)
+
+
+def make_checkpoints(folder) -> None:
+    """vanilla-tiny and masked-tiny checkpoints, plus a broken folder, as the app would find them."""
+    for name, preset in (("vanilla-tiny", "vanilla-tiny"), ("masked-tiny", "masked-tiny")):
+        torch.manual_seed(0)
+        model = vle_core.build_model(vle_core.preset(preset))
+        vle_core.save_checkpoint(
+            model, folder / name, f"# {name}\nAn untrained {preset} model for tests.", training={"data": "test", "steps": 0, "max_tokens": 4}
+        )
+    (folder / "broken").mkdir()
+    (folder / "broken" / "config.json").write_text("{not json")
+
+
+def pixels(view) -> np.ndarray:
+    """The picture a handler returned for an image component: a PNG path, or an update holding one."""
+    view = view["value"] if isinstance(view, dict) else view
+    return np.asarray(Image.open(view))
+
+
+class Select(gr.SelectData):
+    """A click at (x, y) on an image, as gradio hands it to a select handler."""
+
+    def __init__(self, x: int, y: int):
+        super().__init__(None, {"index": [x, y], "value": None})
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("checkpoints")
+    make_checkpoints(folder)
+    return folder
+
+
+@pytest.fixture
+def fresh(checkpoints, tmp_path, monkeypatch):
+    """The app pointed at the test checkpoints and an empty cache; its files in tmp_path."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    explorer.configure(checkpoints=checkpoints, cache_dir=tmp_path / "cache", cache_mb=64)
+    yield tmp_path
+    explorer.configure()
+
+
+def encode(path, checkpoint="vanilla-tiny", n=N, size=256):
+    return tokens_tab.on_encode(path, n, size, checkpoint)

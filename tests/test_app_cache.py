@@ -1,0 +1,65 @@
+"""The encodings cache: the encoder runs once per (image, checkpoint, working size); the slider
+only indexes; a corrupt entry is recomputed, never served."""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import app_helpers
+import numpy as np
+import pytest
+from app_helpers import N, encode, pixels, save_png, scene
+
+from explorer import cache, tokens_tab
+
+checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
+
+
+@pytest.mark.parametrize("checkpoint", ["vanilla-tiny", "masked-tiny"])
+def test_slider_and_coming_back_never_encode_again(fresh, checkpoint):
+    path = save_png(fresh, "a.png", scene(48, width=72))
+    runs = cache.encoder_runs
+    out = encode(path, checkpoint)
+    state = out[0]
+    assert cache.encoder_runs == runs + 1
+    assert out[2]["maximum"] == N and pixels(out[3]).shape == (48, 72, 3)
+    assert out[-1]["maximum"] == N
+    masked = checkpoint.startswith("masked")
+    assert ("'s mask" in out[6]["label"]) == masked
+    assert pixels(tokens_tab.on_details(state)[0]).shape[1] > 72 * N  # the strip
+    shown = set()
+    for k in range(1, N + 1):
+        *views, caption = tokens_tab.on_token(k, state)
+        recon, alone, heat, mask, overlay = (pixels(v) for v in views)
+        assert recon.dtype == np.uint8 and alone.shape == heat.shape == mask.shape == overlay.shape == (48, 72, 3)
+        assert (f"First {k} of {N}" in caption) and (("past the 4 tokens" in caption) == (k > 4))
+        shown.add(recon.tobytes())
+    assert len(shown) == N  # each k shows its own reconstruction
+    encode(path, checkpoint)  # the same image again
+    encode(path, checkpoint, n=3)  # fewer tokens: a prefix of the cached ones
+    cache._entries.clear()  # as after a restart: from disk
+    again = encode(path, checkpoint)
+    assert "from the cache" in again[1]
+    assert cache.encoder_runs == runs + 1
+    encode(path, checkpoint, n=N + 2)  # more tokens than cached: the one case that encodes
+    assert cache.encoder_runs == runs + 2
+
+
+@pytest.mark.parametrize("corruption", ["garbage", "wrong shape"])
+def test_a_corrupt_cache_entry_is_recomputed_not_served(fresh, corruption):
+    path = save_png(fresh, "a.png", scene())
+    first = encode(path)
+    key = first[0]["key"]
+    if corruption == "garbage":
+        bad = b"\x00not an archive"
+    else:
+        entry = cache.Entry.from_bytes(cache._disk().get(f"entry/{key}"))
+        entry.reconstructions = entry.reconstructions[:, :10]
+        bad = entry.to_bytes()
+    cache._disk().set(f"entry/{key}", bad)
+    cache._entries.clear()
+    runs = cache.encoder_runs
+    again = encode(path)
+    assert cache.encoder_runs == runs + 1
+    assert np.array_equal(pixels(again[3]), pixels(first[3]))
+    assert cache.Entry.from_bytes(cache._disk().get(f"entry/{key}")).reconstructions.shape[2] == 64  # repaired

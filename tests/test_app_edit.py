@@ -1,0 +1,90 @@
+"""The Edit tab: edits only decode and show what vle_core decodes; impossible edits are refused
+and change nothing; clicks select and move tokens."""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import app_helpers
+import gradio as gr
+import numpy as np
+import pytest
+from app_helpers import N, Select, encode, pixels, save_png, scene
+
+from explorer import cache, edit_tab, export_tab, images, models, session, tokens_tab, views
+
+checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
+
+
+@pytest.mark.parametrize("checkpoint", ["vanilla-tiny", "masked-tiny"])
+def test_edits_decode_only_and_match_the_library(fresh, checkpoint):
+    path = save_png(fresh, "a.png", scene())
+    state = encode(path, checkpoint)[0]
+    vle = models.get_model(checkpoint)[1]
+    runs = cache.encoder_runs
+
+    def check(out):
+        """The shown image is what vle_core decodes from the edited tokens."""
+        state = out[0]
+        tokens = session.edited(state)[2].tokens()
+        expected = images.to_uint8(vle.decode(tokens)) if len(tokens) else np.full_like(pixels(out[1]), 128)
+        assert np.abs(pixels(out[1]).astype(int) - expected).max() <= 2
+        return state
+
+    unedited = pixels(tokens_tab.on_details(state)[1])
+    assert np.array_equal(unedited, pixels(edit_tab.on_reset(state)[1]))
+    moved = edit_tab.on_move(2, 16, -8, state)
+    assert not np.array_equal(pixels(moved[1]), unedited)
+    state = check(moved)
+    state = check(edit_tab.on_strength(3, 1.5, state))
+    state = check(edit_tab.on_switch([1, 2, 4, 5, 6], state))
+    state = check(edit_tab.on_scatter(7, state))
+    donor = save_png(fresh, "donor.png", scene(seed=5))
+    out = edit_tab.on_transplant(donor, 2, state)
+    assert out[4]["value"] == N + 1 and len(out[0]["history"]) == 5  # the transplant is selected, to move it
+    state = check(out)
+    state = check(edit_tab.on_move(N + 1, 8, 8, state))
+    assert cache.encoder_runs == runs + 1  # the donor, and nothing else, was encoded
+    solo = edit_tab.on_solo(1, state)
+    assert solo[3]["value"] == [1]
+    check(solo)
+    undone = edit_tab.on_undo(solo[0])
+    assert undone[0]["history"] == state["history"] and np.array_equal(pixels(undone[1]), session.edited(state)[2].image)
+    assert np.array_equal(pixels(edit_tab.on_reset(state)[1]), unedited)
+    silenced, off = edit_tab.on_strength(4, 0.0, edit_tab.on_reset(state)[0]), edit_tab.on_switch([1, 2, 3, 5, 6], edit_tab.on_reset(state)[0])
+    assert np.abs(pixels(silenced[1]).astype(int) - pixels(off[1])).max() <= 1
+
+
+def test_impossible_edits_are_refused_and_change_nothing(fresh):
+    state = encode(save_png(fresh, "a.png", scene()))[0]
+    state = edit_tab.on_switch([1, 2, 3], state)[0]
+    before = dict(state)
+    for call, message in [
+        (lambda: edit_tab.on_move(5, 8, 0, state), "Token 5 is switched off"),
+        (lambda: edit_tab.on_move(N + 3, 8, 0, state), "no token 9"),
+        (lambda: edit_tab.on_move(1, 500, 0, state), "leaves the 64×64 image"),
+        (lambda: edit_tab.on_strength(1, 99, state), "out of range"),
+        (lambda: edit_tab.on_solo(0, state), "no token 0"),
+        (lambda: edit_tab.on_switch([1, 40], state), "no token 40"),
+        (lambda: edit_tab.on_move_to(5, state, Select(10, 10)), "switched off"),
+        (lambda: edit_tab.on_transplant(None, 1, state), "donor image"),
+        (lambda: export_tab.on_export_gif(None), "Encode an image first"),
+        (lambda: export_tab.on_export_tokens(edit_tab.on_switch([], state)[0]), "nothing to export"),
+    ]:
+        with pytest.raises(gr.Error, match=message):
+            call()
+    assert state == before
+    assert pixels(tokens_tab.on_token(3, state)[0]).shape == (64, 64, 3)  # still usable
+
+
+def test_clicks_select_tokens_and_move_them(fresh):
+    state = encode(save_png(fresh, "a.png", scene()), "masked-tiny")[0]
+    k, edit_k = tokens_tab.on_select_token(state, Select(30, 20))
+    labels = views.entry_overlay(session.session(state)[1])[0]
+    assert k == edit_k == labels[20, 30] + 1
+    assert edit_tab.on_select_edit_token(state, Select(30, 20)) == k
+    moved = edit_tab.on_move_to(k, state, Select(63, 63))
+    offset = moved[6]["value"], moved[7]["value"]
+    assert moved[0]["history"][-1] == ["move", k - 1, *offset] and offset != (0, 0)
+    strength, dx, dy, overlay = edit_tab.on_pick_edit_token(k, moved[0])
+    assert (strength, dx, dy) == (1.0, *offset) and pixels(overlay).shape == (64, 64, 3)

@@ -1,0 +1,61 @@
+"""Uploads: large images are scaled to the working size; bad files are clear errors."""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import struct
+import zlib
+
+import app_helpers
+import gradio as gr
+import numpy as np
+import pytest
+from app_helpers import N, encode, pixels, save_png, scene
+from PIL import Image
+
+from explorer import tokens_tab
+
+checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
+
+
+def test_large_images_are_scaled_to_the_working_size(fresh):
+    path = save_png(fresh, "wide.png", scene(150, width=300))
+    out = encode(path, size=128)
+    assert pixels(out[3]).shape == (64, 128, 3)
+    assert "scaled down from 300×150 to 128×64" in out[1]
+    assert "used as is" in encode(path, size=512)[1]
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims a size in its header and holds no pixels (a decompression-bomb probe)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunks = [b"IHDR" + ihdr, b"IDAT" + zlib.compress(b"")]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(struct.pack(">I", len(c) - 4) + c + struct.pack(">I", zlib.crc32(c)) for c in chunks)
+
+
+def test_bad_uploads_are_clear_errors(fresh):
+    good = save_png(fresh, "good.png", scene())
+    truncated = fresh / "truncated.png"
+    truncated.write_bytes(open(good, "rb").read()[:200])
+    cases = {
+        "garbage.png": (b"this is not an image" * 10, "not a readable image"),
+        "bomb.png": (_png_header_only(10_000, 10_000), "limit is 40 MP"),  # Pillow's own check
+        "big.png": (_png_header_only(8_000, 6_000), "limit is 40 MP"),  # ours
+        "truncated.png": (None, "not a readable image"),
+        "icon.ico": (None, "ICO images are not supported"),
+    }
+    Image.fromarray(scene(16)).save(fresh / "icon.ico")
+    for name, (data, message) in cases.items():
+        if data is not None:
+            (fresh / name).write_bytes(data)
+        with pytest.raises(gr.Error, match=message):
+            encode(str(fresh / name))
+    with pytest.raises(gr.Error, match="at least 8 px"):
+        encode(save_png(fresh, "tiny.png", scene(16)[:4, :4]))
+    with pytest.raises(gr.Error, match="too thin"):
+        encode(save_png(fresh, "thin.png", np.zeros((10, 600, 3), np.uint8)), size=128)
+    assert tokens_tab.on_encode(None, N, 256, "vanilla-tiny")[0] is None  # a cleared image is no error
+    assert tokens_tab.on_details(None)[0] is None
+    rgba = np.dstack([scene(), np.full((64, 64), 128, np.uint8)])
+    assert pixels(encode(save_png(fresh, "rgba.png", rgba))[3]).shape == (64, 64, 3)
