@@ -178,7 +178,9 @@ class Decoder(nn.Module):
                 layers.append(ResBlock(cin, width, config.dropout))
                 cin = width
             if level < len(widths) - 1:
-                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cin, 3, padding=1)]
+                cout = widths[level + 1] if config.narrow_upsampling else cin
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1)]
+                cin = cout
         self.layers = nn.Sequential(*layers)
         self.norm_out = ChannelNorm(cin)
         self.conv_out = nn.Conv2d(cin, out_channels * config.stem**2, 3, padding=1)
