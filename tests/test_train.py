@@ -97,3 +97,53 @@ def test_ship_evaluates_a_run_and_writes_a_card_that_explains_its_figures(tmp_pa
     assert "Patch-PCA" not in card  # the Kodak suite's footnote belongs to the Kodak suite
     assert all(t.dtype == torch.float16 for t in load_file(tmp_path / "shipped" / "model.safetensors").values())
     assert vle_core.load_vle(tmp_path / "shipped", device="cpu").kind == "masked"
+
+
+def test_resume_from_the_command_line_keeps_the_runs_saved_settings(tmp_path):
+    from vle_core.train import main
+
+    out = tmp_path / "run"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    main([*flags, f"--out={out}", "--steps=2"])
+    main([f"--out={out}", "--resume", "--steps=4"])  # nothing but the folder and the new length
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["steps"] == 4 and saved["batch"] == TINY["batch"] and saved["preset"] == TINY["preset"]
+    assert [r["step"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--resume"], "no run to resume"),
+        (["--preset=nope"], "unknown preset 'nope'"),
+        (["--data=bsds", "--steps=1"], "Set VLE_DATA"),
+        (["--precision=fp8", "--data=scenes", "--steps=1"], "--precision must be"),
+    ],
+)
+def test_command_line_mistakes_are_one_line_errors(argv, message, tmp_path, monkeypatch, capsys):
+    from vle_core.train import main
+
+    monkeypatch.setenv("VLE_DATA", str(tmp_path / "no-data-here"))
+    with pytest.raises(SystemExit) as exit:
+        main([*argv, f"--out={tmp_path / 'run'}"])
+    err = capsys.readouterr().err.strip()
+    assert exit.value.code == 2 and message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("preset", ["vanilla-tiny", "masked-tiny"])
+def test_bf16_autocast_and_dataloader_workers_train(preset, tmp_path):
+    """The GPU run's code paths (bf16 autocast, a DataLoader with workers), exercised on the CPU."""
+    out = tmp_path / "run"
+    train(TrainConfig(**{**TINY, "preset": preset}, out=str(out), steps=3, precision="bf16", workers=1))
+    losses = [r["loss"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert all(t.dtype == torch.float32 for t in load_file(out / "model" / "model.safetensors").values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_run_with_bf16_channels_last_workers_and_compile(tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(**{**TINY, "data": "scenes"}, out=str(out), steps=3, device="cuda", compile=True))
+    vle = vle_core.load_vle(out / "model", device="cuda")
+    encoding = vle.encode(np.random.default_rng(0).random((32, 32, 3), dtype=np.float32), 3)
+    assert np.isfinite(encoding.reconstructions).all()

@@ -66,6 +66,7 @@ def residual_loop(model, x, n_tokens: int) -> LoopOutput:
         normalised, mean, std = normalise(target - reconstruction)
         z, memory, proposal = model.encode_step(normalised, taken.clamp(max=1.0), memory, stage)
         rgb, mask = model.decode(z, mean, std, stage)
+        rgb, mask = rgb.float(), None if mask is None else mask.float()  # E and D may run in bf16 (train.py); the sums stay float32
         if proposal is None:  # vanilla: the token adds its whole output
             reconstruction = reconstruction + rgb
             shown = rgb

@@ -5,6 +5,11 @@
     python -m vle_core.train --preset vanilla-cpu --data bsds --out runs/vanilla-more --init checkpoints/vanilla-natural
     torchrun --nproc_per_node=4 -m vle_core.train --preset vanilla-paper --data folder:/laion --crop 512 --batch 4 ...
 
+On CUDA a run uses bf16 autocast (`--precision`), channels-last weights and inputs, DataLoader
+workers with pinned memory (`--workers`), and optionally `torch.compile` (`--compile`). On the CPU
+it loads crops in the training process by default, so that a resumed run continues exactly as an
+uninterrupted one would; with workers, a resumed run draws other crops than it would have.
+
 The run folder `--out` holds:
     state.pt        resumable state: weights, optimiser, step, RNG states (torch.load weights_only)
     model/          the latest weights as a checkpoint folder (config.json, model.safetensors, README.md)
@@ -18,7 +23,8 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -26,39 +32,48 @@ import torch
 import torch.distributed as dist
 from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from .checkpoint import read_checkpoint, save_checkpoint
-from .config import preset
-from .data import resolve_data
+from .config import PRESETS, preset
+from .data import SPEC_FORMS, resolve_data
 from .figures import token_strip
 from .losses import vle_loss
 from .pca import PatchPCA
 from .vle import VLE, build_model, pick_device
 
 
+def option(default, help: str):
+    """A TrainConfig field with its command-line help."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    preset: str = "vanilla-cpu"
-    data: str = "bsds"
-    out: str = "runs/vle"
-    steps: int = 20_000
-    batch: int = 16  # per process
-    crop: int = 64
-    lr: float = 1e-3  # Adam, as the authors
-    min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio at `steps`
-    warmup: int = 200
-    grad_clip: float = 1.0  # authors: 0.1 (vanilla), none (masked)
-    min_tokens: int = 0  # 0: 1 for vanilla, 2 for masked (Section 3.2)
-    max_tokens: int = 4
-    tokens_every: int = 2000  # the folded normal's centre moves up one token every this many steps
-    tokens_spread: float = 1.0  # its standard deviation
-    seed: int = 2023  # the authors' seed
-    device: str = "auto"
-    log_every: int = 10
-    save_every: int = 500
-    sample_every: int = 1000
-    init: str = ""  # a checkpoint folder whose weights a new run starts from (its config must be the preset's); the optimiser starts afresh
+    preset: str = option("vanilla-cpu", f"the model: one of {', '.join(sorted(PRESETS))} (vle_core/config.py)")
+    data: str = option("bsds", f"training data: {SPEC_FORMS}; 'bsds' is BSDS500 train + val under $VLE_DATA (default ../shared/data)")
+    out: str = option("runs/vle", "the run folder: state.pt, model/, log.jsonl, samples/")
+    steps: int = option(20_000, "train until this step (a resumed run may raise it)")
+    batch: int = option(16, "images per step, per process")
+    crop: int = option(64, "side of the square random training crops, px")
+    lr: float = option(1e-3, "peak learning rate (Adam, as the authors)")
+    min_lr_ratio: float = option(0.1, "the cosine schedule decays to lr x this at --steps")
+    warmup: int = option(200, "steps of linear learning-rate warm-up")
+    grad_clip: float = option(1.0, "gradient-norm clipping; 0: none (authors: 0.1 vanilla, none masked)")
+    min_tokens: int = option(0, "fewest tokens per image; 0: 1 for vanilla, 2 for masked (Section 3.2)")
+    max_tokens: int = option(4, "most tokens per image")
+    tokens_every: int = option(2000, "the token count's centre moves up one token every this many steps (Section 3.2)")
+    tokens_spread: float = option(1.0, "standard deviation of the token count around its centre")
+    seed: int = option(2023, "random seed (the authors')")
+    device: str = option("auto", "auto (cuda, then mps, then cpu), or a torch device")
+    precision: str = option("auto", "auto: bf16 autocast on CUDA, float32 elsewhere; or fp32, bf16")
+    workers: int = option(-1, "DataLoader worker processes; -1: 8 on CUDA, 0 (crops drawn in the training process, exact resumption) elsewhere")
+    compile: bool = option(False, "torch.compile the encoder and decoder (GPU runs; the first steps are slow)")
+    log_every: int = option(10, "steps between lines of log.jsonl")
+    save_every: int = option(500, "steps between saves of state.pt and model/")
+    sample_every: int = option(1000, "steps between sample sheets in samples/")
+    init: str = option("", "a checkpoint folder whose weights a new run starts from (same preset); the optimiser starts afresh")
 
 
 def token_count(step: int, cfg: TrainConfig, low: int) -> int:
@@ -85,6 +100,18 @@ def linear_code(data, crops: int = 2000) -> torch.Tensor:
         torch.manual_seed(0)
         arrays = [((data[int(i)].permute(1, 2, 0).numpy() + 1) / 2) for i in torch.randint(len(data), (crops,))]
     return torch.from_numpy(PatchPCA(arrays).unshuffled_components().copy()).float()
+
+
+def batches(data, batch: int, sampler: torch.Generator, workers: int, pin_memory: bool):
+    """Endless batches [batch, 3, crop, crop] of random items (drawn with replacement by `sampler`).
+    workers 0: built in this process, so torch's global RNG (crops, flips) and `sampler` are all
+    the state a resumed run needs. workers > 0: a DataLoader, faster on a GPU, whose workers draw
+    crops from seeds of their own."""
+    if workers == 0:
+        while True:
+            yield torch.stack([data[int(i)] for i in torch.randint(len(data), (batch,), generator=sampler)])
+    indices = RandomSampler(data, replacement=True, num_samples=2**62, generator=sampler)
+    yield from DataLoader(data, batch_size=batch, sampler=indices, num_workers=workers, pin_memory=pin_memory, persistent_workers=True, drop_last=True)
 
 
 def rng_states(sampler: torch.Generator) -> dict:
@@ -121,6 +148,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
         rank, world, device = 0, 1, pick_device(cfg.device)
     master = rank == 0
     out = Path(cfg.out)
+    cuda = device.type == "cuda"
+    if cfg.precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"--precision must be auto, fp32 or bf16, got {cfg.precision!r}")
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and cuda)
+    workers = cfg.workers if cfg.workers >= 0 else (8 if cuda else 0)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # what float32 work remains
 
     model_config = preset(cfg.preset)
     low = cfg.min_tokens or (2 if model_config.kind == "masked" else 1)
@@ -158,6 +192,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
         else:
             torch.manual_seed(cfg.seed + 1000 * rank + step)
             sampler.manual_seed(cfg.seed + 1000 * rank + step)
+    if cuda:  # cuDNN's fast convolutions want NHWC
+        raw_model = raw_model.to(memory_format=torch.channels_last)
+    if cfg.compile:  # in place, so state_dict keys (and checkpoints) stay the same
+        raw_model.encoder.compile()
+        raw_model.decoder.compile()
     model = DistributedDataParallel(raw_model) if ddp else raw_model
     if master:
         out.mkdir(parents=True, exist_ok=True)
@@ -209,14 +248,18 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
         raw_model.train()
 
     raw_model.train()
+    stream = batches(data, cfg.batch, sampler, workers, pin_memory=cuda)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     bar = tqdm(total=cfg.steps, initial=step, disable=not master, dynamic_ncols=True)
     while step < cfg.steps:
         t0 = time.perf_counter()
         n_tokens = token_count(step, cfg, low)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(step, cfg)
-        x = torch.stack([data[int(i)] for i in torch.randint(len(data), (cfg.batch,), generator=sampler)]).to(device)
-        losses = vle_loss(model_config, x, model(x, n_tokens))
+        x = next(stream).to(device, non_blocking=True, memory_format=torch.channels_last if cuda else torch.preserve_format)
+        with autocast:  # E and D in bf16; the loop's sums and the losses stay float32 (loop.py, losses.py)
+            passes = model(x, n_tokens)
+        losses = vle_loss(model_config, x, passes)
         optimiser.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if cfg.grad_clip:
@@ -243,14 +286,35 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
         dist.destroy_process_group()
 
 
+def resolve_config(given: dict, resume: bool) -> TrainConfig:
+    """The run's settings from the flags `given`; with resume, the saved train_config.json of the
+    run in --out, with the flags given on top (e.g. a larger --steps)."""
+    if not resume:
+        return TrainConfig(**given)
+    out = Path(given.get("out", TrainConfig.out))
+    if not (out / "state.pt").is_file():
+        raise ValueError(f"no run to resume in {out} (no state.pt there): name the run's folder with --out, or start a new run without --resume")
+    saved_file = out / "train_config.json"
+    saved = json.loads(saved_file.read_text()) if saved_file.is_file() else {}
+    known = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{**{k: v for k, v in saved.items() if k in known}, **given})
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, default in asdict(TrainConfig()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    args = vars(parser.parse_args(argv))
-    resume = args.pop("resume")
-    train(TrainConfig(**args), resume=resume)
+    parser = argparse.ArgumentParser(prog="python -m vle_core.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(TrainConfig):
+        flag, help = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (default: {f.default})"
+        if f.type is bool or isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help)
+        else:
+            parser.add_argument(flag, type=type(f.default), default=argparse.SUPPRESS, help=help)
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out with its saved settings; flags given with it override them")
+    given = vars(parser.parse_args(argv))
+    resume = given.pop("resume")
+    try:
+        train(resolve_config(given, resume), resume=resume)
+    except (ValueError, FileNotFoundError) as e:  # a user's mistake: one line, no traceback
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
 
 
 if __name__ == "__main__":
