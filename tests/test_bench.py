@@ -1,0 +1,39 @@
+"""`python -m vle_core.bench`: every figure is measured, and they add up."""
+
+import pytest
+import torch
+
+import vle_core
+from vle_core import bench
+
+
+@pytest.fixture
+def checkpoints(tmp_path):
+    for name in ("vanilla-tiny-staged", "masked-tiny"):
+        torch.manual_seed(0)
+        vle_core.save_checkpoint(vle_core.build_model(vle_core.preset(name)), tmp_path / name, f"# {name}\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", ["vanilla-tiny-staged", "masked-tiny"])
+def test_measure_counts_flops_that_scale_with_pixels_and_tokens(checkpoints, name):
+    r = bench.measure(checkpoints / name, runs=1)
+    assert r["checkpoint"] == name and r["parameters"] == sum(p.numel() for p in vle_core.build_model(vle_core.preset(name)).parameters())
+    assert r["encoder_gflop"] > 0 and r["decoder_gflop"] > 0
+    # 8 tokens at 256 px are 8 encoder and 8 decoder passes (a little more: the loop's own arithmetic is not counted)
+    assert r["encode_gflop_256"] == pytest.approx(bench.N_TOKENS * (r["encoder_gflop"] + r["decoder_gflop"]), rel=0.02)
+    assert r["encode_gflop_512"] == pytest.approx(4 * r["encode_gflop_256"], rel=0.02)  # convolutions: FLOPs per pixel
+    assert all(r[k] > 0 for k in ("encode_ms_256", "encode_ms_512", "decode_ms_256", "decode_ms_512", "train_image_tokens_per_s", "peak_mb"))
+
+
+def test_the_command_prints_a_row_per_checkpoint(checkpoints, capsys):
+    bench.main(["--checkpoints", str(checkpoints), "--runs", "1", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "GFLOP/s" in out.splitlines()[0]
+    rows = [line for line in out.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == ["masked-tiny", "vanilla-tiny-staged"]
+
+
+def test_no_checkpoints_is_a_one_line_error(tmp_path):
+    with pytest.raises(SystemExit, match="no checkpoint folders"):
+        bench.main(["--checkpoints", str(tmp_path)])
