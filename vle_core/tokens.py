@@ -17,6 +17,9 @@ from safetensors.torch import load_file, save_file
 
 from .config import DOWNSAMPLING
 
+MAX_SIDE = 16384  # px: a tokens file for a larger image is refused before anything is decoded
+MAX_FILE_TOKENS = 1024  # tokens in one file: edits append (transplants), encodes stop at vle.MAX_TOKENS
+
 
 def latent_grid(image_size: tuple[int, int]) -> tuple[int, int]:
     """The (h, w) latent cells that cover an image of (H, W) pixels: sides padded up to multiples of 8."""
@@ -51,6 +54,16 @@ class Tokens:
     def __len__(self) -> int:
         return self.latents.shape[0]
 
+    def __repr__(self) -> str:
+        """A line, not the tensors: how many tokens, their latent shape, the image and the stages."""
+        stages = self.stage.tolist()
+        if stages == list(range(1, len(self) + 1)):
+            stage = f"1..{len(self)}" if len(self) > 1 else str(stages[0]) if stages else "none"
+        else:
+            stage = str(stages) if len(stages) <= 8 else f"[{', '.join(map(str, stages[:8]))}, ...]"
+        H, W = self.image_size
+        return f"Tokens({len(self)} x {tuple(self.latents.shape[1:])} latents, for a {H}x{W} image, stages {stage})"
+
     def __getitem__(self, index) -> "Tokens":
         """A sub-sequence: an int, a slice or a list of indices (in that order)."""
         if isinstance(index, int):
@@ -78,14 +91,27 @@ class Tokens:
 
     @classmethod
     def load(cls, path) -> "Tokens":
+        """Read a file `save` wrote. Anything else, or a tampered file (wrong shapes for its image
+        size, non-finite values, an absurd size or count), is a ValueError that names the problem;
+        nothing is ever unpickled."""
         path = Path(path)
         try:
             tensors = load_file(str(path))
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
             size = (int(meta["height"]), int(meta["width"]))
-            return cls(tensors["latents"].float(), tensors["mean"].float(), tensors["std"].float(), size, tensors.get("stage"))  # files before stages: 1..n
-        except (SafetensorError, OSError, KeyError, ValueError) as e:
+            if not (0 < size[0] <= MAX_SIDE and 0 < size[1] <= MAX_SIDE):
+                raise ValueError(f"an image size of {size[0]}x{size[1]} px is outside 1..{MAX_SIDE}")
+            latents, mean, std = (tensors[name] for name in ("latents", "mean", "std"))
+            if latents.ndim != 4 or tuple(latents.shape[2:]) != latent_grid(size) or len(latents) > MAX_FILE_TOKENS:
+                raise ValueError(f"latents of shape {tuple(latents.shape)} do not fit a {size[0]}x{size[1]} image (at most {MAX_FILE_TOKENS} tokens)")
+            if not all(t.is_floating_point() and bool(torch.isfinite(t).all()) for t in (latents, mean, std)):
+                raise ValueError("latents, mean and std must be finite floats")
+            stage = tensors.get("stage")  # files before stages: 1..n
+            if stage is not None and (stage.is_floating_point() or stage.is_complex() or stage.dtype == torch.bool):
+                raise ValueError(f"token stages must be integers, got {stage.dtype}")
+            return cls(latents.float(), mean.float(), std.float(), size, stage)
+        except (SafetensorError, OSError, KeyError, ValueError, RuntimeError) as e:
             raise ValueError(f"{path.name} is not a VLE tokens file: {e}") from e
 
     @staticmethod

@@ -48,6 +48,9 @@ def image_to_array(image) -> np.ndarray:
     raise ValueError(f"expected uint8 pixels or floats in [0, 1], got {image.dtype} in [{image.min()}, {image.max()}]")
 
 
+MAX_TOKENS = 64  # per encode: 64 tokens of a 768 px image already hold ~1 GB of views; 1000 ran for minutes past 1.3 GB
+
+
 class VLE:
     """A trained VLE. `vle_core.load_vle(folder)` makes one from a checkpoint."""
 
@@ -73,8 +76,8 @@ class VLE:
     @torch.inference_mode()
     def encode(self, image, n_tokens: int) -> Encoding:
         """Encode an image into n_tokens tokens (any number, also past the trained count)."""
-        if n_tokens < 1:
-            raise ValueError(f"n_tokens must be at least 1, got {n_tokens}")
+        if not 1 <= n_tokens <= MAX_TOKENS:
+            raise ValueError(f"n_tokens must be between 1 and {MAX_TOKENS} (vle_core.vle.MAX_TOKENS), got {n_tokens}")
         array = image_to_array(image)
         out = residual_loop(self.model, self._to_tensor(array), n_tokens)
         tokens = Tokens(torch.cat(out.latents).float().cpu(), torch.cat(out.mean).float().cpu(), torch.cat(out.std).float().cpu(), array.shape[:2])
