@@ -7,7 +7,8 @@ from PIL import Image
 from scipy.io import savemat
 
 import vle_core
-from vle_core.evaluate import bsds_segmentation_suite, human_segmentations, scene_suite
+from vle_core import metrics
+from vle_core.evaluate import BASELINES, bsds_segmentation_suite, human_segmentations, scene_suite
 
 
 def write_ground_truth(path, segmentations):
@@ -49,8 +50,30 @@ def test_bsds_segmentation_suite_scores_against_every_annotator(tmp_path, monkey
     monkeypatch.setenv("VLE_DATA", str(tmp_path))
     result = bsds_segmentation_suite(masked_tiny, n_tokens=3)
     assert result["images"] == 1 and 1 <= result["segments"] <= 3
-    for key in ("ari", "ari_kmeans"):
+    for key in ("ari", "ari_kmeans", "ari_slic", "ari_felzenszwalb"):  # the model beside the three classical segmenters
         assert -1 <= result[key] <= 1
+
+
+@pytest.mark.parametrize("method", sorted(BASELINES))
+def test_each_baseline_is_given_as_many_segments_as_asked(method):
+    image = np.zeros((80, 120, 3), np.float32)  # four flat quadrants, each larger than Felzenszwalb's min_size: four segments to find
+    image[:40, 60:] = (0.9, 0.1, 0.1)
+    image[40:, :60] = (0.1, 0.8, 0.2)
+    image[40:, 60:] = (0.2, 0.2, 0.9)
+    quadrants = (np.arange(80)[:, None] >= 40) * 2 + (np.arange(120)[None] >= 60)
+    labels = BASELINES[method](image, 4)
+    assert labels.shape == (80, 120) and len(np.unique(labels)) == 4
+    assert metrics.ari(quadrants, labels) > 0.9
+
+
+def test_fast_ari_is_sklearns_ari():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        shape = tuple(rng.integers(1, 12, 2))
+        truth, pred = rng.integers(0, rng.integers(1, 6), shape), rng.integers(0, rng.integers(1, 6), shape)
+        assert metrics.fast_ari(truth, pred) == pytest.approx(metrics.ari(truth, pred), abs=1e-12)
+    with pytest.raises(ValueError, match="shape"):
+        metrics.fast_ari(np.zeros((2, 3), int), np.zeros((3, 2), int))
 
 
 def test_scene_suite_scores_masks_and_refuses_a_model_without_them(masked_tiny):
@@ -59,3 +82,11 @@ def test_scene_suite_scores_masks_and_refuses_a_model_without_them(masked_tiny):
     vanilla = vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny")), device="cpu")
     with pytest.raises(ValueError, match="masks"):
         scene_suite(vanilla, n_tokens=2, n_scenes=1, size=32)
+
+
+def test_a_mask_suite_refuses_a_vanilla_model_before_any_progress_bar(capsys):
+    vanilla = vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny")), device="cpu")
+    for suite in (scene_suite, bsds_segmentation_suite):
+        with pytest.raises(ValueError, match="masked checkpoint"):
+            suite(vanilla, n_tokens=2)
+    assert capsys.readouterr().err == ""
