@@ -71,6 +71,10 @@ def test_the_report_writes_every_section_and_plot(tiny, tmp_path):
     assert f"{PAPER_TABLE_1['vanilla VLE'][0][0]:.4f} / {PAPER_TABLE_1['vanilla VLE'][0][1]:.3f}" in table  # the paper beside ours
     assert all(f"`{name}`" in table for name in ("vle", "fixed", "masked")) and "patch-PCA" in table
     assert all(re.search(rf"^\| {k} \|", table, re.M) for k in (1, 2, 3))
+    for written in ("README.md", *PLOTS):
+        (tmp_path / written).unlink()
+    main(["--out", str(tmp_path), "--replot"])  # the page again from results.json, measuring nothing
+    assert (tmp_path / "README.md").read_text() == page and all((tmp_path / plot).is_file() for plot in PLOTS)
     results = json.loads((tmp_path / "results.json").read_text())
     assert [p["set"] for p in results["photos"]] == ["kodak", "bsds-test"]
     assert set(results["curves"]) == {"vle", "fixed", "masked", "patch-PCA"}
@@ -130,5 +134,6 @@ def test_torchrun_two_processes_give_the_numbers_of_one(tiny, tmp_path):
         env={**os.environ, **threads},
     )
     assert two.returncode == 0, two.stderr[-3000:]
-    assert json.loads((tmp_path / "one" / "results.json").read_text()) == json.loads((tmp_path / "two" / "results.json").read_text())
-    assert "2 processes" in (tmp_path / "two" / "README.md").read_text()
+    one, two = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("one", "two"))
+    assert (one.pop("settings")["processes"], two.pop("settings")["processes"]) == (1, 2)
+    assert one == two  # every number, per image

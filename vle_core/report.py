@@ -338,17 +338,17 @@ def section_table1(data: dict, checkpoints: dict, out: Path, tokens: int) -> str
 
 def reading_table1(mse: dict, ssim: dict, checkpoints: dict, tokens: int) -> list[str]:
     lines = []
-    for variant, names in (("vanilla VLE", _names(checkpoints, "vle") + _names(checkpoints, "fixed")), ("mask VLE", _names(checkpoints, "masked"))):
+    pairs = (("vanilla VLE", _names(checkpoints, "vle")), ("VAE", _names(checkpoints, "fixed")), ("mask VLE", _names(checkpoints, "masked")))
+    for variant, names in pairs:  # a fixed-length model beside the paper's fixed-length VAE
         paper = np.asarray(PAPER_TABLE_1[variant])
         for name in names:
-            last = min(len(paper), tokens)
-            ours_first, ours_last = PAPER_SCALE * mse[name][0], PAPER_SCALE * mse[name][last - 1]
-            verdict = lambda ours, theirs: "lower (better)" if ours < theirs else "higher (worse)"  # noqa: E731
-            lines.append(
-                f"- `{name}` against the paper's {variant}: MSE {ours_first:.4f} at 1 token vs {paper[0, 0]:.4f}, {verdict(ours_first, paper[0, 0])}; "
-                f"{ours_last:.4f} at {last} tokens vs {paper[last - 1, 0]:.4f}, {verdict(ours_last, paper[last - 1, 0])}; "
-                f"SSIM {ssim[name][0]:.3f} and {ssim[name][last - 1]:.3f} vs {paper[0, 1]:.3f} and {paper[last - 1, 1]:.3f}."
-            )
+            counts = sorted({1, min(len(paper), tokens)})
+            said = [
+                f"{PAPER_SCALE * mse[name][k - 1]:.4f} at {k} token{'s' if k > 1 else ''} vs {paper[k - 1, 0]:.4f}, {_verdict(mse[name][k - 1] * PAPER_SCALE, paper[k - 1, 0])}"
+                for k in counts
+            ]
+            ssims = " and ".join(f"{ssim[name][k - 1]:.3f}" for k in counts), " and ".join(f"{paper[k - 1, 1]:.3f}" for k in counts)
+            lines.append(f"- `{name}` against the paper's {variant}: MSE {'; '.join(said)}; SSIM {ssims[0]} vs {ssims[1]}.")
     for name in checkpoints:
         better = [k for k in range(1, tokens + 1) if mse[name][k - 1] < mse[PCA][k - 1]]
         lines.append(f"- `{name}` has a lower mean MSE than patch-PCA at {_counts(better, tokens)}.")
@@ -367,6 +367,10 @@ def reading_table1(mse: dict, ssim: dict, checkpoints: dict, tokens: int) -> lis
         )
     )
     return lines
+
+
+def _verdict(ours: float, theirs: float) -> str:
+    return "lower (better)" if ours < theirs else "higher (worse)"
 
 
 def _training(info: dict) -> str:
@@ -636,9 +640,18 @@ def main(argv=None) -> None:
     parser.add_argument("--every", type=int, default=1, help="keep every N-th photo of each set (default 1: all of them)")
     parser.add_argument("--scenes", type=int, default=200, help="held-out generated scenes (default 200)")
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) or a torch device")
+    parser.add_argument("--replot", action="store_true", help="measure nothing: rewrite README.md and the plots from --out's results.json")
     args = parser.parse_args(argv)
     if args.tokens < 1 or args.every < 1 or args.scenes < 0:
         parser.error("--tokens and --every must be at least 1, --scenes at least 0")
+    out = Path(args.out)
+    if args.replot:
+        if not (out / "results.json").is_file():
+            sys.exit(f"vle_core.report: error: no {out / 'results.json'} to replot: run the report first")
+        results = json.loads((out / "results.json").read_text())
+        data = {key: value for key, value in results.items() if key not in ("tokens", "checkpoints", "settings")}
+        (out / "README.md").write_text(page(data, results["checkpoints"], out, results["tokens"], results["settings"]))
+        return
     use_data(args.data)
     started = time.time()
     rank, world = start_processes()
@@ -648,12 +661,12 @@ def main(argv=None) -> None:
     except (ValueError, FileNotFoundError) as e:  # missing data or checkpoints: one line, no traceback
         sys.exit(f"vle_core.report: error: {str(e).splitlines()[0]}")
     if rank == 0:
-        out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        command = "python -m vle_core.report " + " ".join(argv if argv is not None else sys.argv[1:])
+        launcher = f"torchrun --standalone --nproc_per_node={world} -m vle_core.report" if world > 1 else "python -m vle_core.report"
+        command = " ".join([launcher, *(argv if argv is not None else sys.argv[1:])])
         hardware = torch.cuda.get_device_name() if torch.cuda.is_available() else f"a {os.cpu_count()}-core CPU"
-        settings = {"command": command.strip(), "processes": world, "minutes": (time.time() - started) / 60, "hardware": hardware, "every": args.every}
-        (out / "results.json").write_text(json.dumps({"tokens": args.tokens, "checkpoints": checkpoints, **data}) + "\n")
+        settings = {"command": command, "processes": world, "minutes": (time.time() - started) / 60, "hardware": hardware, "every": args.every}
+        (out / "results.json").write_text(json.dumps({"tokens": args.tokens, "checkpoints": checkpoints, "settings": settings, **data}) + "\n")
         (out / "README.md").write_text(page(data, checkpoints, out, args.tokens, settings))
         print(f"wrote {out / 'README.md'} in {settings['minutes']:.1f} minutes")
     if world > 1:
