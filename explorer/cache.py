@@ -18,6 +18,7 @@ from vle_core import Tokens, metrics
 from vle_core.tokens import latent_grid
 
 from . import settings
+from .errors import UserError
 from .images import to_uint8
 from .models import encode_image, render_tokens
 
@@ -40,6 +41,7 @@ class Entry:
     masks: np.ndarray | None
     mse: np.ndarray
     derived: dict = field(default_factory=dict)  # views computed from the arrays, kept for reuse
+    source: str = "image"  # or "tokens": loaded from a file, `image` is then their own decode
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -67,7 +69,9 @@ class Entry:
             return self
         if n not in self.derived.setdefault("heads", {}):
             masks = None if self.masks is None else self.masks[:n]
-            self.derived["heads"][n] = Entry(self.image, self.tokens[:n], self.contributions[:n], self.reconstructions[:n], masks, self.mse[:n])
+            self.derived["heads"][n] = Entry(
+                self.image, self.tokens[:n], self.contributions[:n], self.reconstructions[:n], masks, self.mse[:n], source=self.source
+            )
         return self.derived["heads"][n]
 
     def to_bytes(self) -> bytes:
@@ -228,9 +232,10 @@ def get_entry(model_id: str, vle: vle_core.VLE, source: tuple, n: int) -> tuple[
             try:
                 rendering = render_tokens(vle, data)
             except ValueError as e:
-                raise gr.Error(f"These tokens do not fit this checkpoint: {e}") from e
+                raise UserError(f"These tokens do not fit this checkpoint: {e}") from e
             entry = Entry.from_rendering(rendering, to_uint8(rendering.reconstructions[-1]))
         _disk_set(f"entry/{key}", entry.to_bytes())
+    entry.source = source[0]
     _entries.put(key, entry, entry.nbytes)
     return key, entry.head(min(n, len(entry))), fresh
 

@@ -5,16 +5,25 @@ import gradio as gr
 from .cache import get_entry, quality
 from .models import get_model
 from .plots import quality_figure
-from .session import require
 from .views import shown_token_views
 
 
+def cannot_compare(state: dict | None) -> str:
+    """Why Compare cannot run on this session, or "" where it can."""
+    if not state:
+        return "Encode an image first: Compare runs both checkpoints on it."
+    if state["sources"][state["key"]][0] != "image":
+        return "Compare needs a source image to encode with both checkpoints; these tokens were loaded from a file. Upload or choose an image to compare on it."
+    return ""
+
+
 def on_compare(checkpoint_a: str, checkpoint_b: str, k: float, state: dict | None, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
-    """Two checkpoints on this session's image: the first k tokens, their masks, both curves."""
-    state = require(state)
+    """Two checkpoints on this session's image: the first k tokens, their masks, both curves.
+    Where it cannot run, the panels are cleared and the text says why."""
+    why = cannot_compare(state)
+    if why:
+        return None, None, None, None, None, why
     kind, image = state["sources"][state["key"]]
-    if kind != "image":
-        raise gr.Error("Comparing needs a source image; these tokens were loaded from a file.")
     shown, curves = [], []
     for name in (checkpoint_a, checkpoint_b):
         progress(0.1 + 0.4 * len(curves), desc=f"Encoding with {name}")

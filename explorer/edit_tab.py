@@ -8,7 +8,8 @@ from vle_core import metrics
 
 from .cache import Entry, get_entry
 from .edits import Edited, describe
-from .images import fit_working_size, png, read_image
+from .errors import UserError
+from .images import fit_working_size, picture_xy, png, read_image
 from .session import edited, require, session
 from .views import entry_overlay, highlight, label_overlay, token_weights
 
@@ -34,7 +35,8 @@ def edit_views(state: dict, entry: Entry, result: Edited, selected: int) -> tupl
     log = f"**{len(result.on)} of {m} tokens on**"
     if history:
         psnr = metrics.psnr(entry.image, result.image)
-        log += f" · PSNR against the source {psnr:.1f} dB · {len(history)} edit{'s' * (len(history) > 1)}: " + "; ".join(describe(op) for op in history[-6:])
+        against = "the source" if entry.source == "image" else "the loaded tokens"
+        log += f" · PSNR against {against} {psnr:.1f} dB · {len(history)} edit{'s' * (len(history) > 1)}: " + "; ".join(describe(history)[-6:])
         log += " …" if len(history) > 6 else ""
     else:
         log += " · no edits yet"
@@ -75,10 +77,9 @@ def on_select_edit_token(state: dict | None, evt: gr.SelectData):
     _, _, result = edited(state)
     on = result.on
     if not on:
-        raise gr.Error("All tokens are switched off.")
+        raise UserError("All tokens are switched off.")
     weights = token_weights(result.contributions[on], None if result.masks is None else result.masks[on])
-    x, y = (int(v) for v in evt.index)
-    y, x = min(max(y, 0), weights.shape[1] - 1), min(max(x, 0), weights.shape[2] - 1)
+    x, y = picture_xy(evt.index, weights.shape[1:])
     return on[int(weights[:, y, x].argmax())] + 1
 
 
@@ -114,10 +115,10 @@ def on_move_to(token: float, state: dict | None, evt: gr.SelectData):
     _, entry, result = edited(state)
     i = int(token) - 1
     if not 0 <= i < len(result.items):
-        raise gr.Error(f"There is no token {i + 1}.")
+        raise UserError(f"There is no token {i + 1}.")
     it = result.items[i]
     if not it.on:
-        raise gr.Error(f"Token {i + 1} is switched off: switch it on to move it.")
+        raise UserError(f"Token {i + 1} is switched off: switch it on to move it.")
     weights = token_weights(result.contributions[[i]], None if result.masks is None else result.masks[[i]])[0]
     total = float(weights.sum())
     H, W = weights.shape
@@ -126,7 +127,7 @@ def on_move_to(token: float, state: dict | None, evt: gr.SelectData):
         cy, cx = float((weights * ys).sum() / total), float((weights * xs).sum() / total)
     else:
         cy, cx = H / 2, W / 2
-    x, y = (float(v) for v in evt.index)
+    x, y = picture_xy(evt.index, (H, W))
     dx = int(np.clip(round(it.dx + x - cx), -W, W))
     dy = int(np.clip(round(it.dy + y - cy), -H, H))
     return apply_edit(state, ["move", i, dx, dy], i)
@@ -136,7 +137,7 @@ def _donor(donor_image, state: dict) -> tuple[str, dict, Entry]:
     """(cache key, state that knows the donor, its entry): the donor image scaled to this image's
     long side and encoded by the same checkpoint into as many tokens."""
     if donor_image is None:
-        raise gr.Error("Choose a donor image first.")
+        raise UserError("Choose a donor image first.")
     vle, entry = session(state)
     source = ("image", fit_working_size(read_image(donor_image), max(entry.image.shape[:2]))[0])
     key, entry, _ = get_entry(state["model_id"], vle, source, state["n"])
@@ -144,10 +145,15 @@ def _donor(donor_image, state: dict) -> tuple[str, dict, Entry]:
 
 
 def on_donor(donor_image, donor_token: float, state: dict | None):
-    """Encode the donor image (cached) and show its tokens, the chosen one lit."""
+    """Encode the donor image (cached) and show its tokens, the chosen one lit. A bad donor file
+    is one warning, and no view."""
     if donor_image is None or not state:
         return None, gr.update()
-    _, _, entry = _donor(donor_image, state)
+    try:
+        _, _, entry = _donor(donor_image, state)
+    except UserError as e:
+        gr.Warning(e.message)
+        return None, gr.update()
     labels, overlay = entry_overlay(entry)
     j = int(min(max(int(donor_token), 1), len(entry)))
     return png(highlight(overlay, labels, j - 1)), gr.update(maximum=max(len(entry), 2), value=j)

@@ -123,19 +123,28 @@ def render_items(vle: vle_core.VLE, model_id: str, key: str, entry: Entry, items
     return contributions, masks
 
 
-def describe(op: list) -> str:
-    kind = op[0]
-    if kind == "switch":
-        return f"tokens on: {', '.join(str(i + 1) for i in sorted(op[1])) or 'none'}"
-    if kind == "solo":
-        return f"solo token {op[1] + 1}"
-    if kind == "strength":
-        return f"token {op[1] + 1} at strength {op[2]:g}"
-    if kind == "move":
-        return f"token {op[1] + 1} moved by ({op[2]:+g}, {op[3]:+g}) px"
-    if kind == "transplant":
-        return f"transplanted donor token {op[2] + 1}"
-    return f"scattered all tokens (seed {op[1]})"
+def describe(history: list) -> list[str]:
+    """Each op of the history in words. A move op holds the token's offset from where it was
+    encoded; the log says the step the user made, and the offset only when it differs."""
+    offsets, words = {}, []
+    for op in history:
+        kind = op[0]
+        if kind == "switch":
+            words.append(f"tokens on: {', '.join(str(i + 1) for i in sorted(op[1])) or 'none'}")
+        elif kind == "solo":
+            words.append(f"solo token {op[1] + 1}")
+        elif kind == "strength":
+            words.append(f"token {op[1] + 1} at strength {op[2]:g}")
+        elif kind == "move":
+            x0, y0 = offsets.get(op[1], (0, 0))
+            offsets[op[1]] = (op[2], op[3])
+            text = f"token {op[1] + 1} moved by ({op[2] - x0:+g}, {op[3] - y0:+g}) px"
+            words.append(text if (x0, y0) == (0, 0) else text + f", to ({op[2]:+g}, {op[3]:+g}) from where it was encoded")
+        elif kind == "transplant":
+            words.append(f"transplanted donor token {op[2] + 1}")
+        else:
+            words.append(f"scattered all tokens (seed {op[1]})")
+    return words
 
 
 @dataclass

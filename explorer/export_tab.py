@@ -12,10 +12,11 @@ from vle_core import Tokens
 
 from . import settings
 from .cache import Entry, get_entry
+from .errors import UserError
 from .images import remove_old_files
 from .models import get_model
 from .session import edited, new_state, require, session
-from .tokens_tab import empty_outputs, session_outputs
+from .tokens_tab import empty_outputs, in_page, session_outputs
 from .views import PAST_TRAINING, load_font, paper_strip, past_training
 
 
@@ -57,7 +58,7 @@ def on_export_strip(state: dict | None):
     state = require(state)
     vle, entry = session(state)
     path = _export_path(state, "-strip.png")
-    Image.fromarray(paper_strip(entry, vle.trained_tokens, tile=128)).save(path)
+    Image.fromarray(paper_strip(entry, vle.trained_tokens, tile=128, legend=True)).save(path)
     return str(path)
 
 
@@ -67,7 +68,7 @@ def on_export_tokens(state: dict | None):
     _, _, result = edited(state)
     tokens = result.tokens()
     if len(tokens) == 0:
-        raise gr.Error("All tokens are switched off: there is nothing to export.")
+        raise UserError("All tokens are switched off: there is nothing to export.")
     path = _export_path(state, "-tokens.safetensors")
     tokens.save(path, metadata={"checkpoint": state["checkpoint"]})  # load_tokens refuses them for another checkpoint
     return str(path)
@@ -82,19 +83,24 @@ def on_load_tokens(file, checkpoint: str, progress=gr.Progress()):  # noqa: B008
         tokens = Tokens.load(path)
         made_by = Tokens.metadata(path).get("checkpoint")
     except Exception as e:  # any unreadable file: Tokens.load says ValueError, safetensors may say more
-        raise gr.Error(f"This is not a VLE tokens file: {e}") from e
+        raise UserError(f"This is not a VLE tokens file: {e}") from e
     if made_by and made_by != checkpoint:
-        raise gr.Error(f"These tokens were made by checkpoint {made_by}: choose it in the Checkpoint menu, then load them again.")
+        raise UserError(f"These tokens were made by checkpoint {made_by}: choose it in the Checkpoint menu, then load them again.")
     H, W = tokens.image_size
     if not 1 <= len(tokens) <= settings.MAX_EDITED_TOKENS:
-        raise gr.Error(f"The file holds {len(tokens)} tokens; between 1 and {settings.MAX_EDITED_TOKENS}, please.")
+        raise UserError(f"The file holds {len(tokens)} tokens; between 1 and {settings.MAX_EDITED_TOKENS}, please.")
     if min(H, W) < settings.MIN_SIDE or max(H, W) > settings.WORKING_SIZE_RANGE[1]:
-        raise gr.Error(f"The tokens are for a {W}×{H} image; this app works up to {settings.WORKING_SIZE_RANGE[1]} px.")
+        raise UserError(f"The tokens are for a {W}×{H} image; this app works up to {settings.WORKING_SIZE_RANGE[1]} px.")
     if not all(torch.isfinite(t).all() for t in (tokens.latents, tokens.mean, tokens.std)):
-        raise gr.Error("The tokens file holds non-finite numbers.")
+        raise UserError("The tokens file holds non-finite numbers.")
     model_id, vle = get_model(checkpoint)
     progress(0.1, desc=f"Decoding {len(tokens)} tokens")
     key, entry, _ = get_entry(model_id, vle, ("tokens", tokens), len(tokens))
     note = f"{len(tokens)} tokens loaded from {path.name} for a {W}×{H} image"
     state = new_state(checkpoint, model_id, key, ("tokens", tokens), len(tokens), note)
     return session_outputs(state, vle, entry, f"**{note}** (decoded, not encoded: there is no source image)")
+
+
+def on_load_tokens_in_page(file, checkpoint: str, image, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
+    """on_load_tokens for the page: a bad file is a message in the info line, not a failed event."""
+    return in_page(on_load_tokens, (file, checkpoint, progress), image)

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from . import settings
+from .errors import BadImage, UserError
 
 Image.MAX_IMAGE_PIXELS = settings.MAX_PIXELS
 
@@ -34,31 +35,31 @@ def image_input(**kwargs) -> gr.Image:
 
 def read_image(path) -> np.ndarray:
     """An uploaded image file as HxWx3 uint8 RGB (first frame, EXIF orientation applied,
-    transparency over white). Raises gr.Error for anything that is not a reasonable image."""
+    transparency over white). Raises BadImage for anything that is not a reasonable image."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check the size ourselves, just below
             im = Image.open(path)
         with im:
             if im.format not in settings.IMAGE_FORMATS:
-                raise gr.Error(f"{im.format} images are not supported: use PNG, JPEG, WebP, GIF, BMP or TIFF.")
+                raise BadImage(f"{im.format} images are not supported: use PNG, JPEG, WebP, GIF, BMP or TIFF.")
             w, h = im.size
             if w * h > settings.MAX_PIXELS:
-                raise gr.Error(f"The image is {w}×{h} px ({w * h / 1e6:.0f} MP); the limit is {settings.MAX_PIXELS / 1e6:.0f} MP.")
+                raise BadImage(f"The image is {w}×{h} px ({w * h / 1e6:.0f} MP); the limit is {settings.MAX_PIXELS / 1e6:.0f} MP.")
             im = ImageOps.exif_transpose(im)
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 im = im.convert("RGBA")
                 background = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(background, im)
             array = np.asarray(im.convert("RGB"))
-    except gr.Error:
+    except BadImage:
         raise
     except Image.DecompressionBombError as e:  # Pillow's own check, at twice settings.MAX_PIXELS
-        raise gr.Error(f"The image is too large: the limit is {settings.MAX_PIXELS / 1e6:.0f} MP.") from e
+        raise BadImage(f"The image is too large: the limit is {settings.MAX_PIXELS / 1e6:.0f} MP.") from e
     except Exception as e:  # decoders of untrusted files raise all kinds of exceptions; each means "not an image"
-        raise gr.Error(f"This file is not a readable image ({type(e).__name__}). Upload a PNG, JPEG, WebP, GIF, BMP or TIFF.") from e
+        raise BadImage(f"This file is not a readable image ({type(e).__name__}). Upload a PNG, JPEG, WebP, GIF, BMP or TIFF.") from e
     if min(array.shape[:2]) < settings.MIN_SIDE:
-        raise gr.Error(f"The image is {array.shape[1]}×{array.shape[0]} px: at least {settings.MIN_SIDE} px on each side, please.")
+        raise BadImage(f"The image is {array.shape[1]}×{array.shape[0]} px: at least {settings.MIN_SIDE} px on each side, please.")
     return array
 
 
@@ -70,7 +71,7 @@ def fit_working_size(image: np.ndarray, size: int) -> tuple[np.ndarray, str]:
     scale = size / max(h, w)
     nw, nh = round(w * scale), round(h * scale)
     if min(nw, nh) < settings.MIN_SIDE:
-        raise gr.Error(f"At {size} px the {w}×{h} image would be {nw}×{nh}: too thin. Choose a larger working size.")
+        raise UserError(f"At {size} px the {w}×{h} image would be {nw}×{nh}: too thin. Choose a larger working size.")
     resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.LANCZOS))
     return resized, f"scaled down from {w}×{h} to {nw}×{nh} px (working size {size} px)"
 
@@ -82,10 +83,25 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 _views_written = 0
 
 
-def png(picture: np.ndarray | None) -> str | None:
+def display_scale(shape: tuple) -> int:
+    """The whole factor a view of this (H, W, ...) shape is enlarged by: small images (a 20 px icon)
+    would otherwise be shown at their own few pixels."""
+    return max(1, settings.DISPLAY_SIDE // max(shape[0], shape[1]))
+
+
+def picture_xy(index, shape: tuple) -> tuple[int, int]:
+    """A click on a shown view (gradio's evt.index, in the shown picture's pixels) as (x, y) in the
+    image's own pixels, inside it."""
+    s = display_scale(shape)
+    x, y = (int(v) // s for v in index)
+    return min(max(x, 0), shape[1] - 1), min(max(y, 0), shape[0] - 1)
+
+
+def png(picture: np.ndarray | None, enlarge: bool = True) -> str | None:
     """Write a view as a PNG in gradio's cache folder and return its path, which gradio then serves
     as it is. Given the array, gradio would compress at zlib level 6, about four times slower than
-    level 1: the difference between a slider that keeps up and one that lags."""
+    level 1: the difference between a slider that keeps up and one that lags. A small view is
+    enlarged (display_scale) unless enlarge is False."""
     global _views_written
     if picture is None:
         return None
@@ -95,6 +111,9 @@ def png(picture: np.ndarray | None) -> str | None:
     if _views_written % 500 == 1:
         remove_old_files(folder, age_s=2 * 3600)
     path = folder / f"{uuid.uuid4().hex}.png"
+    s = display_scale(picture.shape) if enlarge else 1
+    if s > 1:
+        picture = np.repeat(np.repeat(picture, s, axis=0), s, axis=1)
     Image.fromarray(picture).save(path, compress_level=1)
     return str(path)
 

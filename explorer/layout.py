@@ -1,30 +1,12 @@
-"""The page: components, and which handler each event calls (each an API endpoint)."""
+"""The page: its components, and which handler each event calls. Every action a user takes is
+also an API endpoint (api_name); the handlers live in one file per tab."""
 
 import gradio as gr
 
-from . import settings
-from .compare_tab import on_compare
-from .edit_tab import (
-    on_all_on,
-    on_donor,
-    on_move,
-    on_move_to,
-    on_pick_edit_token,
-    on_reset,
-    on_scatter,
-    on_select_edit_token,
-    on_solo,
-    on_strength,
-    on_switch,
-    on_transplant,
-    on_undo,
-)
-from .export_tab import on_export_gif, on_export_strip, on_export_tokens, on_load_tokens
+from . import compare_tab, edit_tab, export_tab, quality_tab, settings, tokens_tab
 from .images import image_input
-from .models import checkpoint_choices, default_checkpoint
+from .models import checkpoint_choices, default_checkpoint, default_tokens
 from .plots import TARGETS
-from .quality_tab import on_curve, on_target_metric
-from .tokens_tab import example_images, on_checkpoint_info, on_details, on_encode, on_page_load, on_select_token, on_token
 
 INTRO = """# VLE Explorer
 Variable Length Embeddings ([Chiu, Gu and Zhou, 2023](https://arxiv.org/abs/2305.09967)) describe an image by a sequence of tokens,
@@ -37,31 +19,29 @@ VIEWS_GUIDE = """**Reading the views**
 *First k tokens*: the image rebuilt from tokens 1 to k.
 *Token k alone*: what token k adds, over the mid-grey of the empty reconstruction.
 *Signed*: the same addition summed over the colours, red adding light and blue removing it, scaled to its largest value.
-*Mask*: where token k claims the image (masked VLE); a vanilla VLE has no masks, so this shows how much it changes each pixel.
-*Regions*: each pixel tinted by the token that claims it most (vanilla: that changes it most), the selected token lit.
+*Mask*: where token k claims the image (masked VLE); a vanilla VLE has no masks, so *where token k acts* shows how much it changes each pixel.
+*Regions*: each pixel tinted by the token that claims it most (vanilla: that changes it most for its own size, so every token gets a region), the selected token lit.
 Click a region to select its token, here and in Edit."""
 
 
 def build_demo() -> gr.Blocks:
     choices, default = checkpoint_choices(), default_checkpoint()
     second = next((name for _, name in choices if name != default), default)
-    summary, card = on_checkpoint_info(default)
+    summary, card, _ = tokens_tab.on_checkpoint_info(default)
     with gr.Blocks(title="VLE Explorer", delete_cache=(3600, 3600)) as demo:
         state = gr.State(None)
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
                 image = image_input(label="Image", sources=["upload", "webcam", "clipboard"], height=300, elem_id="image")
-                gr.Examples(example_images(), inputs=[image], label="Examples (assets/)", examples_per_page=6)
+                examples = gr.Examples(tokens_tab.example_images(), inputs=[image], label="Examples (assets/)", examples_per_page=6)
                 checkpoint = gr.Dropdown(choices=choices, value=default, label="Checkpoint", allow_custom_value=True, elem_id="checkpoint")
                 checkpoint_summary_md = gr.Markdown(summary)
-                with gr.Accordion("Model card", open=False):
-                    card_md = gr.Markdown(card)
                 with gr.Row():
                     working_size = gr.Slider(
                         *settings.WORKING_SIZE_RANGE, value=settings.WORKING_SIZE, step=32, label="Working size (long side, px)", elem_id="working-size"
                     )
-                    n_tokens = gr.Slider(1, settings.N_TOKENS_MAX, value=settings.N_TOKENS, step=1, label="Tokens to encode (N)", elem_id="n-tokens")
+                    n_tokens = gr.Slider(1, settings.N_TOKENS_MAX, value=default_tokens(default), step=1, label="Tokens to encode (N)", elem_id="n-tokens")
                 info = gr.Markdown(label="About this encoding", elem_id="info")
             with gr.Column(scale=3):
                 with gr.Tabs():
@@ -79,7 +59,9 @@ def build_demo() -> gr.Blocks:
                                 label="Regions: click one to select its token", format="png", height=300, interactive=False, elem_id="overlay", scale=2
                             )
                             gr.Markdown(VIEWS_GUIDE)
-                        strip = gr.Image(label="All tokens, like the paper's Figs. 3, 5 and 6", format="png", interactive=False, elem_id="strip")
+                        gr.Markdown("**All tokens**, like the paper's Figs. 3, 5 and 6", elem_id="strip-title")
+                        strip = gr.Image(show_label=False, format="png", interactive=False, elem_id="strip")
+                        strip_md = gr.Markdown(elem_id="strip-legend")
                     with gr.Tab("Quality"):
                         with gr.Row():
                             metric = gr.Radio(list(TARGETS), value="PSNR", label="Target metric", scale=1)
@@ -131,70 +113,84 @@ def build_demo() -> gr.Blocks:
                         with gr.Row():
                             compare_a = gr.Dropdown(choices=choices, value=default, label="Checkpoint A", allow_custom_value=True)
                             compare_b = gr.Dropdown(choices=choices, value=second, label="Checkpoint B", allow_custom_value=True)
-                            compare_k = gr.Slider(1, settings.N_TOKENS_MAX, value=8, step=1, label="First k tokens")
+                            compare_k = gr.Slider(
+                                1, default_tokens(default), value=default_tokens(default), step=1, label="First k tokens", elem_id="compare-k"
+                            )
                             compare_btn = gr.Button("Compare", variant="primary", elem_id="compare")
                         with gr.Row():
-                            recon_a = gr.Image(label="A: first k tokens", format="png", height=256, interactive=False)
-                            recon_b = gr.Image(label="B: first k tokens", format="png", height=256, interactive=False)
-                            overlay_a = gr.Image(label="A: token k's region", format="png", height=256, interactive=False)
-                            overlay_b = gr.Image(label="B: token k's region", format="png", height=256, interactive=False)
+                            recon_a = gr.Image(label="A: first k tokens", format="png", height=256, interactive=False, elem_id="recon-a")
+                            recon_b = gr.Image(label="B: first k tokens", format="png", height=256, interactive=False, elem_id="recon-b")
+                            overlay_a = gr.Image(label="A: token k's region", format="png", height=256, interactive=False, elem_id="overlay-a")
+                            overlay_b = gr.Image(label="B: token k's region", format="png", height=256, interactive=False, elem_id="overlay-b")
                         compare_plot = gr.Plot(label="Both checkpoints (A solid, B dashed)", elem_id="compare-plot")
-                        compare_md = gr.Markdown(label="Comparison")
+                        compare_md = gr.Markdown(label="Comparison", elem_id="compare-text")
+        with gr.Accordion("Model card of the chosen checkpoint", open=False, elem_id="card"):
+            card_md = gr.Markdown(card)
 
         edit_outputs = [state, edited_img, edit_overlay_img, tokens_on, edit_token, strength, dx, dy, edit_log]
-        session_outputs_ = [state, info, k, recon, alone, heat, mask, overlay, caption, donor_token]
+        session_outputs = [state, info, k, recon, alone, heat, mask, overlay, caption, donor_token]
+        compare_outputs = [recon_a, recon_b, overlay_a, overlay_b, compare_plot, compare_md]
+        page_outputs = [*session_outputs, image, *compare_outputs, compare_k]  # tokens_tab.in_page
         token_outputs = [recon, alone, heat, mask, overlay, caption]
-        model = dict(concurrency_id="model", concurrency_limit=1)  # one model call at a time on 2 cores
-
-        encoded = gr.on(
-            [image.change, n_tokens.release, working_size.release, checkpoint.input],
-            on_encode,
-            [image, n_tokens, working_size, checkpoint],
-            session_outputs_,
-            api_name="encode",
-            **model,
-        )
         curve_inputs, curve_outputs = [metric, target, state], [curve, quality_md]
-        details = [strip, *edit_outputs[1:]]
-        encoded.success(on_details, [state], details, api_visibility="private", **model).success(
-            on_curve, curve_inputs, curve_outputs, api_visibility="private", **model
+        details = [strip, strip_md, *edit_outputs[1:]]
+        model = dict(concurrency_id="model", concurrency_limit=1)  # one model call at a time on 2 cores
+        encode_inputs = [image, n_tokens, working_size, checkpoint]
+        page = dict(api_visibility="private", **model)
+
+        def then_details(event):
+            """After a new session: the strip and the Edit tab, the donor's tokens, the curve."""
+            details_shown = event.success(tokens_tab.on_details, [state], details, **page)
+            details_shown.success(edit_tab.on_donor, [donor, donor_token, state], [donor_view, donor_token], **page)
+            details_shown.success(quality_tab.on_curve, curve_inputs, curve_outputs, **page)
+
+        # Encoding. An upload fires `input` once (`change` fires twice when an image replaces another),
+        # an example click only loads the image: each user action encodes once.
+        then_details(gr.on([image.input, n_tokens.release, working_size.release], tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page))
+        then_details(examples.load_input_event.then(tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page))
+        switched = checkpoint.input(tokens_tab.on_checkpoint_info, [checkpoint], [checkpoint_summary_md, card_md, n_tokens], **page)
+        then_details(switched.then(tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page))
+        # The API's encode (README): the same handler, raising what the page shows in the info line.
+        encode_api = gr.Button(visible=False, elem_id="encode-api")
+        encode_api.click(tokens_tab.on_encode, encode_inputs, session_outputs, api_name="encode", **model)
+
+        k.change(tokens_tab.on_token, [k, state], token_outputs, api_name="token", show_progress="hidden", trigger_mode="always_last")
+        overlay.select(tokens_tab.on_select_token, [state], [k, edit_token], api_visibility="private", show_progress="hidden")
+
+        metric.input(quality_tab.on_target_metric, [metric], [target], api_visibility="private", show_progress="hidden")
+        target.change(quality_tab.on_curve, curve_inputs, curve_outputs, api_name="curve", trigger_mode="always_last", **model)
+
+        tokens_on.input(edit_tab.on_switch, [tokens_on, state, edit_token], edit_outputs, api_name="switch", **model)
+        all_on_btn.click(edit_tab.on_all_on, [state, edit_token], edit_outputs, api_name="all_on", **model)
+        solo_btn.click(edit_tab.on_solo, [edit_token, state], edit_outputs, api_name="solo", **model)
+        strength.release(edit_tab.on_strength, [edit_token, strength, state], edit_outputs, api_name="strength", **model)
+        gr.on([dx.release, dy.release], edit_tab.on_move, [edit_token, dx, dy, state], edit_outputs, api_name="move", **model)
+        edited_img.select(edit_tab.on_move_to, [edit_token, state], edit_outputs, **page)
+        edit_overlay_img.select(edit_tab.on_select_edit_token, [state], [edit_token], api_visibility="private", show_progress="hidden")
+        edit_token.change(
+            edit_tab.on_pick_edit_token, [edit_token, state], [strength, dx, dy, edit_overlay_img], api_visibility="private", show_progress="hidden"
         )
-        k.change(on_token, [k, state], token_outputs, api_name="token", show_progress="hidden", trigger_mode="always_last")
-        overlay.select(on_select_token, [state], [k, edit_token], api_visibility="private", show_progress="hidden")
-        checkpoint.change(on_checkpoint_info, [checkpoint], [checkpoint_summary_md, card_md], api_visibility="private", show_progress="hidden")
+        scatter_btn.click(edit_tab.on_scatter, [seed, state, edit_token], edit_outputs, api_name="scatter", **model)
+        undo_btn.click(edit_tab.on_undo, [state, edit_token], edit_outputs, api_name="undo", **model)
+        reset_btn.click(edit_tab.on_reset, [state, edit_token], edit_outputs, api_name="reset", **model)
+        gr.on([donor.input, donor_token.release], edit_tab.on_donor, [donor, donor_token, state], [donor_view, donor_token], **page)
+        transplant_btn.click(edit_tab.on_transplant, [donor, donor_token, state], edit_outputs, api_name="transplant", **model)
 
-        metric.input(on_target_metric, [metric], [target], api_visibility="private", show_progress="hidden")
-        target.change(on_curve, curve_inputs, curve_outputs, api_name="curve", trigger_mode="always_last", **model)
-
-        tokens_on.input(on_switch, [tokens_on, state, edit_token], edit_outputs, api_name="switch", **model)
-        all_on_btn.click(on_all_on, [state, edit_token], edit_outputs, api_name="all_on", **model)
-        solo_btn.click(on_solo, [edit_token, state], edit_outputs, api_name="solo", **model)
-        strength.release(on_strength, [edit_token, strength, state], edit_outputs, api_name="strength", **model)
-        gr.on([dx.release, dy.release], on_move, [edit_token, dx, dy, state], edit_outputs, api_name="move", **model)
-        edited_img.select(on_move_to, [edit_token, state], edit_outputs, api_visibility="private", **model)
-        edit_overlay_img.select(on_select_edit_token, [state], [edit_token], api_visibility="private", show_progress="hidden")
-        edit_token.change(on_pick_edit_token, [edit_token, state], [strength, dx, dy, edit_overlay_img], api_visibility="private", show_progress="hidden")
-        scatter_btn.click(on_scatter, [seed, state, edit_token], edit_outputs, api_name="scatter", **model)
-        undo_btn.click(on_undo, [state, edit_token], edit_outputs, api_name="undo", **model)
-        reset_btn.click(on_reset, [state, edit_token], edit_outputs, api_name="reset", **model)
-        gr.on([donor.change, donor_token.release], on_donor, [donor, donor_token, state], [donor_view, donor_token], api_visibility="private", **model)
-        transplant_btn.click(on_transplant, [donor, donor_token, state], edit_outputs, api_name="transplant", **model)
-
-        gif_btn.click(on_export_gif, [state], [export_file], api_name="export_gif", **model)
-        strip_btn.click(on_export_strip, [state], [export_file], api_name="export_strip", **model)
-        tokens_btn.click(on_export_tokens, [state], [export_file], api_name="export_tokens", **model)
-        loaded = tokens_file.upload(on_load_tokens, [tokens_file, checkpoint], session_outputs_, api_name="load_tokens", **model)
-        loaded.success(on_details, [state], details, api_visibility="private", **model).success(
-            on_curve, curve_inputs, curve_outputs, api_visibility="private", **model
-        )
+        gif_btn.click(export_tab.on_export_gif, [state], [export_file], api_name="export_gif", **model)
+        strip_btn.click(export_tab.on_export_strip, [state], [export_file], api_name="export_strip", **model)
+        tokens_btn.click(export_tab.on_export_tokens, [state], [export_file], api_name="export_tokens", **model)
+        then_details(tokens_file.upload(export_tab.on_load_tokens_in_page, [tokens_file, checkpoint, image], page_outputs, **page))
+        load_api = gr.Button(visible=False, elem_id="load-tokens-api")
+        load_api.click(export_tab.on_load_tokens, [tokens_file, checkpoint], session_outputs, api_name="load_tokens", **model)
 
         gr.on(
             [compare_btn.click, compare_k.release],
-            on_compare,
+            compare_tab.on_compare,
             [compare_a, compare_b, compare_k, state],
-            [recon_a, recon_b, overlay_a, overlay_b, compare_plot, compare_md],
+            compare_outputs,
             api_name="compare",
             **model,
         )
-        demo.load(on_page_load, None, [checkpoint, compare_a, compare_b], api_visibility="private", show_progress="hidden")
+        page_load = [checkpoint, compare_a, compare_b, checkpoint_summary_md, card_md, n_tokens]
+        demo.load(tokens_tab.on_page_load, None, page_load, api_visibility="private", show_progress="hidden")
     return demo

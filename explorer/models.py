@@ -6,13 +6,13 @@ import json
 import threading
 from pathlib import Path
 
-import gradio as gr
 import numpy as np
 
 import vle_core
 from vle_core import Tokens
 
 from . import settings
+from .errors import UserError
 
 try:  # on ZeroGPU hardware, model calls borrow a GPU; elsewhere the decorator does nothing
     import spaces
@@ -66,6 +66,28 @@ def checkpoint_summary(name: str) -> str:
     return f"{name}: " + ", ".join(parts) + (f" ({title})" if title else "")
 
 
+def trained_tokens(name: str | None) -> int | None:
+    """The most tokens per image the checkpoint saw in training (config.json's training record),
+    read without loading weights; None where it is not recorded or the folder is unreadable."""
+    if not name or name not in checkpoint_names():
+        return None
+    try:
+        value = (json.loads((settings.CHECKPOINTS / name / "config.json").read_text()).get("training") or {}).get("max_tokens")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int) and value >= 1 else None
+
+
+def default_tokens(name: str | None) -> int:
+    """How many tokens to encode with a checkpoint unless the user asks otherwise: as many as it
+    was trained with, so the first screen shows no extrapolation; at least MIN_DEFAULT_TOKENS, as a
+    fixed-length autoencoder (trained with 1 token) shows what it is only past it (Fig. 1)."""
+    trained = trained_tokens(name)
+    if trained is None:
+        return settings.N_TOKENS
+    return min(max(trained, settings.MIN_DEFAULT_TOKENS), settings.N_TOKENS_MAX)
+
+
 def checkpoint_choices() -> list[tuple[str, str]]:
     return [(checkpoint_summary(name), name) for name in checkpoint_names()]
 
@@ -84,14 +106,14 @@ def get_model(name: str | None) -> tuple[str, vle_core.VLE]:
     """(model id, VLE) for a checkpoint folder name. The id changes when the folder's files do,
     so a checkpoint retrained in place is reloaded and never served from stale cache entries."""
     if not name:
-        raise gr.Error(f"No checkpoint chosen: there is none in {settings.CHECKPOINTS}." if not checkpoint_names() else "Choose a checkpoint first.")
+        raise UserError(f"No checkpoint chosen: there is none in {settings.CHECKPOINTS}." if not checkpoint_names() else "Choose a checkpoint first.")
     if name not in checkpoint_names():  # also keeps names like "../x" out of the file system
-        raise gr.Error(f"There is no checkpoint called {name!r} in {settings.CHECKPOINTS}.")
+        raise UserError(f"There is no checkpoint called {name!r} in {settings.CHECKPOINTS}.")
     folder = settings.CHECKPOINTS / name
     try:
         stats = [(folder / f).stat() for f in ("config.json", "model.safetensors")]
     except OSError as e:
-        raise gr.Error(f"Checkpoint {name} cannot be loaded: {e.strerror}: {Path(e.filename).name}") from e
+        raise UserError(f"Checkpoint {name} cannot be loaded: {e.strerror}: {Path(e.filename).name}") from e
     model_id = f"{name}@" + hashlib.sha1(repr([(s.st_mtime_ns, s.st_size) for s in stats]).encode()).hexdigest()[:12]
     with _models_lock:
         if name in _models and _models[name][0] == model_id:
@@ -99,7 +121,7 @@ def get_model(name: str | None) -> tuple[str, vle_core.VLE]:
         try:
             vle = vle_core.load_vle(folder, device=settings.DEVICE)
         except ValueError as e:
-            raise gr.Error(f"Checkpoint {name} cannot be loaded: {e}") from e
+            raise UserError(f"Checkpoint {name} cannot be loaded: {e}") from e
         _models[name] = (model_id, vle)
         return _models[name]
 

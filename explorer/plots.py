@@ -26,7 +26,14 @@ def quality_figure(curves: list[tuple[str, dict, int | None]], metric: str, targ
             if i == 0:
                 figure.add_annotation(x=trained + 0.5, y=1, yref="paper", text="past training", showarrow=False, xanchor="left", font=dict(color=PAST_TRAINING))
     if target is not None:
-        figure.add_hline(y=target, line=dict(color="#888", dash="dot"), yref="y2" if metric == "SSIM" else "y", annotation_text=f"target {metric}")
+        yref = "y2" if metric == "SSIM" else "y"
+        figure.add_hline(y=target, line=dict(color="#888", dash="dot"), yref=yref)
+        # The label sits on the line's right end. On a log axis an annotation's y is log10 of the value
+        # (plotly's add_hline label would land far from its line there).
+        y = float(np.log10(target)) if metric == "MSE" and target > 0 else target
+        figure.add_annotation(
+            x=1, xref="paper", y=y, yref=yref, text=f"target {metric}", showarrow=False, xanchor="right", yanchor="bottom", font=dict(color="#666")
+        )
     figure.update_layout(
         xaxis=dict(title="tokens", dtick=1 if len(curves[0][1]["MSE"]) <= 20 else None),
         yaxis=dict(title="MSE (on [0, 1] pixels)" if left == "MSE" else "PSNR (dB)", type="log" if left == "MSE" else "linear", color="#1f77b4"),

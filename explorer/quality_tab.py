@@ -3,6 +3,7 @@
 import gradio as gr
 
 from .cache import entropy, quality, tokens_needed
+from .errors import UserError
 from .plots import TARGETS, quality_figure
 from .session import session
 
@@ -12,7 +13,7 @@ def on_curve(metric: str, target: float | None, state: dict | None, progress=gr.
     if not state:
         return None, ""
     if metric not in TARGETS:
-        raise gr.Error(f"The target metric is one of {', '.join(TARGETS)}, not {metric!r}.")
+        raise UserError(f"The target metric is one of {', '.join(TARGETS)}, not {metric!r}.")
     progress(0.1, desc="Measuring SSIM")
     vle, entry = session(state)
     q = quality(state["key"], entry)

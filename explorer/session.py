@@ -1,12 +1,11 @@
 """Sessions: gr.State holds the cache keys, the sources needed to rebuild an evicted entry
 (small: the working-size image) and the edit history; never the big arrays."""
 
-import gradio as gr
-
 import vle_core
 
 from .cache import Entry, get_entry
 from .edits import Edited, render_items, replay
+from .errors import UserError
 from .models import get_model
 
 
@@ -16,7 +15,7 @@ def new_state(checkpoint: str, model_id: str, key: str, source: tuple, n: int, n
 
 def require(state: dict | None) -> dict:
     if not state:
-        raise gr.Error("Encode an image first: upload one or choose an example.")
+        raise UserError("Encode an image first: upload one or choose an example.")
     return state
 
 
@@ -24,7 +23,7 @@ def session(state: dict) -> tuple[vle_core.VLE, Entry]:
     """(model, this session's entry), re-fetched from the caches."""
     model_id, vle = get_model(state["checkpoint"])
     if model_id != state["model_id"]:
-        raise gr.Error(f"Checkpoint {state['checkpoint']} has changed on disk since this image was encoded: encode it again.")
+        raise UserError(f"Checkpoint {state['checkpoint']} has changed on disk since this image was encoded: encode it again.")
     return vle, get_entry(model_id, vle, state["sources"][state["key"]], state["n"])[1]
 
 
@@ -40,5 +39,5 @@ def edited(state: dict, history: list | None = None) -> tuple[vle_core.VLE, Entr
     try:
         items = replay(entry, history, donor_entries(state, vle, history))
     except ValueError as e:
-        raise gr.Error(str(e)) from e
+        raise UserError(str(e)) from e
     return vle, entry, Edited(items, *render_items(vle, state["model_id"], state["key"], entry, items))

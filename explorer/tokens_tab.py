@@ -10,19 +10,21 @@ import vle_core
 
 from . import settings
 from .cache import Entry, entropy, get_entry
+from .compare_tab import cannot_compare
 from .edit_tab import edit_views
-from .images import fit_working_size, png, read_image
-from .models import checkpoint_choices, checkpoint_names, checkpoint_summary, default_checkpoint, get_model
+from .errors import BadImage, UserError
+from .images import fit_working_size, picture_xy, png, read_image
+from .models import checkpoint_choices, checkpoint_names, checkpoint_summary, default_checkpoint, default_tokens, get_model, trained_tokens
 from .session import edited, new_state, require, session
-from .views import PAST_TRAINING, entry_overlay, paper_strip, shown_token_views
+from .views import PAST_TRAINING, count, entry_overlay, paper_strip, shown_token_views, strip_legend
 
 
 def session_outputs(state: dict, vle: vle_core.VLE, entry: Entry, info: str) -> tuple:
     """What a fresh session shows first: the Tokens tab at k = n (the strip and the Edit tab
     follow from on_details, so that the first views come as soon as possible)."""
     n, trained = len(entry), vle.trained_tokens
-    label = "First k tokens" + (f" (the checkpoint was trained with up to {trained}; past that is extrapolation)" if trained else "")
-    mask_label = "Token k's mask" if entry.masks is not None else "Token k's size (no masks)"
+    label = "First k tokens" + (f" (the checkpoint was trained with up to {count(trained)}; past that is extrapolation)" if trained else "")
+    mask_label = "Token k's mask" if entry.masks is not None else "Where token k acts"
     views = shown_token_views(entry, n, trained)
     return (
         state,
@@ -56,9 +58,38 @@ def on_encode(image, n_tokens: float, working_size: float, checkpoint: str, prog
     how = f"encoded in {time.perf_counter() - start:.2f} s on {vle.device.type}" if fresh else "from the cache"
     state = new_state(checkpoint, model_id, key, ("image", working), n, note)
     info = f"**{note}** · {n} tokens {how} · Shannon entropy {entropy(entry):.2f} bits"
-    if vle.trained_tokens and n > vle.trained_tokens:
-        info += f' · <span style="color:{PAST_TRAINING}">tokens {vle.trained_tokens + 1} to {n} are more than {checkpoint} was trained with</span>'
+    trained = vle.trained_tokens
+    if trained and n > trained:
+        past = f"token {n} is" if n == trained + 1 else f"tokens {trained + 1} to {n} are"
+        info += f' · <span style="color:{PAST_TRAINING}">{past} past the {count(trained)} {checkpoint} was trained with</span>'
     return session_outputs(state, vle, entry, info)
+
+
+def in_page(handler, args: tuple, image) -> tuple:
+    """A handler's session outputs as the page shows them, with the Image panel (`image`: what it
+    holds now) and the Compare tab. A user error (a bad file, a checkpoint that does not load) does
+    not fail the event, which would badge every view "Error" and leave the last image's views
+    standing: the views are cleared and the info line says what is wrong; a bad image file is also
+    taken out of the Image panel. The API's endpoints raise instead, so a client gets the message.
+    The Image panel gets a value, never an update: gradio rebuilds a component from an update as
+    a plain gr.Image, without image_input's own preprocess."""
+    try:
+        outputs = handler(*args)
+    except UserError as e:
+        outputs = empty_outputs(f"⚠️ **{e.message}**")
+        return (*outputs, None if isinstance(e, BadImage) else image, None, None, None, None, None, "", gr.update())
+    state = outputs[0]
+    if state is None:  # the image was cleared
+        return (*outputs, image, None, None, None, None, None, "", gr.update())
+    n = state["n"]
+    if state["sources"][state["key"]][0] == "tokens":
+        image = png(session(state)[1].image, enlarge=False)  # loaded tokens: the Image panel shows what they decode to
+    return (*outputs, image, None, None, None, None, None, cannot_compare(state), gr.update(maximum=max(n, 2), value=n))
+
+
+def on_encode_in_page(image, n_tokens: float, working_size: float, checkpoint: str, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
+    """on_encode for the page's own events (upload, example, N, working size, checkpoint)."""
+    return in_page(on_encode, (image, n_tokens, working_size, checkpoint, progress), image)
 
 
 def on_token(k: float, state: dict | None):
@@ -74,38 +105,54 @@ def on_select_token(state: dict | None, evt: gr.SelectData):
     state = require(state)
     _, entry = session(state)
     labels, _ = entry_overlay(entry)
-    x, y = (int(v) for v in evt.index)
-    k = int(labels[min(max(y, 0), labels.shape[0] - 1), min(max(x, 0), labels.shape[1] - 1)]) + 1
+    x, y = picture_xy(evt.index, labels.shape)
+    k = int(labels[y, x]) + 1
     return k, k
 
 
 def on_details(state: dict | None):
-    """After an encode: the strip of all tokens and the (unedited) Edit tab."""
+    """After an encode: the strip of all tokens and its legend, and the (unedited) Edit tab."""
     if not state:
-        return None, None, None, gr.update(choices=[], value=[]), gr.update(), 1.0, 0, 0, ""
+        return None, "", None, None, gr.update(choices=[], value=[]), gr.update(), 1.0, 0, 0, ""
     vle, entry, result = edited(state)
     if "strip" not in entry.derived or not os.path.exists(entry.derived["strip"]):
         entry.derived["strip"] = png(paper_strip(entry, vle.trained_tokens))
-    return entry.derived["strip"], *edit_views(state, entry, result, 0)
+    return entry.derived["strip"], strip_legend(entry, vle.trained_tokens), *edit_views(state, entry, result, 0)
 
 
-def on_checkpoint_info(checkpoint: str | None):
-    """The chosen checkpoint's summary and model card."""
+def model_card(checkpoint: str | None) -> str:
+    """The checkpoint's model card for the page: what a user needs first (what it is, what it was
+    trained with), then the card itself without its YAML front matter."""
     if not checkpoint:
-        return f"No checkpoints in `{settings.CHECKPOINTS}` yet.", ""
+        return f"No checkpoints in `{settings.CHECKPOINTS}` yet."
     folder = settings.CHECKPOINTS / checkpoint
     try:
         card = (folder / "README.md").read_text() if checkpoint in checkpoint_names() else ""
     except OSError:
         card = ""
-    return checkpoint_summary(checkpoint), card or "*(no model card)*"
+    lines = card.splitlines()
+    if lines and lines[0].strip() == "---":
+        end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() == "---"), 0)
+        card = "\n".join(lines[end + 1 :])
+    trained = trained_tokens(checkpoint)
+    lead = f"**{checkpoint_summary(checkpoint)}**"
+    if trained:
+        lead += f"\n\nTrained with up to {count(trained)} per image: counts past that are extrapolation, drawn in orange."
+    return lead + "\n\n---\n\n" + (card.strip() or "*(no model card)*")
+
+
+def on_checkpoint_info(checkpoint: str | None):
+    """The chosen checkpoint's summary and model card, and its default token count."""
+    summary = checkpoint_summary(checkpoint) if checkpoint else f"No checkpoints in `{settings.CHECKPOINTS}` yet."
+    return summary, model_card(checkpoint), gr.update(value=default_tokens(checkpoint))
 
 
 def on_page_load():
-    """New checkpoints appear in the menus on the next page load."""
+    """New checkpoints appear in the menus on the next page load, with the default's card and token count."""
     choices, default = checkpoint_choices(), default_checkpoint()
     second = next((name for _, name in choices if name != default), default)
-    return gr.update(choices=choices, value=default), gr.update(choices=choices, value=default), gr.update(choices=choices, value=second)
+    menus = gr.update(choices=choices, value=default), gr.update(choices=choices, value=default), gr.update(choices=choices, value=second)
+    return *menus, *on_checkpoint_info(default)
 
 
 def example_images() -> list[str]:

@@ -37,12 +37,20 @@ def signed_heatmap(contribution: np.ndarray) -> np.ndarray:
     return to_uint8(np.where(t >= 0, white + t * (POSITIVE - white), white - t * (NEGATIVE - white)))
 
 
+def count(n: int, noun: str = "token") -> str:
+    """'1 token', '2 tokens'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def token_weights(contributions: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
-    """(n, H, W) how much each pixel belongs to each token: its mask, or for a vanilla model
-    (no masks) the size of its addition."""
+    """(n, H, W) how much each pixel belongs to each token: its mask, or for a vanilla model (no
+    masks) the size of its addition relative to its own mean size. Token 1 of a vanilla VLE adds
+    the most almost everywhere; relative to its mean, each token claims the pixels it changes most
+    for its own size, so every token gets a region a user can click."""
     if masks is not None:
         return masks.astype(np.float32)
-    return np.abs(contributions).mean(-1, dtype=np.float32)
+    size = np.abs(contributions).mean(-1, dtype=np.float32)
+    return size / np.maximum(size.mean(axis=(1, 2), keepdims=True), 1e-8)
 
 
 def load_font(size: int):
@@ -59,13 +67,20 @@ def label_overlay(image: np.ndarray, labels: np.ndarray, numbers: list[int]) -> 
     picture = Image.fromarray(tinted)
     draw = ImageDraw.Draw(picture)
     h, w = labels.shape
-    font = load_font(max(11, min(h, w) // 18))
-    for label in np.unique(labels):
+    size = max(11, min(h, w) // 18)
+    font = load_font(size)
+    placed = []  # label centres so far: a label that would overlap one is left out
+    areas = np.bincount(labels.ravel(), minlength=len(numbers))
+    for label in np.argsort(-areas):  # the largest regions get their numbers first
+        if areas[label] < 0.002 * h * w:
+            break
         ys, xs = np.nonzero(labels == label)
-        if len(ys) < 0.002 * h * w:
-            continue
         i = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)  # the region pixel nearest its centroid
-        draw.text((int(xs[i]), int(ys[i])), str(numbers[label]), fill="white", font=font, anchor="mm", stroke_width=2, stroke_fill="black")
+        x, y = int(xs[i]), int(ys[i])
+        if any(abs(x - px) < 1.6 * size and abs(y - py) < 1.1 * size for px, py in placed):
+            continue
+        placed.append((x, y))
+        draw.text((x, y), str(numbers[label]), fill="white", font=font, anchor="mm", stroke_width=2, stroke_fill="black")
     return np.asarray(picture)
 
 
@@ -98,47 +113,75 @@ def token_views(entry: Entry, k: int, trained: int | None) -> tuple:
         magnitude = np.abs(contribution.astype(np.float32)).mean(-1)
         mask = np.repeat(to_uint8(magnitude / max(float(magnitude.max()), 1e-6))[..., None], 3, axis=-1)
     labels, overlay = entry_overlay(entry)
-    psnr = 10 * np.log10(1 / entry.mse[k - 1]) if entry.mse[k - 1] > 0 else float("inf")
-    caption = f"**First {k} of {len(entry)} tokens** · PSNR {psnr:.1f} dB"
+    caption = f"**First {k} of {count(len(entry))}**"
+    if entry.source == "image":
+        psnr = 10 * np.log10(1 / entry.mse[k - 1]) if entry.mse[k - 1] > 0 else float("inf")
+        caption += f" · PSNR {psnr:.1f} dB"
+    else:
+        caption += " · decoded from a tokens file, so there is no source image to measure against"
     if past_training(k, trained):
-        caption += f' · <span style="color:{PAST_TRAINING}">past the {trained} tokens this checkpoint was trained with</span>'
+        caption += f' · <span style="color:{PAST_TRAINING}">past the {count(trained)} this checkpoint was trained with</span>'
     return entry.reconstructions[k - 1], on_grey(contribution), signed_heatmap(contribution), mask, highlight(overlay, labels, k - 1), caption
 
 
-def paper_strip(entry: Entry, trained: int | None, tile: int = 96) -> np.ndarray:
+def strip_legend(entry: Entry, trained: int | None) -> str:
+    """What the strip's rows show, in words (under the strip in the page, in the exported file)."""
+    middle = "its mask" if entry.masks is not None else "its addition summed over colours (red adds light, blue removes it)"
+    legend = f"Top: each token's addition on grey. Middle: {middle}. Bottom: the image from the first k tokens."
+    if trained is not None and len(entry) > trained:
+        legend += f" Orange numbers: past the {count(trained)} the checkpoint was trained with."
+    return legend
+
+
+def paper_strip(entry: Entry, trained: int | None, tile: int = 96, legend: bool = False) -> np.ndarray:
     """All tokens side by side as in the paper's Figs. 3, 5 and 6: each token alone, its mask
-    (its signed heatmap for a vanilla model), the image from the first k tokens; last column the
-    source, the overlay of all tokens, the source again. Counts past training in orange."""
+    (its signed heatmap for a vanilla model), the image from the first k tokens; a last column,
+    labelled on its right, with the source, every token's region and the source again. Counts
+    past training in orange. legend: the rows explained in words under the picture (the page
+    says it in text instead, where it stays readable)."""
     H, W = entry.image.shape[:2]
     th, tw = max(1, round(tile * H / max(H, W))), max(1, round(tile * W / max(H, W)))
-    gap, left, top, bottom = 4, 86, 40, 20  # top: room for the numbers below gradio's label badge
     n = len(entry)
+    text = max(14, tile // 6)  # px; the picture is shown scaled down to the page's width
+    gap, left, right, top = 4, 7 * text, 6 * text, 2 * text
+    font, small = load_font(text), load_font(max(12, text - 2))
     second = "mask" if entry.masks is not None else "signed"
-    rows = [("token alone", [on_grey(c) for c in entry.contributions])]
+    rows = [("alone", [on_grey(c) for c in entry.contributions])]
     if entry.masks is not None:
         rows.append((second, [np.repeat(m[..., None], 3, -1) for m in entry.masks]))
     else:
         rows.append((second, [signed_heatmap(c) for c in entry.contributions]))
-    rows.append(("first k tokens", list(entry.reconstructions)))
-    last = [entry.image, entry_overlay(entry)[1], entry.image]
-    canvas = Image.new("RGB", (left + (n + 1) * (tw + gap) + gap, top + 3 * (th + gap) + bottom), "white")
+    rows.append(("first k", list(entry.reconstructions)))
+    last = [("source", entry.image), ("regions", entry_overlay(entry)[1]), ("source", entry.image)]
+    words = strip_legend(entry, trained) if legend else ""
+    width = left + (n + 1) * (tw + gap) + gap + right
+    bottom = 0
+    if words:  # wrapped to the picture's width
+        lines, line = [], ""
+        for word in words.split():
+            trial = f"{line} {word}".strip()
+            if line and small.getlength(trial) > width - 12:
+                lines.append(line)
+                line = word
+            else:
+                line = trial
+        lines.append(line)
+        bottom = len(lines) * (text + 4) + 8
+    canvas = Image.new("RGB", (width, top + 3 * (th + gap) + bottom), "white")
     draw = ImageDraw.Draw(canvas)
-    font = load_font(12)
     for r, (name, pictures) in enumerate(rows):
         y = top + r * (th + gap)
         draw.text((6, y + th // 2), name, fill="black", font=font, anchor="lm")
-        for c, picture in enumerate([*pictures, last[r]]):
+        for c, picture in enumerate([*pictures, last[r][1]]):
             x = left + c * (tw + gap) + (gap if c == n else 0)
             canvas.paste(Image.fromarray(picture).resize((tw, th), Image.Resampling.BILINEAR), (x, y))
-    for c in range(n + 1):
-        x = left + c * (tw + gap) + tw // 2 + (gap if c == n else 0)
-        label, colour = ("source", "black") if c == n else (str(c + 1), PAST_TRAINING if past_training(c + 1, trained) else "black")
-        draw.text((x, top - 4), label, fill=colour, font=font, anchor="ms")
-    note = "top: each token's addition on grey; middle: " + ("its mask" if entry.masks is not None else "its addition, red adds and blue removes light")
-    note += "; bottom: the image from the first k tokens"
-    if trained is not None and n > trained:
-        note += f"; orange: past the {trained} tokens the checkpoint was trained with"
-    draw.text((6, canvas.height - 6), note, fill="#444444", font=load_font(11), anchor="ls")
+        draw.text((left + (n + 1) * (tw + gap) + gap + 6, y + th // 2), last[r][0], fill="black", font=font, anchor="lm")
+    for c in range(n):
+        x = left + c * (tw + gap) + tw // 2
+        draw.text((x, top - 6), str(c + 1), fill=PAST_TRAINING if past_training(c + 1, trained) else "black", font=font, anchor="ms")
+    if words:
+        for i, line in enumerate(lines):
+            draw.text((6, top + 3 * (th + gap) + 4 + i * (text + 4)), line, fill="#444444", font=small, anchor="lt")
     return np.asarray(canvas)
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 import explorer
 import vle_core
-from explorer import tokens_tab
+from explorer import settings, tokens_tab
 
 N = 6  # tokens per test encode: enough to see the slider and edits work, cheap on 2 cores
 
@@ -73,6 +73,7 @@ def checkpoints(tmp_path_factory):
 def fresh(checkpoints, tmp_path, monkeypatch):
     """The app pointed at the test checkpoints and an empty cache; its files in tmp_path."""
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setattr(settings, "DISPLAY_SIDE", 0)  # views at the image's own size (tests of enlarging set it back)
     explorer.configure(checkpoints=checkpoints, cache_dir=tmp_path / "cache", cache_mb=64)
     yield tmp_path
     explorer.configure()

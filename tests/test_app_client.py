@@ -30,6 +30,7 @@ def served(tmp_path_factory):
     folder = tmp_path_factory.mktemp("served")
     patch = pytest.MonkeyPatch()
     patch.setenv("GRADIO_TEMP_DIR", str(folder / "gradio"))  # the views and uploads, kept out of /tmp/gradio
+    patch.setattr(settings, "DISPLAY_SIDE", 0)  # views at the image's own size
     make_checkpoints(folder / "checkpoints")
     explorer.configure(checkpoints=folder / "checkpoints", cache_dir=folder / "cache", cache_mb=64)
     demo = explorer.build_demo()

@@ -31,7 +31,7 @@ def test_edits_decode_only_and_match_the_library(fresh, checkpoint):
         assert np.abs(pixels(out[1]).astype(int) - expected).max() <= 2
         return state
 
-    unedited = pixels(tokens_tab.on_details(state)[1])
+    unedited = pixels(tokens_tab.on_details(state)[2])
     assert np.array_equal(unedited, pixels(edit_tab.on_reset(state)[1]))
     moved = edit_tab.on_move(2, 16, -8, state)
     assert not np.array_equal(pixels(moved[1]), unedited)

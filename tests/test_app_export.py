@@ -46,5 +46,5 @@ def test_curve_compare_and_exports(fresh):
     foreign.save(fresh / "foreign.safetensors")  # 3 latent channels: another model's tokens
     with pytest.raises(gr.Error, match="do not fit this checkpoint"):
         export_tab.on_load_tokens(str(fresh / "foreign.safetensors"), "vanilla-tiny")
-    with pytest.raises(gr.Error, match="needs a source image"):
-        compare_tab.on_compare("vanilla-tiny", "masked-tiny", 2, loaded[0])
+    *panels, plot, text = compare_tab.on_compare("vanilla-tiny", "masked-tiny", 2, loaded[0])
+    assert panels == [None] * 4 and plot is None and "needs a source image" in text  # says why, shows no stale views

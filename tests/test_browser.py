@@ -5,13 +5,16 @@ Run as a script to refresh the README screenshots in docs/ with real checkpoints
     VLE_CHECKPOINTS=checkpoints python tests/test_browser.py
 """
 
+import io
 import os
 import socket
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")  # gradio's own use of pandas
@@ -126,6 +129,148 @@ def test_upload_slide_and_relocate_in_a_real_browser(tmp_path, monkeypatch):
                 browser.close()
     finally:
         demo.close()
+
+
+def need_browser():
+    """playwright's sync API, or a skip (a failure in CI) where the browser or playwright is missing."""
+    required = os.environ.get("VLE_REQUIRE_BROWSER") == "1"
+    if not Path(CHROMIUM).exists():
+        (pytest.fail if required else pytest.skip)(f"no browser at {CHROMIUM}")
+    try:
+        import playwright.sync_api as sync_api
+    except ImportError:
+        (pytest.fail if required else pytest.skip)("playwright is not installed")
+    return sync_api
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The app on the tiny checkpoints (default vanilla-tiny) and a browser; `calls` lists the image
+    of every encode the page asked for."""
+    sync_api = need_browser()
+    from app_helpers import make_checkpoints
+
+    from explorer import settings, tokens_tab
+
+    folder = tmp_path_factory.mktemp("site")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GRADIO_TEMP_DIR", str(folder / "gradio"))
+    patch.setattr(settings, "DEFAULT_CHECKPOINT", "vanilla-tiny")
+    calls, encode = [], tokens_tab.on_encode
+    patch.setattr(tokens_tab, "on_encode", lambda image, *args: calls.append(image) or encode(image, *args))
+    make_checkpoints(folder / "checkpoints")
+    demo, url = serve(folder / "checkpoints", folder / "cache")
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = open_browser(p)
+            yield SimpleNamespace(url=url, folder=folder, calls=calls, browser=browser)
+            browser.close()
+    finally:
+        demo.close()
+        patch.undo()
+
+
+def open_page(site):
+    page = site.browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(site.url)
+    page.wait_for_selector(".gradio-container", timeout=TIMEOUT_MS)
+    return page
+
+
+def wait_for_text(page, selector: str, text: str):
+    page.wait_for_function("([sel, text]) => document.querySelector(sel)?.innerText.includes(text)", arg=[selector, text], timeout=TIMEOUT_MS)
+
+
+def upload(page, selector: str, path) -> None:
+    page.locator(f"{selector} input[type=file]").set_input_files(str(path))
+
+
+def error_badges(page) -> int:
+    """Gradio's "Error" badges on components whose event failed, and error toasts."""
+    return page.locator(".toast-body").count() + page.get_by_text("Error", exact=True).count()
+
+
+def test_a_bad_file_is_one_message_that_clears_the_views(site, capfd):
+    from app_helpers import save_png, scene
+    from test_app_images import _png_header_only
+
+    page = open_page(site)
+    upload(page, "#image", save_png(site.folder, "good.png", scene(64, seed=1)))
+    page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
+    (site.folder / "text.png").write_bytes(b"this is a text file, renamed\n" * 40)
+    (site.folder / "huge.png").write_bytes(_png_header_only(7000, 7000))  # 49 MP claimed
+    for name, message in (("text.png", "not a readable image"), ("huge.png", "the limit is 40 MP")):
+        upload(page, "#image", site.folder / name)
+        wait_for_text(page, "#info", message)
+        page.wait_for_function("() => !document.querySelector('#recon img') && !document.querySelector('#strip img')", timeout=TIMEOUT_MS)
+        assert page.locator("#image img").count() == 0  # the bad file is out of the Image panel
+        assert error_badges(page) == 0
+    log = capfd.readouterr().err
+    assert "Traceback" not in log and "DecompressionBombWarning" not in log
+
+
+def test_each_upload_and_example_encodes_once(site):
+    from app_helpers import save_png, scene
+
+    page = open_page(site)
+    before, strip = len(site.calls), None
+
+    def encoded():
+        """Wait for the strip (drawn after each encode), then long enough for a second encode to start."""
+        nonlocal strip
+        strip = wait_for_new_src(page, "#strip img", strip)
+        page.wait_for_timeout(1500)
+
+    for seed in (2, 3):  # the second replaces the first: gradio fires `change` twice then
+        upload(page, "#image", save_png(site.folder, f"once-{seed}.png", scene(64, seed=seed)))
+        encoded()
+        assert "encoded in" in page.locator("#info").inner_text()  # never seen: not "from the cache"
+    page.locator("img[src$='scene-2000001.png']").first.click()
+    encoded()
+    assert len(site.calls) - before == 3, site.calls[before:]
+
+
+def test_loaded_tokens_show_their_decode_and_compare_says_why_it_cannot_run(site):
+    from app_helpers import save_png, scene
+    from PIL import Image
+
+    page = open_page(site)
+    upload(page, "#image", save_png(site.folder, "source.png", scene(64, seed=4, width=96)))
+    page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
+    source_src = page.locator("#image img").get_attribute("src")
+    page.get_by_role("tab", name="Export").click()
+    page.locator("#export-tokens").click()
+    page.wait_for_selector("#export-file a", timeout=TIMEOUT_MS)
+    saved = site.folder / "saved.safetensors"
+    saved.write_bytes(page.request.get(page.locator("#export-file a").first.get_attribute("href")).body())
+    upload(page, "#tokens-file", saved)
+    wait_for_text(page, "#info", "tokens loaded")
+    shown = wait_for_new_src(page, "#image img", source_src)
+    decoded = np.asarray(Image.open(io.BytesIO(page.request.get(shown).body())))
+    assert decoded.shape[:2] == (64, 96)
+    assert "PSNR" not in page.locator("#caption").inner_text()  # nothing to measure against
+    page.get_by_role("tab", name="Compare").click()
+    wait_for_text(page, "#compare-text", "needs a source image")
+    page.locator("#compare").click()
+    page.wait_for_timeout(500)  # a failed event would badge the panels now
+    assert error_badges(page) == 0 and page.locator("#recon-a img").count() == 0
+
+
+def test_first_screen_defaults_and_labels(site):
+    from app_helpers import save_png, scene
+
+    page = open_page(site)
+    page.wait_for_function("() => document.querySelector('#n-tokens input[type=range]')?.value === '4'", timeout=TIMEOUT_MS)  # trained with 4
+    upload(page, "#image", save_png(site.folder, "labels.png", scene(64, seed=5)))
+    page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
+    assert "past the" not in page.locator("#caption").inner_text()
+    cut = page.evaluate("() => [...document.querySelectorAll('#mask label, #recon label, #alone label')].filter(l => l.scrollWidth > l.clientWidth + 1).length")
+    assert cut == 0  # no label is cut short
+    assert page.locator("#strip label[data-testid=block-label]:visible").count() == 0  # nothing covers the strip's first columns
+    page.locator("#card button, #card .label-wrap").first.click()
+    wait_for_text(page, "#card", "Trained with up to 4 tokens")
+    card, image = page.locator("#card").bounding_box(), page.locator("#image").bounding_box()
+    assert card["width"] > 3 * image["width"]  # the card is as wide as the page, not the left column
 
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
