@@ -99,3 +99,38 @@ def test_strongest_seed_finds_the_small_bright_region_and_largest_the_big_one():
 def test_an_unknown_seed_rule_is_refused():
     with pytest.raises(ValueError, match="precursor_seed"):
         vle_core.preset("masked-tiny", precursor_seed="random")
+
+
+def test_min_area_passes_over_a_speck_for_a_larger_region_and_takes_it_once_nothing_larger_is_left():
+    residual = torch.zeros(1, 3, 32, 32)
+    residual[..., :, :20] = torch.tensor([0.6, 0.6, 0.6])[:, None, None]  # a large, fainter region (62%)
+    residual[..., 24:26, 24:26] = torch.tensor([4.0, -2.0, 0.0])[:, None, None]  # a 4-pixel speck (0.4%), the strongest
+    s = Precursor(vle_core.preset("masked-tiny", precursor_min_area=0.01))
+    proposal = s(residual, torch.zeros(1, 1, 32, 32))[0, 0]
+    assert proposal[:, :20].min() > 0.99 and proposal[24:26, 24:26].max() < 0.01
+    everything_else = torch.ones(1, 1, 32, 32)
+    everything_else[..., 24:26, 24:26] = 0.0
+    last = s(residual, everything_else)[0, 0]  # the speck is all that is left: it is proposed
+    assert last[24:26, 24:26].min() > 0.99
+
+
+SEED_RULES = [
+    dict(),
+    dict(precursor_min_area=0.02),
+    dict(precursor_seed="largest", precursor_tau=0.7, precursor_sigma=3.0, precursor_smoothing=3, precursor_min_area=0.02),
+]
+
+
+@pytest.mark.parametrize("overrides", SEED_RULES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_proposals_lie_in_0_1_leave_taken_pixels_alone_and_are_deterministic(overrides, seed):
+    s = Precursor(vle_core.preset("masked-tiny", **overrides))
+    generator = torch.Generator().manual_seed(seed)
+    residual = normalise(torch.randn(3, 3, 40, 48, generator=generator).cumsum(3))[0]
+    taken = torch.zeros(3, 1, 40, 48)
+    for _ in range(5):  # as the loop calls it: each proposal joins what is taken
+        proposal = s(residual, taken.clamp(max=1))
+        assert proposal.shape == taken.shape and proposal.min() >= 0 and proposal.max() <= 1
+        assert (proposal * (taken >= 1)).max() < 1e-5  # what earlier tokens took is not proposed again
+        assert torch.equal(proposal, s(residual, taken.clamp(max=1)))  # deterministic: no randomness, no state
+        taken = taken + proposal

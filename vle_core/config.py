@@ -62,6 +62,7 @@ class MaskedVLEConfig(VLEConfig):
     precursor_sigma: float = 0.8  # S joins neighbours whose residual colours differ by less (normalised units)
     precursor_tau: float = 1e3  # S's colour tolerance to the seed; large: none
     precursor_smoothing: int = 1  # S sees the residual box-blurred over this many pixels, so texture does not break regions
+    precursor_min_area: float = 0.0  # S passes over a seed whose region covers less of the image while another grows larger (nets.Precursor)
     mask_loss_k: float = 5.0  # k in exp(-k * MSE), the authors' value
     mask_loss_weight: float = 1.0  # the distinctness terms, Eq. (5) and the authors' fix
     mask_match_weight: float = 1.0  # a token's decoded mask against S's proposal (as MONet ties its decoded masks to its attention)
@@ -96,7 +97,9 @@ PRESETS: dict[str, VLEConfig] = {
     # mask_loss_weight 0: S's regions never enter what earlier tokens took, so Eq. (5)'s distinctness
     # is built in, and its "no empty mask" half pushes a small object's mask to cover the image
     # (a run with it decoded one full grey mask, then empty ones, by step 250).
-    "masked-cpu": MaskedVLEConfig(base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32, mask_loss_weight=0.0),
+    # precursor_min_area 0.01: S passes over specks under 1% of the image (anti-aliased rims, highlights)
+    # while a larger region is left, so objects and the background get tokens first (masked-scenes' card).
+    "masked-cpu": MaskedVLEConfig(base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32, mask_loss_weight=0.0, precursor_min_area=0.01),
     # For photos: S starts at the largest colour cluster, sees through a 9-pixel blur, and stays within
     # 0.7 of the seed's colour (chosen by how well its proposals, rebuilt by ideal tokens, matched the
     # BSDS500 *train* human segmentations; matching-pursuit seeds proposed small high-contrast spots).

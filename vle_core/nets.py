@@ -222,14 +222,34 @@ class Precursor(nn.Module):
         self.tau = config.precursor_tau
         self.smoothing = config.precursor_smoothing
         self.seed_rule = config.precursor_seed
+        self.min_area = config.precursor_min_area
+        self.tries = 4 if self.min_area > 0 else 1  # seeds tried for a region of min_area; each try is one grow
         self.taken_penalty = 10.0  # log-energy units: a seed lands on a taken pixel only if nothing else is left
 
     @torch.no_grad()  # a selection, not a function to learn through: gradients reach E and D, not earlier tokens via S
     def forward(self, residual, taken):
-        """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W] in [0, 1]. Returns [B, 1, H, W]."""
+        """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W] in [0, 1]. Returns [B, 1, H, W].
+
+        With min_area, a seed whose region covers less of the image (a speck: an anti-aliased rim, a
+        highlight) is passed over for the next seed, up to `tries` seeds; if none grows that large,
+        the largest region found is proposed. Specks are still proposed once nothing larger is left."""
         residual = _box_blur(residual, self.smoothing)
-        seed, seed_colour = self.seed(residual, taken)
-        return self.grow(residual, taken, seed, seed_colour)
+        blocked, proposal, area, done = taken, None, None, None
+        for _ in range(self.tries):
+            seed, seed_colour = self.seed(residual, blocked)
+            region = self.grow(residual, taken, seed, seed_colour)
+            region_area = (region > 0.5).flatten(1).float().mean(1)  # [B]
+            if proposal is None:
+                proposal, area, done = region, region_area, region_area >= self.min_area
+            else:
+                better = ~done & (region_area > area)
+                proposal = torch.where(better[:, None, None, None], region, proposal)
+                area = torch.where(better, region_area, area)
+                done = done | (region_area >= self.min_area)
+            if bool(done.all()):
+                break
+            blocked = blocked + region  # the next seed starts elsewhere
+        return proposal
 
     def seed(self, residual, taken):
         """Where the next region starts, and its colour. Returns (seed [B, 1], the flat index of a

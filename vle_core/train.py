@@ -165,9 +165,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
         raw_model.init_linear_code(linear_code(data).to(device))
     if cfg.init:  # every rank loads the same weights, so the ranks start in sync
         initial, _ = read_checkpoint(cfg.init)
-        if initial.config != model_config:
+        shapes = {name: tuple(t.shape) for name, t in raw_model.state_dict().items()}
+        if type(initial.config) is not type(model_config) or {name: tuple(t.shape) for name, t in initial.state_dict().items()} != shapes:
             raise SystemExit(f"--init {cfg.init} holds a different model than preset {cfg.preset}: {initial.config} != {model_config}")
-        raw_model.load_state_dict(initial.state_dict())
+        raw_model.load_state_dict(initial.state_dict())  # same weights; settings without weights (S's) are the preset's
     optimiser = torch.optim.Adam(raw_model.parameters(), lr=cfg.lr)
     samples = None
     if master:  # the same sample images in every run, drawn without touching the training stream
