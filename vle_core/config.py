@@ -97,9 +97,10 @@ PRESETS: dict[str, VLEConfig] = {
     # mask_loss_weight 0: S's regions never enter what earlier tokens took, so Eq. (5)'s distinctness
     # is built in, and its "no empty mask" half pushes a small object's mask to cover the image
     # (a run with it decoded one full grey mask, then empty ones, by step 250).
-    # precursor_min_area 0.01: S passes over specks under 1% of the image (anti-aliased rims, highlights)
-    # while a larger region is left, so objects and the background get tokens first (masked-scenes' card).
-    "masked-cpu": MaskedVLEConfig(base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32, mask_loss_weight=0.0, precursor_min_area=0.01),
+    "masked-cpu": MaskedVLEConfig(base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32, mask_loss_weight=0.0),
+    # The same weights, and an S that passes over specks under 1% of the image (anti-aliased rims,
+    # highlights) while a larger region is left, so objects and the background get tokens first.
+    "masked-cpu-scenes": MaskedVLEConfig(base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32, mask_loss_weight=0.0, precursor_min_area=0.01),
     # For photos: S starts at the largest colour cluster, sees through a 9-pixel blur, and stays within
     # 0.7 of the seed's colour (chosen by how well its proposals, rebuilt by ideal tokens, matched the
     # BSDS500 *train* human segmentations; matching-pursuit seeds proposed small high-contrast spots).
