@@ -26,6 +26,7 @@ class Item:
     dy: float = 0.0
     strength: float = 1.0
     on: bool = True
+    vacated: str = "zeros"  # what a move leaves behind: "background" for a masked VLE's tokens (edit.translate)
 
     @property
     def identity(self) -> tuple:
@@ -38,7 +39,7 @@ class Item:
     def final(self) -> Tokens:
         token = self.token
         if self.dx or self.dy:
-            token = edit.translate(token, 0, self.dx, self.dy)
+            token = edit.translate(token, 0, self.dx, self.dy, vacated=self.vacated)
         if self.strength != 1.0:
             token = edit.scale(token, 0, self.strength)
         return token
@@ -47,7 +48,8 @@ class Item:
 def replay(entry: Entry, history: list, donors: dict) -> list[Item]:
     """The edited sequence after `history` (ops as lists, indices 0-based). An impossible op raises
     ValueError with a message for the user. donors: cache key -> Entry of a transplant donor."""
-    items = [Item(entry.tokens[i], ("token", i)) for i in range(len(entry))]
+    vacated = "zeros" if entry.masks is None else "background"  # a moved masked token leaves its background, not a seam
+    items = [Item(entry.tokens[i], ("token", i), vacated=vacated) for i in range(len(entry))]
 
     def item(i, verb: str, must_be_on: bool = True) -> Item:
         if not (isinstance(i, int) and 0 <= i < len(items)):
@@ -88,9 +90,9 @@ def replay(entry: Entry, history: list, donors: dict) -> list[Item]:
             if not 0 <= j < len(donor):
                 raise ValueError(f"The donor has no token {j + 1}: its tokens are 1 to {len(donor)}.")
             moved = edit.transplant(Tokens.empty(entry.tokens.latents.shape[1], entry.tokens.image_size), donor.tokens, j)
-            items.append(Item(moved, ("transplant", donor_key, j)))
+            items.append(Item(moved, ("transplant", donor_key, j), vacated=vacated))
         elif kind == "scatter":
-            scattered = edit.scatter(Tokens.cat([it.token for it in items]), seed=int(args[0]))
+            scattered = edit.scatter(Tokens.cat([it.token for it in items]), seed=int(args[0]), vacated=vacated)
             for i, it in enumerate(items):
                 it.token, it.origin = scattered[i], (*it.origin, "scatter", int(args[0]), i)
         else:

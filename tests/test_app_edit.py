@@ -9,9 +9,12 @@ import app_helpers
 import gradio as gr
 import numpy as np
 import pytest
+import torch
 from app_helpers import N, Select, encode, pixels, save_png, scene
 
+import vle_core
 from explorer import cache, edit_tab, export_tab, images, models, session, tokens_tab, views
+from vle_core import edit
 
 checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
 
@@ -88,3 +91,25 @@ def test_clicks_select_tokens_and_move_them(fresh):
     assert moved[0]["history"][-1] == ["move", k - 1, *offset] and offset != (0, 0)
     strength, dx, dy, overlay = edit_tab.on_pick_edit_token(k, moved[0])
     assert (strength, dx, dy) == (1.0, *offset) and pixels(overlay).shape == (64, 64, 3)
+
+
+def test_a_moved_masked_token_leaves_its_background_not_a_seam(fresh):
+    """Issue 13, item 6. A masked token codes its object on a background latent. Zeros in the cells
+    a move vacates are no code at all: the decoded mask lit up along their edge (hard rectangular
+    seams, striped copies under scatter). Filled with its background, the vacated cells decode
+    exactly as the token's background did."""
+    vle = models.get_model("masked-tiny")[1]
+    torch.manual_seed(1)
+    C = vle.config.latent_channels
+    z = torch.randn(C, 1, 1).expand(C, 32, 32).clone()  # a background ...
+    z[:, 24:28, 24:28] = torch.randn(C, 4, 4) * 3  # ... and an object
+    tokens = vle_core.Tokens(z[None], torch.zeros(1, 3), torch.ones(1, 3), (256, 256))
+    before = vle.render(tokens).masks[0]
+    probe = np.s_[64:128, 160:192]  # vacated by a move 128 px left, and 64 px or more from any edge of it
+    seam = vle.render(edit.translate(tokens, 0, -128, 0)).masks[0]
+    clean = vle.render(edit.translate(tokens, 0, -128, 0, vacated="background")).masks[0]
+    np.testing.assert_allclose(clean[probe], before[probe], atol=1e-5)
+    assert np.abs(seam[probe] - before[probe]).max() > 1e-3  # zeros decode to something else
+    state = encode(save_png(fresh, "a.png", scene()), "masked-tiny")[0]  # the app moves masked tokens this way
+    items = session.edited(edit_tab.on_move(2, 16, 0, state)[0])[2].items
+    assert items[1].vacated == "background"

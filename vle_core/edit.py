@@ -53,11 +53,35 @@ def shift_latent(z, dx: float, dy: float):
     return z
 
 
-def translate(tokens: Tokens, index: int, dx: float, dy: float) -> Tokens:
-    """Relocate what token `index` encodes by (dx, dy) pixels (right and down positive)."""
+VACATED = ("zeros", "background")
+
+
+def background(z):
+    """A latent map's background z [C, h, w] -> [C, 1, 1]: per channel, the median over its cells.
+    A masked token covers an object and codes "not mine" everywhere else, so most of its cells
+    hold that value."""
+    return z.flatten(1).median(dim=1).values[:, None, None]
+
+
+def _shift(z, dx: float, dy: float, vacated: str):
+    """shift_latent, with the cells a move vacates set to zero or to the map's background. Zeros
+    are "nothing" for a vanilla token; for a masked token they are no code at all, and its decoded
+    mask lights up along the edge between them and its background: a rectangular seam. Moving the
+    token's difference from its background fills what it vacates with background instead."""
+    if vacated not in VACATED:
+        raise ValueError(f"vacated is one of {VACATED}, not {vacated!r}")
+    if vacated == "zeros":
+        return shift_latent(z, dx, dy)
+    b = background(z)
+    return shift_latent(z - b, dx, dy) + b
+
+
+def translate(tokens: Tokens, index: int, dx: float, dy: float, vacated: str = "zeros") -> Tokens:
+    """Relocate what token `index` encodes by (dx, dy) pixels (right and down positive). vacated:
+    what fills the cells the move leaves, "zeros" or (for a masked VLE's tokens) "background"."""
     (i,) = _indices(tokens, index)
     latents = tokens.latents.clone()
-    latents[i] = shift_latent(tokens.latents[i], dx / DOWNSAMPLING, dy / DOWNSAMPLING)
+    latents[i] = _shift(tokens.latents[i], dx / DOWNSAMPLING, dy / DOWNSAMPLING, vacated)
     return Tokens(latents, tokens.mean.clone(), tokens.std.clone(), tokens.image_size, tokens.stage.clone())
 
 
@@ -88,13 +112,13 @@ def transplant(tokens: Tokens, donor: Tokens, donor_index: int, dx: float = 0.0,
     return Tokens.cat([tokens, Tokens(z[None], donor.mean[j : j + 1], donor.std[j : j + 1], tokens.image_size, donor.stage[j : j + 1])])
 
 
-def scatter(tokens: Tokens, seed: int = 0) -> Tokens:
+def scatter(tokens: Tokens, seed: int = 0, vacated: str = "zeros") -> Tokens:
     """Move every token by its own random offset, in whole cells, of up to half the image each
-    way: Section 4's proposed experiment of randomising where the objects are."""
+    way: Section 4's proposed experiment of randomising where the objects are. vacated: as translate."""
     rng = np.random.default_rng(seed)
     h, w = tokens.latents.shape[2:]
     latents = (
-        torch.stack([shift_latent(z, int(rng.integers(-(w // 2), w // 2 + 1)), int(rng.integers(-(h // 2), h // 2 + 1))) for z in tokens.latents])
+        torch.stack([_shift(z, int(rng.integers(-(w // 2), w // 2 + 1)), int(rng.integers(-(h // 2), h // 2 + 1)), vacated) for z in tokens.latents])
         if len(tokens)
         else tokens.latents.clone()
     )
