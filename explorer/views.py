@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from scipy.ndimage import uniform_filter
 
 from vle_core import EMPTY
 
@@ -44,13 +45,16 @@ def count(n: int, noun: str = "token") -> str:
 
 def token_weights(contributions: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
     """(n, H, W) how much each pixel belongs to each token: its mask, or for a vanilla model (no
-    masks) the size of its addition relative to its own mean size. Token 1 of a vanilla VLE adds
-    the most almost everywhere; relative to its mean, each token claims the pixels it changes most
-    for its own size, so every token gets a region a user can click."""
+    masks) the size of its addition relative to its own mean size, averaged over a neighbourhood.
+    Token 1 of a vanilla VLE adds the most almost everywhere; relative to its mean, each token
+    claims the pixels it changes most for its own size, so every token gets a region a user can
+    click; the neighbourhood (1/16 of the short side) makes regions rather than speckle."""
     if masks is not None:
         return masks.astype(np.float32)
     size = np.abs(contributions).mean(-1, dtype=np.float32)
-    return size / np.maximum(size.mean(axis=(1, 2), keepdims=True), 1e-8)
+    relative = size / np.maximum(size.mean(axis=(1, 2), keepdims=True), 1e-8)
+    window = max(1, min(size.shape[1:]) // 16)
+    return uniform_filter(relative, size=(1, window, window), mode="nearest") if window > 1 else relative
 
 
 def load_font(size: int):

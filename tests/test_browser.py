@@ -277,7 +277,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def show_example(page, url: str, example: str, k: int, checkpoint: str | None = None) -> None:
-    """Open the app, click an example as a visitor would, and step the slider from 16 down to k.
+    """Open the app, click an example as a visitor would, and step the slider from N down to k.
     With `checkpoint`, wait until the page load has put it in the menu: an example clicked before
     then is encoded with the menu's previous value."""
     page.goto(url)
@@ -288,10 +288,13 @@ def show_example(page, url: str, example: str, k: int, checkpoint: str | None = 
     src = wait_for_new_src(page, "#recon img", None)
     page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
     page.wait_for_timeout(1500)
-    page.locator("#tokens input[type=range]").focus()
-    for _ in range(16 - k):
-        page.keyboard.press("ArrowLeft")
-    wait_for_new_src(page, "#recon img", src)
+    slider = page.locator("#tokens input[type=range]")
+    n = int(slider.get_attribute("max"))
+    if k < n:
+        slider.focus()
+        for _ in range(n - k):
+            page.keyboard.press("ArrowLeft")
+        wait_for_new_src(page, "#recon img", src)
     page.wait_for_timeout(1500)
 
 
