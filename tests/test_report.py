@@ -104,8 +104,12 @@ def run_module(*args, env=None):
 
 
 @pytest.mark.parametrize("module", ["vle_core.report", "vle_core.evaluate"])
-def test_missing_data_is_one_line_that_names_data_and_vle_data(module, tmp_path):
-    args = ["--out", str(tmp_path / "out")] if module == "vle_core.report" else ["checkpoints/vanilla-natural", "--suite", "kodak"]
+def test_missing_data_is_one_line_that_names_data_and_vle_data(module, tiny, tmp_path):
+    args = (
+        ["--out", str(tmp_path / "out"), "--checkpoints", str(tiny["checkpoints"])]
+        if module == "vle_core.report"
+        else [str(tiny["checkpoints"] / "vle"), "--suite", "kodak"]
+    )
     run = run_module(module, *args, "--data", str(tmp_path / "nowhere"))
     assert run.returncode != 0 and "Traceback" not in run.stderr
     lines = [line for line in run.stderr.splitlines() if line.strip()]
