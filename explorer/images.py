@@ -20,7 +20,9 @@ Image.MAX_IMAGE_PIXELS = settings.MAX_PIXELS
 def image_input(**kwargs) -> gr.Image:
     """A gr.Image that hands its handler the uploaded file unopened, so that read_image can say what
     is wrong with a bad file (gr.Image would open it with Pillow first and fail with a generic
-    error). Patched on the instance: a subclass would make gradio write an app.pyi stub file."""
+    error). Patched on the instance, as a subclass would make gradio write a stub file beside
+    this one; so no handler may return a gr.update for it: gradio answers an update by rebuilding
+    a plain gr.Image for the session, which the next upload then goes through (tokens_tab.in_page)."""
     image = gr.Image(type="filepath", image_mode=None, **kwargs)
     default = image.preprocess
 

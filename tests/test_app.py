@@ -13,7 +13,7 @@ import pytest
 from app_helpers import encode, save_png, scene
 
 import explorer
-from explorer import layout, models, settings
+from explorer import edit_tab, export_tab, layout, models, quality_tab, settings, tokens_tab
 
 checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
 
@@ -54,3 +54,20 @@ def test_the_menu_tells_a_staged_checkpoint_from_a_shared_one(tmp_path):
         assert models.checkpoint_summary("vanilla-shared-natural").startswith("vanilla-shared-natural: vanilla, bsds")
     finally:
         explorer.configure()
+
+
+def test_every_new_session_redraws_the_strip_the_donor_and_the_curve(fresh):
+    """After each way a session starts (upload, example, checkpoint switch, tokens file), the
+    strip and Edit tab follow, then the donor (drawn again with the new checkpoint) and the curve."""
+    demo = layout.build_demo()
+    after = {}
+    for fn in demo.fns.values():
+        if fn.trigger_after is not None:
+            after.setdefault(demo.fns[fn.trigger_after].fn, []).append(fn)
+    starts = [fn for fn in demo.fns.values() if fn.fn in (tokens_tab.on_encode_in_page, export_tab.on_load_tokens_in_page)]
+    assert len(starts) == 4
+    for start in starts:
+        details = [fn for fn in after[start.fn] if fn.fn is tokens_tab.on_details]
+        assert details and details[0].trigger_only_on_success
+    follow = {fn.fn for fn in after[tokens_tab.on_details]}
+    assert {edit_tab.on_donor, quality_tab.on_curve} <= follow
