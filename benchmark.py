@@ -1,6 +1,6 @@
-"""Speed of the explorer's three interactive paths on this machine, at 256x256 with 8 tokens.
+"""Speed of the explorer's three interactive paths on this machine, at 256x256 (or --size) with 8 tokens.
 
-    python benchmark.py [--checkpoint NAME] [--runs 7]
+    python benchmark.py [--checkpoint NAME] [--size 256] [--runs 7]
 
 Each figure is the median over runs of the app's own handler followed by gradio's
 postprocessing of its outputs (the images written as PNG), i.e. what the server does per
@@ -32,7 +32,7 @@ import explorer
 import vle_core
 from explorer import edit_tab, models, settings, tokens_tab
 
-SIZE, N = 256, 8
+N = 8
 
 
 def median_ms(fn, runs: int) -> float:
@@ -61,6 +61,7 @@ def served(demo, api_name: str, handler):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default=None, help="a folder name in VLE_CHECKPOINTS (default: the app's default)")
+    parser.add_argument("--size", type=int, default=256, help="the working size, px (the app's goals are set at 256)")
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
@@ -69,6 +70,7 @@ def main():
 
 
 def run(args, work: Path):
+    size = args.size
     os.environ["GRADIO_TEMP_DIR"] = str(work / "gradio")  # the views it writes go with the temp folder
     name = args.checkpoint or models.default_checkpoint()
     if name is None:
@@ -86,19 +88,19 @@ def run(args, work: Path):
 
     photo = Image.open(settings.ASSETS / "kodak-parrots.png").convert("RGB")
     side = min(photo.size)
-    square = photo.crop(((photo.width - side) // 2, 0, (photo.width + side) // 2, side)).resize((SIZE, SIZE), Image.Resampling.LANCZOS)
+    square = photo.crop(((photo.width - side) // 2, 0, (photo.width + side) // 2, side)).resize((size, size), Image.Resampling.LANCZOS)
     images = []
     for i in range(args.runs + 1):  # a slightly different image each run, so nothing is cached
         path = work / f"image-{i}.png"
         Image.fromarray(np.roll(np.asarray(square), i, axis=1)).save(path)
         images.append(str(path))
 
-    encode = served(demo, "encode", lambda i: tokens_tab.on_encode(images[i], N, SIZE, name))
+    encode = served(demo, "encode", lambda i: tokens_tab.on_encode(images[i], N, size, name))
     encode(args.runs)  # warm-up: model load, first-call allocations
     encode_ms = median_ms(encode, args.runs)
     model_ms = median_ms(lambda i: vle.encode(np.asarray(square), N), args.runs)
 
-    states = [tokens_tab.on_encode(image, N, SIZE, name)[0] for image in images]  # all cached by now
+    states = [tokens_tab.on_encode(image, N, size, name)[0] for image in images]  # all cached by now
     first = served(demo, "token", lambda i: tokens_tab.on_token(1 + i % (N - 1), states[i]))  # a k not shown before
     slider_ms = median_ms(first, args.runs)
     state = states[0]
@@ -110,7 +112,7 @@ def run(args, work: Path):
     edit_ms = median_ms(move, args.runs)
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"first encode, {N} tokens at {SIZE}x{SIZE}: {encode_ms:7.1f} ms (goal 500; of which the model's encode {model_ms:.1f} ms)")
+    print(f"first encode, {N} tokens at {size}x{size}: {encode_ms:7.1f} ms (goal 500; of which the model's encode {model_ms:.1f} ms)")
     print(f"slider step, cached encoding:       {slider_ms:7.1f} ms (goal 50; {revisit_ms:.1f} ms back at a k already shown)")
     print(f"edit, relocate one token:           {edit_ms:7.1f} ms (goal 150)")
     print(f"peak RSS:                           {peak_mb:7.0f} MB")
