@@ -32,8 +32,10 @@ fg_ari_rgb_argmax: the same score for the argmax of the RGB channels, a trivial 
 """,
     "bsds-seg": """
 ari: the adjusted Rand index of the per-pixel argmax over the tokens' decoded masks against each
-human segmentation of a BSDS500 test image, averaged; ari_kmeans: k-means on colour and position
-with as many segments as the VLE used (segments).
+human segmentation of a BSDS500 test image, averaged; ari_kmeans, ari_slic, ari_felzenszwalb: the
+same score for k-means on colour and position, SLIC superpixels and Felzenszwalb's graph
+segmentation, each given as many segments as the VLE used (segments), with settings tuned on
+BSDS500 train + val (`python -m vle_core.evaluate --tune-baselines`).
 """,
 }
 
