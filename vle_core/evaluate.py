@@ -61,17 +61,20 @@ def load_images(folder: Path, pattern: str = "*.png") -> list[np.ndarray]:
     return [read_image(p) for p in image_paths(folder, pattern)]
 
 
+def image_curves(image: np.ndarray, reconstructions, ssim: bool = True) -> dict:
+    """One image's MSE, PSNR and SSIM (nan without ssim) against each of its reconstructions."""
+    return {
+        "mse": [metrics.mse(image, r) for r in reconstructions],
+        "psnr": [metrics.psnr(image, r) for r in reconstructions],
+        "ssim": [metrics.ssim(image, r) if ssim else np.nan for r in reconstructions],
+    }
+
+
 def token_curves(vle, images, n_tokens: int, ssim: bool = True) -> dict:
     """Per token count k = 1..n_tokens, over the images: mean PSNR, MSE and SSIM of the
     reconstruction from the first k tokens."""
-    psnr, mse, ssim_ = (np.zeros((len(images), n_tokens)) for _ in range(3))
-    for i, image in enumerate(tqdm(images, desc="encode", leave=False)):
-        encoding = vle.encode(image, n_tokens)
-        for k, reconstruction in enumerate(encoding.reconstructions):
-            mse[i, k] = metrics.mse(image, reconstruction)
-            psnr[i, k] = metrics.psnr(image, reconstruction)
-            ssim_[i, k] = metrics.ssim(image, reconstruction) if ssim else np.nan
-    return {"psnr": psnr.mean(0).tolist(), "mse": mse.mean(0).tolist(), "ssim": ssim_.mean(0).tolist()}
+    rows = [image_curves(image, vle.encode(image, n_tokens).reconstructions, ssim) for image in tqdm(images, desc="encode", leave=False)]
+    return {metric: np.mean([row[metric] for row in rows], axis=0).tolist() for metric in ("psnr", "mse", "ssim")}
 
 
 def bsds_training_images() -> list[np.ndarray]:

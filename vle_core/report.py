@@ -37,6 +37,7 @@ from .evaluate import (
     ground_truth_path,
     human_ari,
     human_segmentations,
+    image_curves,
     kodak_paths,
     read_image,
     scene_array,
@@ -114,7 +115,7 @@ class Worker:
         on a BSDS500 test photo, also the mean ARI of its first k masks against the human maps."""
         image = read_image(path)
         encoding = self.model(name).encode(image, self.tokens)
-        row = curves(image, encoding.reconstructions)
+        row = image_curves(image, encoding.reconstructions)
         if encoding.masks is not None and Path(path).parent.name == "test":
             truths = human_segmentations(ground_truth_path(Path(path)))
             labels = [metrics.masks_to_labels(encoding.masks[:k]) for k in range(1, self.tokens + 1)]
@@ -129,7 +130,7 @@ class Worker:
         image = read_image(path)
         reconstructions = [self.pca.reconstruct(image, VALUES_PER_TOKEN * k) for k in range(1, self.tokens + 1)]
         H, W = reconstructions[0].shape[:2]  # PCA codes whole 8x8 patches: scored on that crop
-        return {**curves(image[:H, :W], reconstructions), "entropy": metrics.entropy(image)}
+        return {**image_curves(image[:H, :W], reconstructions), "entropy": metrics.entropy(image)}
 
     def baselines(self, path: str, k: int) -> dict:
         """The classical segmenters at k segments on one BSDS500 test photo: ARI and the count they gave."""
@@ -150,14 +151,6 @@ class Worker:
         """The trivial segmentation, the argmax of the RGB channels, on the same scene."""
         image, labels = scene_array(self.scenes, i)
         return {"fg_ari": metrics.foreground_ari(labels, image.argmax(-1))}
-
-
-def curves(image: np.ndarray, reconstructions) -> dict:
-    return {
-        "mse": [metrics.mse(image, r) for r in reconstructions],
-        "psnr": [metrics.psnr(image, r) for r in reconstructions],
-        "ssim": [metrics.ssim(image, r) for r in reconstructions],
-    }
 
 
 # --- sharding: the DDP block, as in train.py -----------------------------------------------------

@@ -102,6 +102,11 @@ def linear_code(data, crops: int = 2000) -> torch.Tensor:
     return torch.from_numpy(PatchPCA(arrays).unshuffled_components().copy()).float()
 
 
+def weight_shapes(model) -> dict:
+    """Each weight's name and shape: what --init needs to match (S's settings have no weights)."""
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
 def batches(data, batch: int, sampler: torch.Generator, workers: int, pin_memory: bool):
     """Endless batches [batch, 3, crop, crop] of random items (drawn with replacement by `sampler`).
     workers 0: built in this process, so torch's global RNG (crops, flips) and `sampler` are all
@@ -165,8 +170,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
         raw_model.init_linear_code(linear_code(data).to(device))
     if cfg.init:  # every rank loads the same weights, so the ranks start in sync
         initial, _ = read_checkpoint(cfg.init)
-        shapes = {name: tuple(t.shape) for name, t in raw_model.state_dict().items()}
-        if type(initial.config) is not type(model_config) or {name: tuple(t.shape) for name, t in initial.state_dict().items()} != shapes:
+        if type(initial.config) is not type(model_config) or weight_shapes(initial) != weight_shapes(raw_model):
             raise SystemExit(f"--init {cfg.init} holds a different model than preset {cfg.preset}: {initial.config} != {model_config}")
         raw_model.load_state_dict(initial.state_dict())  # same weights; settings without weights (S's) are the preset's
     optimiser = torch.optim.Adam(raw_model.parameters(), lr=cfg.lr)
