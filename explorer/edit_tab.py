@@ -6,6 +6,7 @@ import numpy as np
 
 from vle_core import metrics
 
+from . import settings
 from .cache import Entry, get_entry
 from .edits import Edited, describe
 from .errors import UserError
@@ -55,6 +56,8 @@ def edit_views(state: dict, entry: Entry, result: Edited, selected: int) -> tupl
 def apply_edit(state: dict | None, op: list, selected: int) -> tuple:
     """Append an op (refused with a clear message if impossible) and show the result."""
     state = require(state)
+    if len(state["history"]) >= settings.MAX_EDITS:
+        raise UserError(f"This session has {settings.MAX_EDITS} edits, the most it keeps: undo some, or reset.")
     history = state["history"] + [op]
     vle, entry, result = edited(state, history)
     state = {**state, "history": history}
@@ -141,7 +144,13 @@ def _donor(donor_image, state: dict) -> tuple[str, dict, Entry]:
     vle, entry = session(state)
     source = ("image", fit_working_size(read_image(donor_image), max(entry.image.shape[:2]))[0])
     key, entry, _ = get_entry(state["model_id"], vle, source, state["n"])
-    return key, {**state, "sources": {**state["sources"], key: source}}, entry
+    # The state keeps the sources its edits use (the image, donors transplanted from) and this donor:
+    # a donor tried and not used is forgotten; their number is bounded, as each is a picture.
+    used = {state["key"]} | {op[1] for op in state["history"] if op[0] == "transplant"}
+    sources = {k: v for k, v in state["sources"].items() if k in used} | {key: source}
+    if len(sources) > 1 + settings.MAX_DONORS:
+        raise UserError(f"This session's edits use {settings.MAX_DONORS} donor images, the most it keeps: transplant from one of them, or reset.")
+    return key, {**state, "sources": sources}, entry
 
 
 def on_donor(donor_image, donor_token: float, state: dict | None):

@@ -24,11 +24,14 @@ def progressive_gif(entry: Entry, trained: int | None, path: Path) -> Path:
     """An animated GIF: the source beside the image from the first k tokens, k = 1..n."""
     H, W = entry.image.shape[:2]
     scale = max(1, 256 // max(H, W))  # small images are enlarged (nearest) so the GIF is legible
+    scale = min(scale, (settings.MAX_GIF_PIXELS / (len(entry) * 2 * H * W)) ** 0.5)  # and large ones shrunk to the bound
+    w, h = max(1, round(W * scale)), max(1, round(H * scale))
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BILINEAR
     frames, font = [], load_font(14)
     for k in range(1, len(entry) + 1):
-        frame = Image.new("RGB", (2 * W * scale + 12, H * scale + 28), "white")
+        frame = Image.new("RGB", (2 * w + 12, h + 28), "white")
         for i, picture in enumerate((entry.image, entry.reconstructions[k - 1])):
-            frame.paste(Image.fromarray(picture).resize((W * scale, H * scale), Image.Resampling.NEAREST), (4 + i * (W * scale + 4), 24))
+            frame.paste(Image.fromarray(picture).resize((w, h), resample), (4 + i * (w + 4), 24))
         text = f"source | first {k} of {len(entry)} tokens" + (" (past training)" if past_training(k, trained) else "")
         ImageDraw.Draw(frame).text((6, 4), text, fill=PAST_TRAINING if past_training(k, trained) else "black", font=font)
         frames.append(frame)
@@ -40,7 +43,7 @@ def progressive_gif(entry: Entry, trained: int | None, path: Path) -> Path:
 def _export_path(state: dict, suffix: str) -> Path:
     """A fresh file in the exports folder; files older than an hour there are removed."""
     settings.EXPORTS.mkdir(parents=True, exist_ok=True)
-    remove_old_files(settings.EXPORTS, age_s=3600)
+    remove_old_files(settings.EXPORTS, age_s=3600, keep=settings.MAX_EXPORTS)
     folder = settings.EXPORTS / uuid.uuid4().hex[:12]
     folder.mkdir()
     return folder / f"vle-{state['checkpoint']}-{state['key'][:8]}{suffix}"

@@ -1,6 +1,7 @@
 """Images in and out: uploads decoded by us, so a bad one gets a clear message; views
 written as PNG files that gradio serves as they are."""
 
+import os
 import shutil
 import time
 import uuid
@@ -37,7 +38,10 @@ def image_input(**kwargs) -> gr.Image:
 
 def read_image(path) -> np.ndarray:
     """An uploaded image file as HxWx3 uint8 RGB (first frame, EXIF orientation applied,
-    transparency over white). Raises BadImage for anything that is not a reasonable image."""
+    transparency over white, 16-bit scaled to 8). Raises BadImage for anything that is not a
+    reasonable image, naming what is wrong."""
+    if os.path.getsize(path) == 0:
+        raise BadImage("The file is empty (0 bytes): the upload may have failed. Upload it again.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check the size ourselves, just below
@@ -49,6 +53,8 @@ def read_image(path) -> np.ndarray:
             if w * h > settings.MAX_PIXELS:
                 raise BadImage(f"The image is {w}×{h} px ({w * h / 1e6:.0f} MP); the limit is {settings.MAX_PIXELS / 1e6:.0f} MP.")
             im = ImageOps.exif_transpose(im)
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float grey: convert("RGB") would clip it to white
+                im = Image.fromarray(eight_bit(np.asarray(im)))
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 im = im.convert("RGBA")
                 background = Image.new("RGBA", im.size, (255, 255, 255, 255))
@@ -56,6 +62,10 @@ def read_image(path) -> np.ndarray:
             array = np.asarray(im.convert("RGB"))
     except BadImage:
         raise
+    except (OSError, EOFError) as e:
+        if "truncated" in str(e).lower() or isinstance(e, EOFError):
+            raise BadImage("The image file is truncated (an incomplete upload or download?): upload the whole file.") from e
+        raise BadImage(f"This file is not a readable image ({type(e).__name__}). Upload a PNG, JPEG, WebP, GIF, BMP or TIFF.") from e
     except Image.DecompressionBombError as e:  # Pillow's own check, at twice settings.MAX_PIXELS
         raise BadImage(f"The image is too large: the limit is {settings.MAX_PIXELS / 1e6:.0f} MP.") from e
     except Exception as e:  # decoders of untrusted files raise all kinds of exceptions; each means "not an image"
@@ -63,6 +73,20 @@ def read_image(path) -> np.ndarray:
     if min(array.shape[:2]) < settings.MIN_SIDE:
         raise BadImage(f"The image is {array.shape[1]}×{array.shape[0]} px: at least {settings.MIN_SIDE} px on each side, please.")
     return array
+
+
+def eight_bit(values: np.ndarray) -> np.ndarray:
+    """A grey picture of wider values (16-bit, 32-bit or float) as uint8: 16-bit ranges are divided
+    by 257, floats in [0, 1] scaled by 255; anything else is stretched to its own range."""
+    values = values.astype(np.float64)
+    top = float(values.max()) if values.size else 0.0
+    if values.min() >= 0 and top <= 1 and values.dtype.kind == "f":
+        values = values * 255
+    elif values.min() >= 0 and 255 < top <= 65535:
+        values = values / 257
+    elif values.min() < 0 or top > 65535:
+        values = (values - values.min()) / max(float(np.ptp(values)), 1e-12) * 255
+    return np.clip(values + 0.5, 0, 255).astype(np.uint8)
 
 
 def fit_working_size(image: np.ndarray, size: int) -> tuple[np.ndarray, str]:
@@ -110,8 +134,8 @@ def png(picture: np.ndarray | None, enlarge: bool = True) -> str | None:
     folder = Path(gr.utils.get_upload_folder()) / "vle-explorer-views"
     folder.mkdir(parents=True, exist_ok=True)
     _views_written += 1
-    if _views_written % 500 == 1:
-        remove_old_files(folder, age_s=2 * 3600)
+    if _views_written % 100 == 1:
+        remove_old_files(folder, age_s=2 * 3600, keep=settings.MAX_VIEW_FILES)
     path = folder / f"{uuid.uuid4().hex}.png"
     s = display_scale(picture.shape) if enlarge else 1
     if s > 1:
@@ -120,11 +144,20 @@ def png(picture: np.ndarray | None, enlarge: bool = True) -> str | None:
     return str(path)
 
 
-def remove_old_files(folder: Path, age_s: float) -> None:
-    """Delete what is older than age_s in folder: views and exports are needed only for a while."""
-    for old in folder.iterdir():
+def remove_old_files(folder: Path, age_s: float, keep: int | None = None) -> None:
+    """Delete what is older than age_s in folder, and past the `keep` newest: views and exports are
+    needed only for a while, and a busy server must not fill its disk with them."""
+    entries = []
+    for path in folder.iterdir():
         try:
-            if time.time() - old.stat().st_mtime > age_s:
-                shutil.rmtree(old) if old.is_dir() else old.unlink()
-        except OSError:
+            entries.append((path.stat().st_mtime, path))
+        except OSError:  # removed meanwhile by another thread
             pass
+    entries.sort(reverse=True)
+    now = time.time()
+    for i, (mtime, old) in enumerate(entries):
+        if now - mtime > age_s or (keep is not None and i >= keep):
+            try:
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+            except OSError:
+                pass

@@ -6,6 +6,7 @@ import json
 import threading
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 
 import vle_core
@@ -93,6 +94,7 @@ def checkpoint_choices() -> list[tuple[str, str]]:
 
 
 _models: dict[str, tuple[str, vle_core.VLE]] = {}  # name -> (model id, model)
+_unloadable: dict[str, str] = {}  # name -> the model id of files that failed to load while an older copy serves
 _models_lock = threading.Lock()
 
 
@@ -100,6 +102,7 @@ def forget() -> None:
     """Drop the loaded models (they are loaded again on next use)."""
     with _models_lock:
         _models.clear()
+        _unloadable.clear()
 
 
 def get_model(name: str | None) -> tuple[str, vle_core.VLE]:
@@ -118,9 +121,15 @@ def get_model(name: str | None) -> tuple[str, vle_core.VLE]:
     with _models_lock:
         if name in _models and _models[name][0] == model_id:
             return _models[name]
+        if name in _models and _unloadable.get(name) == model_id:
+            return _models[name]
         try:
             vle = vle_core.load_vle(folder, device=settings.DEVICE)
         except ValueError as e:
+            if name in _models:  # the checkpoint-swap guard: a folder replaced by a broken copy keeps the model it had
+                _unloadable[name] = model_id  # not tried again until the files change once more
+                gr.Warning(f"Checkpoint {name} changed on disk and the new files do not load ({e}); still using the copy loaded before.")
+                return _models[name]
             raise UserError(f"Checkpoint {name} cannot be loaded: {e}") from e
         _models[name] = (model_id, vle)
         return _models[name]

@@ -44,14 +44,29 @@ def empty_outputs(message: str) -> tuple:
     return (None, message, gr.update(), None, None, None, None, None, "", gr.update())
 
 
+def checked_count(n_tokens) -> int:
+    """The number of tokens to encode, refused past the bound (the page's slider cannot ask more;
+    an API client can): one encode's time and memory grow with it."""
+    if n_tokens is None or not 1 <= float(n_tokens) <= settings.N_TOKENS_MAX:
+        raise UserError(f"{n_tokens} tokens asked: between 1 and {settings.N_TOKENS_MAX} tokens, please.")
+    return int(n_tokens)
+
+
+def checked_working_size(size) -> int:
+    low, high = settings.WORKING_SIZE_RANGE
+    if size is None or not low <= float(size) <= high:
+        raise UserError(f"A working size of {size} px: the working size is between {low} and {high} px.")
+    return int(size)
+
+
 def on_encode(image, n_tokens: float, working_size: float, checkpoint: str, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
     """Encode an image (a file path) into n_tokens tokens with a checkpoint, at a working size."""
     if image is None:
         return empty_outputs("Upload an image, paste one, take one with the webcam or choose an example.")
+    n, size = checked_count(n_tokens), checked_working_size(working_size)
     picture = read_image(image)
-    working, note = fit_working_size(picture, int(working_size))
+    working, note = fit_working_size(picture, size)
     model_id, vle = get_model(checkpoint)
-    n = int(min(max(int(n_tokens), 1), settings.N_TOKENS_MAX))
     progress(0.05, desc=f"Encoding {n} tokens with {checkpoint}")
     start = time.perf_counter()
     key, entry, fresh = get_entry(model_id, vle, ("image", working), n)

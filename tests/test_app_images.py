@@ -42,7 +42,7 @@ def test_bad_uploads_are_clear_errors(fresh):
         "garbage.png": (b"this is not an image" * 10, "not a readable image"),
         "bomb.png": (_png_header_only(10_000, 10_000), "limit is 40 MP"),  # Pillow's own check
         "big.png": (_png_header_only(8_000, 6_000), "limit is 40 MP"),  # ours
-        "truncated.png": (None, "not a readable image"),
+        "truncated.png": (None, "image file is truncated"),
         "icon.ico": (None, "ICO images are not supported"),
     }
     Image.fromarray(scene(16)).save(fresh / "icon.ico")
