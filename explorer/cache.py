@@ -148,17 +148,64 @@ _disk_lock = threading.Lock()
 encoder_runs = 0  # how often the encoder ran in this process (the tests watch it)
 
 
+class BytesOnly(diskcache.Disk):
+    """diskcache's storage for str keys and bytes values only. Its default unpickles any value its
+    database marks as pickled: a damaged or tampered cache folder could then run code."""
+
+    def store(self, value, read, key=diskcache.core.UNKNOWN):
+        if not isinstance(value, bytes):
+            raise TypeError("the encodings cache stores bytes only")
+        return super().store(value, read, key=key)
+
+    def fetch(self, mode, filename, value, read):
+        if mode not in (diskcache.core.MODE_RAW, diskcache.core.MODE_BINARY):
+            raise ValueError(f"cache value in mode {mode}: only raw bytes are read back, never pickles")
+        return super().fetch(mode, filename, value, read)
+
+    def get(self, key, raw):
+        if not raw:
+            raise ValueError("a pickled key in the encodings cache")
+        return super().get(key, raw)
+
+
 def _disk() -> diskcache.Cache | None:
-    """The on-disk cache, opened on first use; None (memory only) if it cannot be opened."""
+    """The on-disk cache, opened on first use; None (memory only) if it cannot be opened or
+    settings.CACHE_MB is 0 (VLE_CACHE_MB=0: the cache switched off)."""
     global _disk_cache
+    if settings.CACHE_MB <= 0:
+        return None
     with _disk_lock:
         if _disk_cache is None:
             try:
-                _disk_cache = diskcache.Cache(str(settings.CACHE_DIR), size_limit=settings.CACHE_MB * 2**20)
+                _disk_cache = diskcache.Cache(str(settings.CACHE_DIR), size_limit=settings.CACHE_MB * 2**20, disk=BytesOnly)
             except Exception as e:  # unwritable folder, broken database: run without a disk cache
                 gr.Warning(f"The encodings cache at {settings.CACHE_DIR} cannot be opened ({e}); working from memory only.")
                 return None
         return _disk_cache
+
+
+# A stored value is MAGIC, then SHA-256 of (its key, its payload), then the payload. Read back, a
+# value whose digest does not match the key asked for is never served: a bit flipped on disk, a
+# file cut short by a writer killed mid-write or a full disk, an entry stored under another key.
+MAGIC = b"VLE-cache-1\n"
+
+
+def seal(key: str, payload: bytes) -> bytes:
+    return MAGIC + hashlib.sha256(key.encode() + b"\0" + payload).digest() + payload
+
+
+def unseal(key: str, data: bytes) -> bytes:
+    """The payload of a sealed value read back under key; ValueError unless it is intact."""
+    head = len(MAGIC) + 32
+    if not isinstance(data, bytes) or len(data) < head or not data.startswith(MAGIC):
+        raise ValueError("not a sealed cache value")
+    payload = data[head:]
+    if hashlib.sha256(key.encode() + b"\0" + payload).digest() != data[len(MAGIC) : head]:
+        raise ValueError("cache value does not match its key and checksum")
+    return payload
+
+
+disk_failures = 0  # writes refused by the disk (full, read-only) in this process
 
 
 def reset() -> None:
@@ -179,8 +226,8 @@ def _disk_get(key: str, parse):
         return None
     try:
         data = disk.get(key)
-        return None if data is None else parse(data)
-    except Exception:  # corrupt file, truncated archive, wrong shapes: recompute instead
+        return None if data is None else parse(unseal(key, data))
+    except Exception:  # corrupt or cut-short file, another key's value, wrong shapes: recompute instead
         try:
             disk.delete(key)
         except Exception:
@@ -189,12 +236,15 @@ def _disk_get(key: str, parse):
 
 
 def _disk_set(key: str, data: bytes) -> None:
+    global disk_failures
     disk = _disk()
     if disk is not None:
         try:
-            disk.set(key, data)
-        except Exception:  # a full or read-only disk costs a recompute later, nothing else
-            pass
+            disk.set(key, seal(key, data))
+        except Exception as e:  # a full or read-only disk costs a recompute later, nothing else
+            disk_failures += 1
+            if disk_failures == 1:
+                print(f"explorer: the encodings cache at {settings.CACHE_DIR} refused a write ({e}); entries stay in memory only")
 
 
 def source_key(source: tuple, model_id: str) -> str:

@@ -49,17 +49,17 @@ def test_slider_and_coming_back_never_encode_again(fresh, checkpoint):
 def test_a_corrupt_cache_entry_is_recomputed_not_served(fresh, corruption):
     path = save_png(fresh, "a.png", scene())
     first = encode(path)
-    key = first[0]["key"]
+    key = f"entry/{first[0]['key']}"
     if corruption == "garbage":
         bad = b"\x00not an archive"
-    else:
-        entry = cache.Entry.from_bytes(cache._disk().get(f"entry/{key}"))
+    else:  # intact as stored, wrong inside (an older version's entry, say)
+        entry = cache.Entry.from_bytes(cache.unseal(key, cache._disk().get(key)))
         entry.reconstructions = entry.reconstructions[:, :10]
-        bad = entry.to_bytes()
-    cache._disk().set(f"entry/{key}", bad)
+        bad = cache.seal(key, entry.to_bytes())
+    cache._disk().set(key, bad)
     cache._entries.clear()
     runs = cache.encoder_runs
     again = encode(path)
     assert cache.encoder_runs == runs + 1
     assert np.array_equal(pixels(again[3]), pixels(first[3]))
-    assert cache.Entry.from_bytes(cache._disk().get(f"entry/{key}")).reconstructions.shape[2] == 64  # repaired
+    assert cache.Entry.from_bytes(cache.unseal(key, cache._disk().get(key))).reconstructions.shape[2] == 64  # repaired
