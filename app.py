@@ -5,12 +5,13 @@ The app is the `explorer` package (its __init__ maps its files); the model is `v
 
 Settings (environment variables): VLE_CHECKPOINTS (folder of checkpoint folders, default
 ./checkpoints), VLE_DEFAULT_CHECKPOINT (default vanilla-natural, else the first folder),
-VLE_CACHE_DIR (the encodings cache, default ./.cache/encodings), VLE_CACHE_MB (its bound).
+VLE_CACHE_DIR (the encodings cache, default ./.cache/encodings), VLE_CACHE_MB (its bound; 0 turns
+it off). The limits on uploads, sessions and the queue are in explorer/settings.py.
 """
 
-from explorer import build_demo, settings
+from explorer import build_demo, queue, settings
 
-demo = build_demo()
+demo = queue(build_demo())
 
 if __name__ == "__main__":
-    demo.queue(max_size=32, default_concurrency_limit=4).launch(max_file_size=settings.MAX_FILE_SIZE)
+    demo.launch(max_file_size=settings.MAX_FILE_SIZE, state_session_capacity=settings.MAX_SESSIONS)

@@ -2,8 +2,9 @@
 
 The files follow a request's path (the model itself lives in vle_core; nothing here does model math):
 
-    settings.py     environment and limits
-    layout.py       the page, and which handler each event calls (each an API endpoint)
+    settings.py     environment and limits (every bound on a request, a session, the disk)
+    layout.py       the page, which handler each event calls (each an API endpoint) and in which
+                    queue (encodes, edits, exports and views apart); the bounded queue
     *_tab.py        the handlers, one file per tab: tokens (with upload and the checkpoint menu),
                     quality, edit, export, compare
     images.py       an upload read and checked; views written as PNG files
@@ -24,7 +25,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path  # noqa: E402 (after the OpenMP setting)
 
 from . import cache, models, settings  # noqa: E402
-from .layout import build_demo  # noqa: E402
+from .layout import build_demo, queue  # noqa: E402
 
 
 def configure(checkpoints=None, cache_dir=None, cache_mb=None) -> None:
@@ -36,4 +37,4 @@ def configure(checkpoints=None, cache_dir=None, cache_mb=None) -> None:
     models.forget()
 
 
-__all__ = ["build_demo", "configure", "settings"]
+__all__ = ["build_demo", "configure", "queue", "settings"]

@@ -33,7 +33,7 @@ def build_demo() -> gr.Blocks:
     second = next((name for _, name in choices if name != default), default)
     summary, card, _ = tokens_tab.on_checkpoint_info(default)
     with gr.Blocks(title="VLE Explorer", delete_cache=(3600, 3600)) as demo:
-        ui = SimpleNamespace(demo=demo, state=gr.State(None))
+        ui = SimpleNamespace(demo=demo, state=gr.State(None, time_to_live=settings.STATE_TTL_S))
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
@@ -164,15 +164,22 @@ def wire(ui) -> None:
     token_outputs = [ui.recon, ui.alone, ui.heat, ui.mask, ui.overlay, ui.caption]
     curve_inputs, curve_outputs = [ui.metric, ui.target, ui.state], [ui.curve, ui.quality_md]
     details = [ui.strip, ui.strip_md, *edit_outputs[1:]]
-    model = dict(concurrency_id="model", concurrency_limit=1)  # one model call at a time on 2 cores
+    # Each kind of event has its own queue, so a cheap one never waits behind a slow one: encodes
+    # (hundreds of ms to seconds) one at a time; edits (a token or two decoded) two at a time beside
+    # them; exports (drawing only) apart; views of cached arrays four at a time. loadtest.py measures it.
+    encoder = dict(concurrency_id="encoder", concurrency_limit=1)
+    decoder = dict(concurrency_id="decoder", concurrency_limit=2)
+    exporter = dict(concurrency_id="exporter", concurrency_limit=1)
+    viewer = dict(concurrency_id="viewer", concurrency_limit=4)
     encode_inputs = [ui.image, ui.n_tokens, ui.working_size, ui.checkpoint]
-    page = dict(api_visibility="private", **model)
+    page = dict(api_visibility="private", **encoder)
+    page_decoder = dict(api_visibility="private", **decoder)
 
     def then_details(event):
         """After a new session: the strip and the Edit tab, the donor's tokens, the curve."""
-        details_shown = event.success(tokens_tab.on_details, [ui.state], details, **page)
+        details_shown = event.success(tokens_tab.on_details, [ui.state], details, **page_decoder)
         details_shown.success(edit_tab.on_donor, [ui.donor, ui.donor_token, ui.state], [ui.donor_view, ui.donor_token], **page)
-        details_shown.success(quality_tab.on_curve, curve_inputs, curve_outputs, **page)
+        details_shown.success(quality_tab.on_curve, curve_inputs, curve_outputs, **page_decoder)
 
     # Encoding. An upload fires `input` once (`change` fires twice when an image replaces another),
     # an example click only loads the image: each user action encodes once.
@@ -182,20 +189,20 @@ def wire(ui) -> None:
     then_details(switched.then(tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page))
     # The API's encode (README): the same handler, raising what the page shows in the info line.
     encode_api = gr.Button(visible=False, elem_id="encode-api")
-    encode_api.click(tokens_tab.on_encode, encode_inputs, session_outputs, api_name="encode", **model)
+    encode_api.click(tokens_tab.on_encode, encode_inputs, session_outputs, api_name="encode", **encoder)
 
-    ui.k.change(tokens_tab.on_token, [ui.k, ui.state], token_outputs, api_name="token", show_progress="hidden", trigger_mode="always_last")
+    ui.k.change(tokens_tab.on_token, [ui.k, ui.state], token_outputs, api_name="token", show_progress="hidden", trigger_mode="always_last", **viewer)
     ui.overlay.select(tokens_tab.on_select_token, [ui.state], [ui.k, ui.edit_token], api_visibility="private", show_progress="hidden")
 
     ui.metric.input(quality_tab.on_target_metric, [ui.metric], [ui.target], api_visibility="private", show_progress="hidden")
-    ui.target.change(quality_tab.on_curve, curve_inputs, curve_outputs, api_name="curve", trigger_mode="always_last", **model)
+    ui.target.change(quality_tab.on_curve, curve_inputs, curve_outputs, api_name="curve", trigger_mode="always_last", **decoder)
 
-    ui.tokens_on.input(edit_tab.on_switch, [ui.tokens_on, ui.state, ui.edit_token], edit_outputs, api_name="switch", **model)
-    ui.all_on_btn.click(edit_tab.on_all_on, [ui.state, ui.edit_token], edit_outputs, api_name="all_on", **model)
-    ui.solo_btn.click(edit_tab.on_solo, [ui.edit_token, ui.state], edit_outputs, api_name="solo", **model)
-    ui.strength.release(edit_tab.on_strength, [ui.edit_token, ui.strength, ui.state], edit_outputs, api_name="strength", **model)
-    gr.on([ui.dx.release, ui.dy.release], edit_tab.on_move, [ui.edit_token, ui.dx, ui.dy, ui.state], edit_outputs, api_name="move", **model)
-    ui.edited_img.select(edit_tab.on_move_to, [ui.edit_token, ui.state], edit_outputs, **page)
+    ui.tokens_on.input(edit_tab.on_switch, [ui.tokens_on, ui.state, ui.edit_token], edit_outputs, api_name="switch", **decoder)
+    ui.all_on_btn.click(edit_tab.on_all_on, [ui.state, ui.edit_token], edit_outputs, api_name="all_on", **decoder)
+    ui.solo_btn.click(edit_tab.on_solo, [ui.edit_token, ui.state], edit_outputs, api_name="solo", **decoder)
+    ui.strength.release(edit_tab.on_strength, [ui.edit_token, ui.strength, ui.state], edit_outputs, api_name="strength", **decoder)
+    gr.on([ui.dx.release, ui.dy.release], edit_tab.on_move, [ui.edit_token, ui.dx, ui.dy, ui.state], edit_outputs, api_name="move", **decoder)
+    ui.edited_img.select(edit_tab.on_move_to, [ui.edit_token, ui.state], edit_outputs, **page_decoder)
     ui.edit_overlay_img.select(edit_tab.on_select_edit_token, [ui.state], [ui.edit_token], api_visibility="private", show_progress="hidden")
     ui.edit_token.change(
         edit_tab.on_pick_edit_token,
@@ -204,18 +211,18 @@ def wire(ui) -> None:
         api_visibility="private",
         show_progress="hidden",
     )
-    ui.scatter_btn.click(edit_tab.on_scatter, [ui.seed, ui.state, ui.edit_token], edit_outputs, api_name="scatter", **model)
-    ui.undo_btn.click(edit_tab.on_undo, [ui.state, ui.edit_token], edit_outputs, api_name="undo", **model)
-    ui.reset_btn.click(edit_tab.on_reset, [ui.state, ui.edit_token], edit_outputs, api_name="reset", **model)
+    ui.scatter_btn.click(edit_tab.on_scatter, [ui.seed, ui.state, ui.edit_token], edit_outputs, api_name="scatter", **decoder)
+    ui.undo_btn.click(edit_tab.on_undo, [ui.state, ui.edit_token], edit_outputs, api_name="undo", **decoder)
+    ui.reset_btn.click(edit_tab.on_reset, [ui.state, ui.edit_token], edit_outputs, api_name="reset", **decoder)
     gr.on([ui.donor.input, ui.donor_token.release], edit_tab.on_donor, [ui.donor, ui.donor_token, ui.state], [ui.donor_view, ui.donor_token], **page)
-    ui.transplant_btn.click(edit_tab.on_transplant, [ui.donor, ui.donor_token, ui.state], edit_outputs, api_name="transplant", **model)
+    ui.transplant_btn.click(edit_tab.on_transplant, [ui.donor, ui.donor_token, ui.state], edit_outputs, api_name="transplant", **encoder)
 
-    ui.gif_btn.click(export_tab.on_export_gif, [ui.state], [ui.export_file], api_name="export_gif", **model)
-    ui.strip_btn.click(export_tab.on_export_strip, [ui.state], [ui.export_file], api_name="export_strip", **model)
-    ui.tokens_btn.click(export_tab.on_export_tokens, [ui.state], [ui.export_file], api_name="export_tokens", **model)
+    ui.gif_btn.click(export_tab.on_export_gif, [ui.state], [ui.export_file], api_name="export_gif", **exporter)
+    ui.strip_btn.click(export_tab.on_export_strip, [ui.state], [ui.export_file], api_name="export_strip", **exporter)
+    ui.tokens_btn.click(export_tab.on_export_tokens, [ui.state], [ui.export_file], api_name="export_tokens", **exporter)
     then_details(ui.tokens_file.upload(export_tab.on_load_tokens_in_page, [ui.tokens_file, ui.checkpoint, ui.image], page_outputs, **page))
     load_api = gr.Button(visible=False, elem_id="load-tokens-api")
-    load_api.click(export_tab.on_load_tokens, [ui.tokens_file, ui.checkpoint], session_outputs, api_name="load_tokens", **model)
+    load_api.click(export_tab.on_load_tokens, [ui.tokens_file, ui.checkpoint], session_outputs, api_name="load_tokens", **encoder)
 
     gr.on(
         [ui.compare_btn.click, ui.compare_k.release],
@@ -223,7 +230,27 @@ def wire(ui) -> None:
         [ui.compare_a, ui.compare_b, ui.compare_k, ui.state],
         compare_outputs,
         api_name="compare",
-        **model,
+        **encoder,
     )
     page_load = [ui.checkpoint, ui.compare_a, ui.compare_b, ui.checkpoint_summary_md, ui.card_md, ui.n_tokens]
     ui.demo.load(tokens_tab.on_page_load, None, page_load, api_visibility="private", show_progress="hidden")
+
+
+BUSY = "The app is busy: {waiting} requests are waiting, the most it takes. Please try again in a minute."
+
+
+def queue(demo: gr.Blocks, max_size: int | None = None) -> gr.Blocks:
+    """The page's queue, bounded: past max_size waiting requests (settings.QUEUE_SIZE) a new one is
+    refused at once with BUSY (HTTP 503; gradio_client raises "Queue is full! Please try again.")
+    rather than left to wait minutes behind the others."""
+    demo.queue(max_size=settings.QUEUE_SIZE if max_size is None else max_size, default_concurrency_limit=4)
+    push = demo._queue.push  # gradio's own refusal says only "Queue is full. Max size is N and size is N."
+
+    async def push_or_busy(body, request, username):
+        accepted, detail, status = await push(body, request, username)
+        if status == "queue_full":
+            detail = BUSY.format(waiting=len(demo._queue))
+        return accepted, detail, status
+
+    demo._queue.push = push_or_busy
+    return demo

@@ -81,3 +81,21 @@ def fresh(checkpoints, tmp_path, monkeypatch):
 
 def encode(path, checkpoint="vanilla-tiny", n=N, size=256):
     return tokens_tab.on_encode(path, n, size, checkpoint)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(folder, max_size: int | None = 16):
+    """(demo, url): the app on tiny checkpoints made in folder, served on a free loopback port with
+    the bounded queue and the upload limit app.py uses. The caller closes it and calls configure()."""
+    make_checkpoints(folder / "checkpoints")
+    explorer.configure(checkpoints=folder / "checkpoints", cache_dir=folder / "cache", cache_mb=64)
+    demo = explorer.queue(explorer.build_demo(), max_size=max_size)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, max_file_size=settings.MAX_FILE_SIZE)
+    return demo, url
