@@ -25,7 +25,7 @@ def progressive_gif(entry: Entry, trained: int | None, path: Path) -> Path:
     H, W = entry.image.shape[:2]
     scale = max(1, 256 // max(H, W))  # small images are enlarged (nearest) so the GIF is legible
     scale = min(scale, (settings.MAX_GIF_PIXELS / (len(entry) * 2 * H * W)) ** 0.5)  # and large ones shrunk to the bound
-    w, h = max(1, round(W * scale)), max(1, round(H * scale))
+    w, h = max(1, int(W * scale)), max(1, int(H * scale))
     resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BILINEAR
     frames, font = [], load_font(14)
     for k in range(1, len(entry) + 1):
