@@ -59,12 +59,14 @@ def residual_loop(model, x, n_tokens: int) -> LoopOutput:
     target = pad_to_grid(x)
     reconstruction = torch.zeros_like(target)  # X^_0 = 0
     taken = target.new_zeros(target.shape[0], 1, *target.shape[2:])  # the sum of S's proposals so far (masked VLE)
-    memory = None
+    new_pass = getattr(model.config, "precursor_new_pass", 0.0)  # masked VLE: S starts over once this share is taken
+    memory = image = None
     out = LoopOutput([], [], [], [], [], [], [])
     for n in range(1, n_tokens + 1):
         stage = torch.full((target.shape[0],), n, dtype=torch.long, device=target.device)
         normalised, mean, std = normalise(target - reconstruction)
-        z, memory, proposal = model.encode_step(normalised, taken.clamp(max=1.0), memory, stage)
+        image = normalised if image is None else image  # the first residual is the image itself
+        z, memory, proposal = model.encode_step(normalised, taken.clamp(max=1.0), memory, stage, image)
         rgb, mask = model.decode(z, mean, std, stage)
         rgb, mask = rgb.float(), None if mask is None else mask.float()  # E and D may run in bf16 (train.py); the sums stay float32
         if proposal is None:  # vanilla: the token adds its whole output
@@ -76,6 +78,9 @@ def residual_loop(model, x, n_tokens: int) -> LoopOutput:
             # around an object, and S would spend later tokens on the rim it leaves.
             reconstruction = reconstruction + proposal * rgb
             taken = taken + proposal
+            if new_pass:  # per image: a covered image's S forgets what was taken and starts over
+                covered = taken.clamp(max=1.0).flatten(1).mean(1) >= new_pass
+                taken = torch.where(covered[:, None, None, None], torch.zeros_like(taken), taken)
             shown = mask * rgb
             out.masks.append(mask[..., :H, :W])
             out.proposals.append(proposal[..., :H, :W])

@@ -25,7 +25,7 @@ def vanilla_loss(x, out: LoopOutput, psnr_loss: bool = False) -> dict:
     return {"loss": loss, "mse_final": mses[-1].mean().detach()}
 
 
-def masked_loss(x, out: LoopOutput, k: float = 5.0, mask_weight: float = 1.0, match_weight: float = 1.0) -> dict:
+def masked_loss(x, out: LoopOutput, k: float = 5.0, mask_weight: float = 1.0, match_weight: float = 1.0, psnr_loss: bool = False, learned_s: bool = False) -> dict:
     """Eq. (7) with the authors' fix, tied to S's proposals, plus Eq. (3)'s reconstruction terms.
 
     stepwise_n = MSE(X, X^_n)                                                     Eq. (3)
@@ -37,24 +37,32 @@ def masked_loss(x, out: LoopOutput, k: float = 5.0, mask_weight: float = 1.0, ma
     M_n is the mask the token decodes to. Eq. (5) compares a mask only with the previous one; the
     authors' log found that this let masks alternate full and empty, and added the term against
     the sum of all earlier masks. With M_0 = 0, token 1's terms are their "no empty mask" term.
+
+    With psnr_loss, stepwise_n and the final term are log-MSEs per image, for the reason in
+    vanilla_loss: late tokens on photos refine a small residual, and plain MSE hardly trains them.
+    With a learned S (learned_s), the distinctness terms apply to S's proposals, which they train,
+    instead of the decoded masks, which follow the proposals through the match term; a
+    weightless S's proposals are the match term's fixed targets either way.
     """
     terms = {"stepwise": [], "rec": [], "distinct": [], "match": []}
     previous = taken = torch.zeros_like(out.masks[0])
-    for mask, proposal, reconstruction in zip(out.masks, out.proposals, out.reconstructions):
+    for decoded, proposal, reconstruction in zip(out.masks, out.proposals, out.reconstructions):
+        mask = proposal if learned_s else decoded
         error = (x - reconstruction).pow(2)
-        terms["stepwise"].append(error.mean())
-        terms["rec"].append((mask * error).mean())
+        terms["stepwise"].append(error.flatten(1).mean(1).clamp_min(1e-8).log().mean() if psnr_loss else error.mean())
+        terms["rec"].append((decoded * error).mean())
         terms["distinct"].append((torch.exp(-k * per_image_mse(mask, previous)) + torch.exp(-k * per_image_mse(mask, taken.clamp(max=1.0)))).mean())
-        terms["match"].append(F.binary_cross_entropy(mask.clamp(1e-6, 1 - 1e-6), proposal))
+        terms["match"].append(F.binary_cross_entropy(decoded.clamp(1e-6, 1 - 1e-6), proposal.detach()))
         previous, taken = mask, taken + mask
     terms = {name: torch.stack(values).mean() for name, values in terms.items()}
-    final = F.mse_loss(out.reconstructions[-1], x)
+    final_mse = F.mse_loss(out.reconstructions[-1], x)
+    final = per_image_mse(x, out.reconstructions[-1]).clamp_min(1e-8).log().mean() if psnr_loss else final_mse
     loss = terms["stepwise"] + terms["rec"] + mask_weight * terms["distinct"] + match_weight * terms["match"] + final
-    return {"loss": loss, **{name: value.detach() for name, value in terms.items()}, "mse_final": final.detach()}
+    return {"loss": loss, **{name: value.detach() for name, value in terms.items()}, "mse_final": final_mse.detach()}
 
 
 def vle_loss(config, x, out: LoopOutput) -> dict:
     """The loss of the model that `config` describes."""
     if config.kind == "masked":
-        return masked_loss(x, out, config.mask_loss_k, config.mask_loss_weight, config.mask_match_weight)
+        return masked_loss(x, out, config.mask_loss_k, config.mask_loss_weight, config.mask_match_weight, config.psnr_loss, config.precursor == "learned")
     return vanilla_loss(x, out, config.psnr_loss)

@@ -10,6 +10,8 @@ Where the paper and the authors' code part ways, this implementation chooses:
   (shared/reference/cpu-training-probe.md) found that an ungated token paints everywhere and its
   masks do not find objects (foreground ARI 0.10). Gating is MONet's "scope": a token cannot
   change pixels outside its mask.
+- Optionally (`whole_first_token`, for photos) token 1's proposal is the whole image, and S's
+  regions, grouped on the image itself (`precursor_input`), refine what it left.
 """
 
 import torch
@@ -17,14 +19,14 @@ import torch.nn as nn
 
 from .config import MaskedVLEConfig
 from .loop import denormalise, residual_loop
-from .nets import Decoder, Encoder, Precursor
+from .nets import Decoder, Encoder, LearnedPrecursor, Precursor, start_as_linear_code
 
 
 class MaskedVLE(nn.Module):
     def __init__(self, config: MaskedVLEConfig):
         super().__init__()
         self.config = config
-        self.precursor = Precursor(config)
+        self.precursor = LearnedPrecursor(config) if config.precursor == "learned" else Precursor(config)
         self.encoder = Encoder(config, in_channels=4, memory_channels=config.memory_channels)
         self.decoder = Decoder(config, out_channels=4)
 
@@ -32,17 +34,26 @@ class MaskedVLE(nn.Module):
         """The residual loop on x [B, 3, H, W] in [-1, 1] (a forward, so DistributedDataParallel syncs it)."""
         return residual_loop(self, x, n_tokens)
 
-    def encode_step(self, residual, taken, memory=None, stage=None):
+    def encode_step(self, residual, taken, memory=None, stage=None, image=None):
         """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W], the clamped sum of S's proposals
-        for the earlier tokens; memory: the conv-LSTM state (None for an image's first token);
-        stage: the token step, unused (a masked VLE shares E and D across tokens).
+        in this pass of S (loop.residual_loop); memory: the conv-LSTM state (None for an image's
+        first token); stage: [B] the token step (1-based); image: [B, 3, H, W] the normalised image,
+        which S groups when precursor_input is "image".
         Returns (z [B, 4, H/8, W/8], memory, proposal [B, 1, H, W])."""
-        proposal = self.precursor(residual, taken)
-        z, memory = self.encoder(torch.cat([proposal * residual, proposal], dim=1), memory)
+        if self.config.whole_first_token and stage is not None and int(stage[0]) == 1:
+            proposal = torch.ones_like(taken)
+        else:
+            proposal = self.precursor(image if self.config.precursor_input == "image" else residual, taken)
+        z, memory = self.encoder(torch.cat([proposal * residual, proposal], dim=1), memory, stage)
         return z, memory, proposal
 
     def decode(self, z, mean, std, stage=None):
         """Returns (de-normalised rgb [B, 3, 8h, 8w], mask [B, 1, 8h, 8w] in (0, 1)); the token's
         contribution is their product, the loop's gating is S's proposal (loop.residual_loop)."""
-        out = self.decoder(z)
+        out = self.decoder(z, stage)
         return denormalise(out[:, :3], mean, std), torch.sigmoid(out[:, 3:])
+
+    @torch.no_grad()
+    def init_linear_code(self, components: torch.Tensor) -> None:
+        """Start a staged masked VLE's colour as patch-PCA (nets.start_as_linear_code)."""
+        start_as_linear_code(self, components)

@@ -41,9 +41,18 @@ def entropy(image) -> float:
     return float(shannon_entropy(np.round(gray * 255).astype(np.uint8)))
 
 
+COVERING = 0.9  # a mask over this share of the image (a whole-image token) segments nothing
+
+
 def masks_to_labels(masks) -> np.ndarray:
-    """(n, H, W) soft masks -> (H, W) int labels: the token whose mask is largest at each pixel."""
-    return np.asarray(masks).argmax(axis=0)
+    """(n, H, W) soft masks -> (H, W) int labels: the token whose mask is largest at each pixel.
+    Masks that cover (> 0.5) at least COVERING of the image, as a whole-image first token's, are
+    left out, unless every mask does; labels still count tokens from 0 in sequence order."""
+    masks = np.asarray(masks)
+    covering = (masks > 0.5).mean(axis=(1, 2)) >= COVERING
+    if covering.all():
+        return masks.argmax(axis=0)
+    return np.flatnonzero(~covering)[masks[~covering].argmax(axis=0)]
 
 
 def ari(labels_true, labels_pred) -> float:

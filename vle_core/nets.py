@@ -110,6 +110,24 @@ def _stage_rows(weight, stage):
     return weight[stage.clamp(1, len(weight)) - 1]
 
 
+@torch.no_grad()
+def start_as_linear_code(model, components: torch.Tensor) -> None:
+    """Start a staged VLE as a linear code: stage n encodes and decodes with components
+    4(n-1)..4n-1 (columns of `components`, [192, 192] in PixelUnshuffle's order, strongest first;
+    pca.PatchPCA.unshuffled_components). Its convolutional paths start at zero, so the model is
+    then that code exactly, up to the loop's per-channel normalisation. A masked VLE's extra
+    channels (the proposal in, the mask out) start unused by the linear code: the RGB channels
+    come first in PixelUnshuffle's order, so the code fills the first 192 rows."""
+    if not model.config.stages:
+        raise ValueError("only a staged VLE (config.stages > 0) has a linear code")
+    C = model.config.latent_channels
+    rgb = components.shape[0]
+    for n in range(min(model.config.stages, components.shape[1] // C)):
+        basis = components[:, n * C : (n + 1) * C].to(model.encoder.linear.weight)  # [192, C]
+        model.encoder.linear.weight[n].zero_()[:, :rgb] = basis.T
+        model.decoder.linear.weight[n].zero_()[:rgb] = basis
+
+
 def _widths(config: VLEConfig) -> list[int]:
     return [config.base_channels * m for m in config.channel_mults]
 
@@ -300,6 +318,26 @@ class Precursor(nn.Module):
             if (log_m - before).abs().max() < 1e-4:
                 break
         return log_m.exp() * log_free.exp()
+
+
+class LearnedPrecursor(nn.Module):
+    """The paper's S: a small network from the residual to a proposal, trained with E and D
+    (Section 3.1: "just a residual block"; the authors' log found two stacked residual blocks
+    best, and a larger S collapsing). It sees the residual and what earlier tokens took, and its
+    proposal is gated by what is still free, so taken pixels are not proposed again, as with the
+    weightless S. Its only training signals are the reconstruction through the loop's gate and the
+    authors' distinctness terms (losses.masked_loss)."""
+
+    def __init__(self, config: MaskedVLEConfig, width: int = 16):
+        super().__init__()
+        self.conv_in = nn.Conv2d(4, width, 3, padding=1)
+        self.blocks = nn.Sequential(ResBlock(width, width), ResBlock(width, width))
+        self.conv_out = nn.Conv2d(width, 1, 3, padding=1)
+
+    def forward(self, residual, taken):
+        """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W] in [0, 1]. Returns [B, 1, H, W] in [0, 1]."""
+        logits = self.conv_out(F.silu(self.blocks(self.conv_in(torch.cat([residual, taken], dim=1)))))
+        return torch.sigmoid(logits) * (1 - taken)
 
 
 def _max_product_scan(log_m, cost, dim: int):

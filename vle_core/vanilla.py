@@ -5,7 +5,7 @@ import torch.nn as nn
 
 from .config import VLEConfig
 from .loop import denormalise, residual_loop
-from .nets import Decoder, Encoder
+from .nets import Decoder, Encoder, start_as_linear_code
 
 
 class VanillaVLE(nn.Module):
@@ -21,9 +21,9 @@ class VanillaVLE(nn.Module):
         """The residual loop on x [B, 3, H, W] in [-1, 1] (a forward, so DistributedDataParallel syncs it)."""
         return residual_loop(self, x, n_tokens)
 
-    def encode_step(self, residual, taken=None, memory=None, stage=None):
+    def encode_step(self, residual, taken=None, memory=None, stage=None, image=None):
         """residual: [B, 3, H, W], normalised per image and channel; stage: [B], the token step
-        (1-based; used by a staged VLE). Returns (z, memory, proposal): z [B, 4, H/8, W/8]; a
+        (1-based; used by a staged VLE); taken and image are a masked VLE's (unused). Returns (z, memory, proposal): z [B, 4, H/8, W/8]; a
         vanilla VLE has no memory and no proposal (both None)."""
         z, _ = self.encoder(residual, stage=stage)
         return z, None, None
@@ -35,14 +35,5 @@ class VanillaVLE(nn.Module):
 
     @torch.no_grad()
     def init_linear_code(self, components: torch.Tensor) -> None:
-        """Start a staged VLE as a linear code: stage n encodes and decodes with components
-        4(n-1)..4n-1 (columns of `components`, [192, 192] in PixelUnshuffle's order, strongest
-        first; pca.PatchPCA.unshuffled_components). Its convolutional paths start at zero, so the
-        model is then that code exactly, up to the loop's per-channel normalisation."""
-        if not self.config.stages:
-            raise ValueError("only a staged VLE (config.stages > 0) has a linear code")
-        C = self.config.latent_channels
-        for n in range(min(self.config.stages, components.shape[1] // C)):
-            basis = components[:, n * C : (n + 1) * C].to(self.encoder.linear.weight)  # [192, C]
-            self.encoder.linear.weight[n] = basis.T
-            self.decoder.linear.weight[n] = basis
+        """Start a staged VLE as patch-PCA (nets.start_as_linear_code)."""
+        start_as_linear_code(self, components)
