@@ -10,7 +10,7 @@ from . import settings
 from .cache import Entry, get_entry
 from .edits import Edited, describe
 from .errors import UserError
-from .images import fit_working_size, picture_xy, png, read_image
+from .images import fit_working_size, picture_xy, read_image, view_file
 from .session import edited, require, session
 from .views import entry_overlay, highlight, label_overlay, token_weights
 
@@ -42,8 +42,8 @@ def edit_views(state: dict, entry: Entry, result: Edited, selected: int) -> tupl
     else:
         log += " · no edits yet"
     return (
-        png(result.image),
-        png(edit_overlay(entry, result, selected)),
+        view_file(result.image),
+        view_file(edit_overlay(entry, result, selected)),
         gr.update(choices=choices, value=[i + 1 for i in result.on]),
         gr.update(maximum=max(m, 2), value=selected + 1, interactive=m > 1),
         it.strength,
@@ -71,7 +71,7 @@ def on_pick_edit_token(token: float, state: dict | None):
     _, entry, result = edited(state)
     i = int(min(max(int(token), 1), len(result.items))) - 1
     it = result.items[i]
-    return it.strength, it.dx, it.dy, png(edit_overlay(entry, result, i))
+    return it.strength, it.dx, it.dy, view_file(edit_overlay(entry, result, i))
 
 
 def on_select_edit_token(state: dict | None, evt: gr.SelectData):
@@ -165,7 +165,7 @@ def on_donor(donor_image, donor_token: float, state: dict | None):
         return None, gr.update()
     labels, overlay = entry_overlay(entry)
     j = int(min(max(int(donor_token), 1), len(entry)))
-    return png(highlight(overlay, labels, j - 1)), gr.update(maximum=max(len(entry), 2), value=j)
+    return view_file(highlight(overlay, labels, j - 1)), gr.update(maximum=max(len(entry), 2), value=j)
 
 
 def on_transplant(donor_image, donor_token: float, state: dict | None, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)

@@ -13,7 +13,7 @@ from .cache import Entry, entropy, get_entry
 from .compare_tab import cannot_compare
 from .edit_tab import edit_views
 from .errors import BadImage, UserError
-from .images import fit_working_size, picture_xy, png, read_image
+from .images import fit_working_size, picture_xy, read_image, view_file
 from .models import checkpoint_choices, checkpoint_names, checkpoint_summary, default_checkpoint, default_tokens, get_model, trained_tokens
 from .session import edited, new_state, require, session
 from .views import PAST_TRAINING, count, entry_overlay, paper_strip, shown_token_views, strip_legend
@@ -98,7 +98,7 @@ def in_page(handler, args: tuple, image) -> tuple:
         return (*outputs, image, None, None, None, None, None, "", gr.update())
     n = state["n"]
     if state["sources"][state["key"]][0] == "tokens":
-        image = png(session(state)[1].image, enlarge=False)  # loaded tokens: the Image panel shows what they decode to
+        image = view_file(session(state)[1].image, enlarge=False, exact=True)  # loaded tokens: the Image panel shows what they decode to
     return (*outputs, image, None, None, None, None, None, cannot_compare(state), gr.update(maximum=max(n, 2), value=n))
 
 
@@ -131,7 +131,7 @@ def on_details(state: dict | None):
         return None, "", None, None, gr.update(choices=[], value=[]), gr.update(), 1.0, 0, 0, ""
     vle, entry, result = edited(state)
     if "strip" not in entry.derived or not os.path.exists(entry.derived["strip"]):
-        entry.derived["strip"] = png(paper_strip(entry, vle.trained_tokens))
+        entry.derived["strip"] = view_file(paper_strip(entry, vle.trained_tokens), exact=True)
     return entry.derived["strip"], strip_legend(entry, vle.trained_tokens), *edit_views(state, entry, result, 0)
 
 

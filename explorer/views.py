@@ -9,7 +9,7 @@ from scipy.ndimage import uniform_filter
 from vle_core import EMPTY
 
 from .cache import Entry
-from .images import png, to_uint8
+from .images import to_uint8, view_file
 
 PALETTE = np.array(  # one colour per token in overlays and strips (cycled past 20)
     [
@@ -195,5 +195,5 @@ def shown_token_views(entry: Entry, k: int, trained: int | None) -> tuple:
     shown = entry.derived.setdefault("shown", {})
     if k not in shown or not all(os.path.exists(path) for path in shown[k][:5]):
         *pictures, caption = token_views(entry, k, trained)
-        shown[k] = (*(png(p) for p in pictures), caption)
+        shown[k] = (*(view_file(p) for p in pictures), caption)
     return shown[k]

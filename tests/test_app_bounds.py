@@ -59,7 +59,7 @@ def test_view_files_are_bounded_and_a_removed_view_is_drawn_again(state, monkeyp
     monkeypatch.setattr(images, "_views_written", 0)
     recon = tokens_tab.on_token(2, state)[0]
     for _ in range(120):
-        images.png(scene(16))
+        images.view_file(scene(16))
     folder = Path(recon).parent
     assert len(list(folder.iterdir())) <= 5 + 99  # pruned to the newest 5 every 100 views written
     assert not Path(recon).exists()

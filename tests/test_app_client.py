@@ -31,6 +31,7 @@ def served(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("GRADIO_TEMP_DIR", str(folder / "gradio"))  # the views and uploads, kept out of /tmp/gradio
     patch.setattr(settings, "DISPLAY_SIDE", 0)  # views at the image's own size
+    patch.setattr(settings, "LOSSY_VIEWS", False)  # and exact (PNG), to compare a loaded decode with the edit
     make_checkpoints(folder / "checkpoints")
     explorer.configure(checkpoints=folder / "checkpoints", cache_dir=folder / "cache", cache_mb=64)
     demo = explorer.build_demo()

@@ -13,7 +13,7 @@ import torch
 from app_helpers import N, Select, encode, pixels, save_png, scene
 
 import vle_core
-from explorer import compare_tab, edit_tab, models, plots, settings, tokens_tab, views
+from explorer import cache, compare_tab, edit_tab, models, plots, settings, tokens_tab, views
 
 checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
 
@@ -89,3 +89,17 @@ def test_a_new_image_clears_compare_and_bounds_its_slider(fresh):
     *panels, plot, text, compare_k = out[-7:]
     assert panels == [None] * 4 and plot is None and text == "" and compare_k["maximum"] == N
     assert "Encode an image first" in compare_tab.on_compare("vanilla-tiny", "masked-tiny", 2, None)[-1]
+
+
+def test_views_are_jpeg_close_to_the_exact_png_and_text_stays_png(fresh, monkeypatch):
+    path = save_png(fresh, "a.png", scene(48, width=72))
+    state = encode(path)[0]
+    exact = [pixels(v) for v in tokens_tab.on_token(3, state)[:5]]
+    monkeypatch.setattr(settings, "LOSSY_VIEWS", True)
+    cache._entries.clear()  # the entry again from disk, its views drawn afresh
+    state = encode(path)[0]
+    views = tokens_tab.on_token(3, state)[:5]
+    assert all(v.endswith(".jpg") for v in views)
+    for view, want in zip(views, exact):
+        assert np.abs(pixels(view).astype(int) - want).mean() < 4
+    assert tokens_tab.on_details(state)[0].endswith(".png")  # the strip's numbers and legend stay sharp
