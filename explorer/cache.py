@@ -283,6 +283,8 @@ def get_entry(model_id: str, vle: vle_core.VLE, source: tuple, n: int) -> tuple[
                 rendering = render_tokens(vle, data)
             except ValueError as e:
                 raise UserError(f"These tokens do not fit this checkpoint: {e}") from e
+            if not np.isfinite(rendering.contributions).all():  # finite numbers, but far outside what an encoder makes
+                raise UserError("These tokens decode to non-finite pixels: the file is damaged or was not made by this app.")
             entry = Entry.from_rendering(rendering, to_uint8(rendering.reconstructions[-1]))
         _disk_set(f"entry/{key}", entry.to_bytes())
     entry.source = source[0]
