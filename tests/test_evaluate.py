@@ -90,3 +90,17 @@ def test_a_mask_suite_refuses_a_vanilla_model_before_any_progress_bar(capsys):
         with pytest.raises(ValueError, match="masked checkpoint"):
             suite(vanilla, n_tokens=2)
     assert capsys.readouterr().err == ""
+
+
+def test_token_usage_finds_an_early_speck_and_the_background_token():
+    from vle_core.evaluate import token_usage
+
+    labels = np.zeros((20, 20), int)
+    labels[5:10, 5:10] = 1  # an object; the rest is background
+    speck, obj, background = np.zeros((3, 20, 20))
+    speck[0, 0] = 1  # one pixel: 0.25% of the image
+    obj[5:10, 5:10] = 1
+    background[labels == 0] = 1
+    assert token_usage(np.stack([speck, obj, background]), labels) == (True, 3)
+    assert token_usage(np.stack([background, obj, speck]), labels) == (False, 1)  # the speck comes once nothing larger is left
+    assert token_usage(np.stack([obj, speck]), labels) == (False, None)

@@ -28,7 +28,11 @@ patches, fitted on BSDS500 train + val, 4 components per token (a token holds 4 
     "scenes": """
 fg_ari: the foreground adjusted Rand index of the per-pixel argmax over the tokens' decoded masks
 against the true objects (background pixels ignored), on held-out generated scenes;
-fg_ari_rgb_argmax: the same score for the argmax of the RGB channels, a trivial segmentation.
+fg_ari_rgb_argmax: the same score for the argmax of the RGB channels, a trivial segmentation;
+psnr: of the reconstruction after all the tokens; speck_first: the share of scenes where a token's
+mask covered under 1% of the image while a later token's covered more; background_coded: the share
+where one token's mask covers at least half the background, and background_token the mean token
+at which it does (over those scenes).
 """,
     "bsds-seg": """
 ari: the adjusted Rand index of the per-pixel argmax over the tokens' decoded masks against each
