@@ -46,7 +46,7 @@ def free_port() -> int:
 class Server:
     """`python app.py` in a subprocess on a free loopback port, with its own cache and temp folders."""
 
-    def __init__(self, work: Path, checkpoints: str | None, extra_env: dict | None = None, timeout: float = 180):
+    def __init__(self, work: Path, checkpoints: str | None, app: Path = ROOT / "app.py", extra_env: dict | None = None, timeout: float = 180):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(self.port), GRADIO_ANALYTICS_ENABLED="False")
@@ -55,7 +55,7 @@ class Server:
             env["VLE_CHECKPOINTS"] = checkpoints
         env |= extra_env or {}
         self.log = open(work / "server.log", "w")
-        self.process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen([sys.executable, str(app)], cwd=app.parent, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while True:
             if self.process.poll() is not None:
@@ -267,7 +267,7 @@ def phase(name: str, sessions: int, images, scripts, args, work: Path, concurren
     returns (the runs, whether everything was right)."""
     folder = work / name
     folder.mkdir()
-    server = Server(folder, args.checkpoints)
+    server = Server(folder, args.checkpoints, Path(args.app).resolve())
     deadline = time.time() + args.time_limit
     runs = [None] * sessions
     try:
@@ -311,6 +311,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--checkpoint", default="vanilla-natural")
     parser.add_argument("--checkpoints", default=None, help="folder of checkpoints (default: the app's, VLE_CHECKPOINTS or checkpoints/)")
+    parser.add_argument("--app", default=str(ROOT / "app.py"), help="the app to serve (another checkout's, to compare before and after)")
     parser.add_argument("--time-limit", type=float, default=600, help="seconds per phase; sessions past it stop")
     args = parser.parse_args(argv)
 
@@ -319,7 +320,9 @@ def main(argv=None) -> int:
         work = Path(tmp)
         images = session_images(most, args.size, work)
         scripts = [script(i, args.rounds, args.tokens, args.size) for i in range(most)]
-        print(f"checkpoint {args.checkpoint}, {args.tokens} tokens at {args.size} px, {args.rounds} rounds per session; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+        print(
+            f"checkpoint {args.checkpoint}, {args.tokens} tokens at {args.size} px, {args.rounds} rounds per session; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
+        )
         references, ok = phase("reference", most, images, scripts, args, work, concurrent=False)
         for count in args.sessions:
             _, good = phase(f"load-{count}", count, images, scripts, args, work, concurrent=True, references=references)

@@ -7,7 +7,7 @@ The files follow a request's path (the model itself lives in vle_core; nothing h
                     queue (encodes, edits, exports and views apart); the bounded queue
     *_tab.py        the handlers, one file per tab: tokens (with upload and the checkpoint menu),
                     quality, edit, export, compare
-    images.py       an upload read and checked; views written as PNG files
+    images.py       an upload read and checked; views written as JPEG (or PNG) files
     session.py      what gr.State holds, and the model and cache entry it points at
     models.py       checkpoints found in a folder, loaded once; the only calls into the model
     cache.py        encodings cached on disk and in memory, and their quality figures

@@ -172,21 +172,23 @@ def wire(ui) -> None:
     exporter = dict(concurrency_id="exporter", concurrency_limit=1)
     viewer = dict(concurrency_id="viewer", concurrency_limit=4)
     encode_inputs = [ui.image, ui.n_tokens, ui.working_size, ui.checkpoint]
-    page = dict(api_visibility="private", **encoder)
+    page_encoder = dict(api_visibility="private", **encoder)
     page_decoder = dict(api_visibility="private", **decoder)
 
     def then_details(event):
         """After a new session: the strip and the Edit tab, the donor's tokens, the curve."""
         details_shown = event.success(tokens_tab.on_details, [ui.state], details, **page_decoder)
-        details_shown.success(edit_tab.on_donor, [ui.donor, ui.donor_token, ui.state], [ui.donor_view, ui.donor_token], **page)
+        details_shown.success(edit_tab.on_donor, [ui.donor, ui.donor_token, ui.state], [ui.donor_view, ui.donor_token], **page_encoder)
         details_shown.success(quality_tab.on_curve, curve_inputs, curve_outputs, **page_decoder)
 
     # Encoding. An upload fires `input` once (`change` fires twice when an image replaces another),
     # an example click only loads the image: each user action encodes once.
-    then_details(gr.on([ui.image.input, ui.n_tokens.release, ui.working_size.release], tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page))
-    then_details(ui.examples.load_input_event.then(tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page))
-    switched = ui.checkpoint.input(tokens_tab.on_checkpoint_info, [ui.checkpoint], [ui.checkpoint_summary_md, ui.card_md, ui.n_tokens], **page)
-    then_details(switched.then(tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page))
+    then_details(
+        gr.on([ui.image.input, ui.n_tokens.release, ui.working_size.release], tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page_encoder)
+    )
+    then_details(ui.examples.load_input_event.then(tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page_encoder))
+    switched = ui.checkpoint.input(tokens_tab.on_checkpoint_info, [ui.checkpoint], [ui.checkpoint_summary_md, ui.card_md, ui.n_tokens], **page_encoder)
+    then_details(switched.then(tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page_encoder))
     # The API's encode (README): the same handler, raising what the page shows in the info line.
     encode_api = gr.Button(visible=False, elem_id="encode-api")
     encode_api.click(tokens_tab.on_encode, encode_inputs, session_outputs, api_name="encode", **encoder)
@@ -214,13 +216,13 @@ def wire(ui) -> None:
     ui.scatter_btn.click(edit_tab.on_scatter, [ui.seed, ui.state, ui.edit_token], edit_outputs, api_name="scatter", **decoder)
     ui.undo_btn.click(edit_tab.on_undo, [ui.state, ui.edit_token], edit_outputs, api_name="undo", **decoder)
     ui.reset_btn.click(edit_tab.on_reset, [ui.state, ui.edit_token], edit_outputs, api_name="reset", **decoder)
-    gr.on([ui.donor.input, ui.donor_token.release], edit_tab.on_donor, [ui.donor, ui.donor_token, ui.state], [ui.donor_view, ui.donor_token], **page)
+    gr.on([ui.donor.input, ui.donor_token.release], edit_tab.on_donor, [ui.donor, ui.donor_token, ui.state], [ui.donor_view, ui.donor_token], **page_encoder)
     ui.transplant_btn.click(edit_tab.on_transplant, [ui.donor, ui.donor_token, ui.state], edit_outputs, api_name="transplant", **encoder)
 
     ui.gif_btn.click(export_tab.on_export_gif, [ui.state], [ui.export_file], api_name="export_gif", **exporter)
     ui.strip_btn.click(export_tab.on_export_strip, [ui.state], [ui.export_file], api_name="export_strip", **exporter)
     ui.tokens_btn.click(export_tab.on_export_tokens, [ui.state], [ui.export_file], api_name="export_tokens", **exporter)
-    then_details(ui.tokens_file.upload(export_tab.on_load_tokens_in_page, [ui.tokens_file, ui.checkpoint, ui.image], page_outputs, **page))
+    then_details(ui.tokens_file.upload(export_tab.on_load_tokens_in_page, [ui.tokens_file, ui.checkpoint, ui.image], page_outputs, **page_encoder))
     load_api = gr.Button(visible=False, elem_id="load-tokens-api")
     load_api.click(export_tab.on_load_tokens, [ui.tokens_file, ui.checkpoint], session_outputs, api_name="load_tokens", **encoder)
 

@@ -82,7 +82,7 @@ IMAGES = {
     "truncated JPEG": (to_bytes(Image.fromarray(scene(64)), "JPEG")[:600], "truncated", None),
     "decompression bomb": (bomb(), "too large: the limit is 40 MP", None),
     "20000x20000": (png_chunks(20_000, 20_000, 8, 2, b""), "too large: the limit is 40 MP", None),
-    "16-bit grey": (to_bytes(Image.fromarray((np.arange(32 * 40, dtype=np.uint16).reshape(32, 40) * 50)), "PNG"), None, ((32, 40), "16-bit grey")),
+    "16-bit grey": (to_bytes(Image.fromarray(np.arange(32 * 40, dtype=np.uint16).reshape(32, 40) * 50), "PNG"), None, ((32, 40), "16-bit grey")),
     "16-bit RGB": (rgb16(SCENE), None, ((32, 40), "same")),
     "greyscale": (to_bytes(Image.fromarray(SCENE).convert("L"), "PNG"), None, ((32, 40), "grey")),
     "palette": (to_bytes(Image.fromarray(SCENE).convert("P"), "PNG"), None, ((32, 40), "close")),

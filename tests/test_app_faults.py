@@ -129,7 +129,9 @@ print(f"ok {name} wrote {i} read {seen}", flush=True)
 
 def worker(folder: Path, name: str, seconds: float) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-c", WORKER, str(folder), name, str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(folder), name, str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
 
 
 def check_all(folder: Path) -> int:
