@@ -143,6 +143,7 @@ class LRU:
 
 _entries = LRU(settings.MEMORY_MB * 2**20)  # cache key -> Entry
 _decoded = LRU(128 * 2**20)  # (model id, cache key, edited token identity) -> (contribution, mask): edits decode each token once
+_weights = LRU(32 * 2**20)  # the same keys -> the token's region weights (views.token_weights), for the edit overlay
 _disk_cache: diskcache.Cache | None = None
 _disk_lock = threading.Lock()
 encoder_runs = 0  # how often the encoder ran in this process (the tests watch it)
@@ -217,6 +218,7 @@ def reset() -> None:
         _disk_cache = None
     _entries.clear()
     _decoded.clear()
+    _weights.clear()
 
 
 def _disk_get(key: str, parse):

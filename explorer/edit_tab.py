@@ -7,7 +7,7 @@ import numpy as np
 from vle_core import metrics
 
 from . import settings
-from .cache import Entry, get_entry
+from .cache import Entry, _weights, get_entry
 from .edits import Edited, describe
 from .errors import UserError
 from .images import fit_working_size, picture_xy, read_image, view_file
@@ -15,13 +15,28 @@ from .session import edited, require, session
 from .views import entry_overlay, highlight, label_overlay, token_weights
 
 
-def edit_overlay(entry: Entry, result: Edited, selected: int) -> np.ndarray:
+def item_weights(state: dict, result: Edited, rows: list[int]) -> np.ndarray:
+    """token_weights of these items of the edited sequence, (len(rows), H, W). Each token's map
+    depends on that token alone, so it is kept per token (as its decode is): an edit changes one
+    token, and only its map is computed again, half of what an edit costs besides its decode."""
+    maps = []
+    for i in rows:
+        key = (state["model_id"], state["key"], result.items[i].identity)
+        weights = _weights.get(key)
+        if weights is None:
+            weights = token_weights(result.contributions[[i]], None if result.masks is None else result.masks[[i]])[0]
+            _weights.put(key, weights, weights.nbytes)
+        maps.append(weights)
+    return np.stack(maps)
+
+
+def edit_overlay(state: dict, result: Edited, selected: int) -> np.ndarray:
     """The edited tokens' regions over the edited image, the selected token's lit."""
     on = result.on
     picture = result.image
     if not on:
         return picture
-    labels = token_weights(result.contributions[on], None if result.masks is None else result.masks[on]).argmax(0)
+    labels = item_weights(state, result, on).argmax(0)
     overlay = label_overlay(picture, labels, [i + 1 for i in on])
     return highlight(overlay, labels, on.index(selected)) if selected in on else overlay
 
@@ -43,7 +58,7 @@ def edit_views(state: dict, entry: Entry, result: Edited, selected: int) -> tupl
         log += " · no edits yet"
     return (
         view_file(result.image),
-        view_file(edit_overlay(entry, result, selected)),
+        view_file(edit_overlay(state, result, selected)),
         gr.update(choices=choices, value=[i + 1 for i in result.on]),
         gr.update(maximum=max(m, 2), value=selected + 1, interactive=m > 1),
         it.strength,
@@ -71,7 +86,7 @@ def on_pick_edit_token(token: float, state: dict | None):
     _, entry, result = edited(state)
     i = int(min(max(int(token), 1), len(result.items))) - 1
     it = result.items[i]
-    return it.strength, it.dx, it.dy, view_file(edit_overlay(entry, result, i))
+    return it.strength, it.dx, it.dy, view_file(edit_overlay(state, result, i))
 
 
 def on_select_edit_token(state: dict | None, evt: gr.SelectData):
@@ -81,7 +96,7 @@ def on_select_edit_token(state: dict | None, evt: gr.SelectData):
     on = result.on
     if not on:
         raise UserError("All tokens are switched off.")
-    weights = token_weights(result.contributions[on], None if result.masks is None else result.masks[on])
+    weights = item_weights(state, result, on)
     x, y = picture_xy(evt.index, weights.shape[1:])
     return on[int(weights[:, y, x].argmax())] + 1
 
@@ -122,7 +137,7 @@ def on_move_to(token: float, state: dict | None, evt: gr.SelectData):
     it = result.items[i]
     if not it.on:
         raise UserError(f"Token {i + 1} is switched off: switch it on to move it.")
-    weights = token_weights(result.contributions[[i]], None if result.masks is None else result.masks[[i]])[0]
+    weights = item_weights(state, result, [i])[0]
     total = float(weights.sum())
     H, W = weights.shape
     if total > 0:

@@ -113,3 +113,14 @@ def test_a_moved_masked_token_leaves_its_background_not_a_seam(fresh):
     state = encode(save_png(fresh, "a.png", scene()), "masked-tiny")[0]  # the app moves masked tokens this way
     items = session.edited(edit_tab.on_move(2, 16, 0, state)[0])[2].items
     assert items[1].vacated == "background"
+
+
+@pytest.mark.parametrize("checkpoint", ["vanilla-tiny", "masked-tiny"])
+def test_region_maps_kept_per_token_equal_the_maps_of_all_tokens(fresh, checkpoint):
+    state = encode(save_png(fresh, "a.png", scene(48, width=72)), checkpoint)[0]
+    for apply in (lambda s: edit_tab.on_move(2, 9, -4, s), lambda s: edit_tab.on_strength(3, 1.5, s), lambda s: edit_tab.on_switch([1, 2, 4], s)):
+        state = apply(state)[0]
+        _, _, result = session.edited(state)
+        on = result.on
+        want = views.token_weights(result.contributions[on], None if result.masks is None else result.masks[on])
+        assert np.array_equal(edit_tab.item_weights(state, result, on), want)
