@@ -16,6 +16,7 @@ seconds per phase (a session past it stops, and that is reported). Loopback only
 
 import argparse
 import hashlib
+import io
 import os
 import re
 import socket
@@ -119,22 +120,18 @@ def script(i: int, rounds: int, n: int, size: int) -> list[tuple]:
     return steps
 
 
-def fetch(url: str, value) -> Path | str:
-    """A file answer (the client leaves files on the server, as a browser does until it shows
-    them) fetched now, outside the timed part; a local path is returned as it is."""
-    if isinstance(value, dict):
-        value = value.get("value", value)  # an update holding a file
-    if not isinstance(value, dict):
-        return value
-    data = urllib.request.urlopen(value["url"] if value.get("url") else url + "gradio_api/file=" + value["path"], timeout=60).read()
-    handle, path = tempfile.mkstemp(suffix=Path(value.get("orig_name") or value["path"]).suffix)
-    os.write(handle, data)
-    os.close(handle)
-    return path
+def fetch(url: str, value) -> bytes:
+    """A file answer's bytes (the client leaves files on the server, as a browser does until it
+    shows them), fetched now, outside the timed part."""
+    if isinstance(value, dict) and "value" in value and "path" not in value:
+        value = value["value"]  # an update holding a file
+    if isinstance(value, str):
+        return Path(value).read_bytes()
+    return urllib.request.urlopen(value["url"] if value.get("url") else url + "gradio_api/file=" + value["path"], timeout=60).read()
 
 
-def picture(path) -> np.ndarray:
-    with Image.open(path) as im:
+def picture(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("RGB"))
 
 
@@ -178,7 +175,7 @@ def run_session(url: str, i: int, image: Path, steps: list, args, deadline: floa
 
     run = Run()
     client = Client(url, verbose=False, download_files=False)  # timed: request to answer; the pictures are fetched after
-    h, w, _ = picture(image).shape
+    h, w, _ = picture(image.read_bytes()).shape
     s = display_scale((h, w))
     expected = (h * s, w * s, 3)  # the views of a small image are enlarged by a whole factor
     if start is not None:
@@ -211,13 +208,16 @@ def run_session(url: str, i: int, image: Path, steps: list, args, deadline: floa
                 found = PSNR.search(out[-1])
                 answer, pic = Answer(step, psnr=float(found.group(1)) if found else None), picture(fetch(url, out[0]))
             else:
-                path = fetch(url, out)
+                data = fetch(url, out)
                 if step[0] == "export_strip":
-                    answer, pic = Answer(step), picture(path)
+                    answer, pic = Answer(step), picture(data)
                 else:
                     from vle_core import Tokens
 
-                    tokens = Tokens.load(path)
+                    with tempfile.NamedTemporaryFile(suffix=".safetensors") as file:
+                        file.write(data)
+                        file.flush()
+                        tokens = Tokens.load(file.name)
                     answer, pic = Answer(step, text=f"{len(tokens)} tokens for {tokens.image_size}"), None
         except Exception as e:  # every failure is counted and named, and the session goes on
             run.errors.append(f"session {i} {step}: {type(e).__name__}: {e}")
