@@ -88,3 +88,20 @@ def test_errors_reach_the_client_as_messages(served):
     with pytest.raises(Exception, match="broken cannot be loaded"):
         client.predict(handle_file(save_png(folder, "b.png", scene(seed=3))), 4, 256, "broken", api_name="/encode")
     assert "First 2 of 4" in client.predict(2, api_name="/token")[-1]  # the session survived
+
+
+def test_indices_out_of_range_are_named_through_the_api(served):
+    url, folder = served
+    client = Client(url, verbose=False)
+    client.predict(handle_file(save_png(folder, "c.png", scene(seed=4))), 4, 256, "vanilla-tiny", api_name="/encode")
+    with pytest.raises(Exception, match="greater than maximum value 4"):  # gradio checks the slider's range for this session
+        client.predict(99, api_name="/token")
+    with pytest.raises(Exception, match="Value 99 is greater than maximum value 16"):  # past any slider's range: gradio's own message
+        client.predict(99, 3, 3, api_name="/move")
+    with pytest.raises(Exception, match="There is no token 10 to move: the tokens are 1 to 4"):  # in the range, past this image's tokens: ours
+        client.predict(10, 3, 3, api_name="/move")
+    with pytest.raises(Exception, match=r"A move of \(\+300, \+0\) px leaves the 64×64 image"):
+        client.predict(2, 300, 0, api_name="/move")
+    with pytest.raises(Exception, match="greater than maximum value 32"):
+        client.predict(handle_file(save_png(folder, "c.png", scene(seed=4))), 1000, 256, "vanilla-tiny", api_name="/encode")
+    assert "First 2 of 4" in client.predict(2, api_name="/token")[-1]  # the session goes on
