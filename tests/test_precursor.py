@@ -96,6 +96,23 @@ def test_strongest_seed_finds_the_small_bright_region_and_largest_the_big_one():
     assert largest[:, :20].min() > 0.99 and largest[24:28, 24:28].max() < 0.01
 
 
+def test_energy_seed_groups_the_image_and_starts_where_most_is_left_to_rebuild():
+    """S groups the image's colours, but with the "energy" rule starts at the group holding the
+    most residual energy: here the smaller right half, since the left is already rebuilt."""
+    image = torch.zeros(1, 3, 32, 32)
+    image[..., :, :20] = -1.0  # a large dark region
+    image[..., :, 20:] = 1.0  # a smaller bright one
+    residual = torch.zeros(1, 3, 32, 32)
+    residual[..., :, :20] = 0.05  # almost nothing left on the left
+    residual[..., :, 20:] = torch.randn(1, 3, 32, 12, generator=torch.Generator().manual_seed(0))  # texture left on the right
+    free = torch.zeros(1, 1, 32, 32)
+    settings = dict(precursor_tau=0.5, precursor_sigma=0.5, precursor_smoothing=1)
+    energy = Precursor(vle_core.preset("masked-tiny", precursor_seed="energy", **settings))(residual, free, image)[0, 0]
+    largest = Precursor(vle_core.preset("masked-tiny", precursor_seed="largest", **settings))(residual, free, image)[0, 0]
+    assert energy[:, 20:].min() > 0.99 and energy[:, :20].max() < 0.01  # the whole textured half: grouped by the image, not the residual
+    assert largest[:, :20].min() > 0.99 and largest[:, 20:].max() < 0.01
+
+
 def test_an_unknown_seed_rule_is_refused():
     with pytest.raises(ValueError, match="precursor_seed"):
         vle_core.preset("masked-tiny", precursor_seed="random")
@@ -118,6 +135,7 @@ SEED_RULES = [
     dict(),
     dict(precursor_min_area=0.02),
     dict(precursor_seed="largest", precursor_tau=0.7, precursor_sigma=3.0, precursor_smoothing=3, precursor_min_area=0.02),
+    dict(precursor_seed="energy", precursor_tau=1.0, precursor_sigma=3.0, precursor_smoothing=3, precursor_min_area=0.01),
 ]
 
 

@@ -61,7 +61,7 @@ class MaskedVLEConfig(VLEConfig):
     # S: "grown", a weightless region grower (nets.Precursor, the precursor_* settings below), or
     # "learned", the paper's small network trained with E and D (nets.LearnedPrecursor).
     precursor: str = "grown"
-    precursor_seed: str = "strongest"  # where S starts a region: "strongest" residual (matching pursuit) or "largest" colour cluster (photos)
+    precursor_seed: str = "strongest"  # where S starts a region: "strongest" residual (matching pursuit), "largest" colour cluster (photos), or the colour cluster with the most residual "energy"
     precursor_sigma: float = 0.8  # S joins neighbours whose residual colours differ by less (normalised units)
     precursor_tau: float = 1e3  # S's colour tolerance to the seed; large: none
     precursor_smoothing: int = 1  # S sees the residual box-blurred over this many pixels, so texture does not break regions
@@ -71,26 +71,28 @@ class MaskedVLEConfig(VLEConfig):
     # what was taken, and later tokens refine regions already coded (loop.residual_loop). 0: never;
     # S then has nothing left to propose once the image is covered.
     precursor_new_pass: float = 0.0
-    # Token 1's proposal is the whole image: it codes global colour and layout, as the first token
-    # of the paper's Fig. 3, and S's regions refine it. Its proposal covers the image, so S's next
-    # pass starts at token 2 (needs precursor_new_pass).
-    whole_first_token: bool = False
+    # Tokens 1..whole_tokens propose the whole image: they code global colour, layout and detail,
+    # as the first token of the paper's Fig. 3, and S's regions refine them. Their proposals cover
+    # the image, so S's pass starts after them (needs precursor_new_pass).
+    whole_tokens: int = 0
     mask_loss_k: float = 5.0  # k in exp(-k * MSE), the authors' value
     mask_loss_weight: float = 1.0  # the distinctness terms, Eq. (5) and the authors' fix
     mask_match_weight: float = 1.0  # a token's decoded mask against S's proposal (as MONet ties its decoded masks to its attention)
 
     def __post_init__(self):
         super().__post_init__()
-        if self.whole_first_token and not self.precursor_new_pass:
-            raise ValueError("whole_first_token covers the image at token 1: set precursor_new_pass (e.g. 0.95) so S starts over at token 2")
+        if self.whole_tokens < 0:
+            raise ValueError(f"whole_tokens must be 0 or more, got {self.whole_tokens}")
+        if self.whole_tokens and not self.precursor_new_pass:
+            raise ValueError("whole-image tokens cover the image: set precursor_new_pass (e.g. 0.9) so S starts over after them")
         if not 0.0 <= self.precursor_new_pass <= 1.0:
             raise ValueError(f"precursor_new_pass is a share of the image in [0, 1], got {self.precursor_new_pass}")
         if self.precursor not in ("grown", "learned"):
             raise ValueError(f"precursor must be 'grown' (weightless) or 'learned', got {self.precursor!r}")
         if self.precursor_input not in ("residual", "image"):
             raise ValueError(f"precursor_input must be 'residual' or 'image', got {self.precursor_input!r}")
-        if self.precursor_seed not in ("strongest", "largest"):
-            raise ValueError(f"precursor_seed must be 'strongest' or 'largest', got {self.precursor_seed!r}")
+        if self.precursor_seed not in ("strongest", "largest", "energy"):
+            raise ValueError(f"precursor_seed must be 'strongest', 'largest' or 'energy', got {self.precursor_seed!r}")
 
     @property
     def kind(self) -> str:
@@ -133,31 +135,31 @@ PRESETS: dict[str, VLEConfig] = {
         precursor_tau=0.7,
         precursor_smoothing=9,
     ),
-    # For photos, after masked-cpu-photos rebuilt Kodak at only 16.6 dB with 8 tokens: token 1 codes
-    # the whole image and every later token one of S's regions of the photo, refining what token 1
-    # left there. S groups the photo itself, not the residual, passes over regions under 1% of the
-    # image while larger ones are left, and once its regions cover 90% of the image starts another
-    # pass. Its 7 regions after token 1 score ARI 0.39 against BSDS500 *train* human segmentations
-    # (every 10th image; Felzenszwalb with as many segments: 0.33). E and D are vanilla-cpu-light's
-    # (a quarter of masked-cpu-photos' FLOPs per pixel), staged in two: stage 1 for the whole-image
-    # token, stage 2 for every region token, both started as patch-PCA (train.py).
+    # For photos, after masked-cpu-photos rebuilt Kodak at only 16.6 dB with 8 tokens. Tokens 1 and 2
+    # code the whole image; every later token refines one of S's regions of the photo. S groups the
+    # photo itself, not the residual, and starts where the colour group holds the most residual
+    # energy (the largest region of a photo is often its smoothest, where little is left to rebuild);
+    # it passes over regions under 1% of the image while larger ones are left, and once its regions
+    # cover 90% of the image starts another pass. E and D are vanilla-cpu-light's (a quarter of
+    # masked-cpu-photos' FLOPs per pixel), staged: a stage for each whole-image token and one for
+    # every region token, started as patch-PCA (train.py). Choices measured in README ("masked-natural").
     "masked-cpu-light-photos": MaskedVLEConfig(
         base_channels=64,
         channel_mults=(1, 2),
         stem=4,
         narrow_upsampling=True,
-        stages=2,
+        stages=3,
         psnr_loss=True,
         memory_channels=32,
         mask_loss_weight=0.0,
-        precursor_seed="largest",
+        precursor_seed="energy",
         precursor_sigma=3.0,
-        precursor_tau=0.7,
+        precursor_tau=1.0,
         precursor_smoothing=9,
         precursor_input="image",
         precursor_min_area=0.01,
         precursor_new_pass=0.9,
-        whole_first_token=True,
+        whole_tokens=2,
     ),
     # For tests: a few thousand parameters, trains in seconds.
     "vanilla-tiny": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2)),
@@ -176,7 +178,7 @@ PRESETS: dict[str, VLEConfig] = {
         precursor_smoothing=3,
         precursor_input="image",
         precursor_new_pass=0.9,
-        whole_first_token=True,
+        whole_tokens=1,
     ),
 }
 

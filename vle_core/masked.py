@@ -10,8 +10,8 @@ Where the paper and the authors' code part ways, this implementation chooses:
   (shared/reference/cpu-training-probe.md) found that an ungated token paints everywhere and its
   masks do not find objects (foreground ARI 0.10). Gating is MONet's "scope": a token cannot
   change pixels outside its mask.
-- Optionally (`whole_first_token`, for photos) token 1's proposal is the whole image, and S's
-  regions, grouped on the image itself (`precursor_input`), refine what it left.
+- Optionally (`whole_tokens`, for photos) the first tokens' proposals are the whole image, and
+  S's regions, grouped on the image itself (`precursor_input`), refine what they left.
 """
 
 import torch
@@ -40,10 +40,10 @@ class MaskedVLE(nn.Module):
         first token); stage: [B] the token step (1-based); image: [B, 3, H, W] the normalised image,
         which S groups when precursor_input is "image".
         Returns (z [B, 4, H/8, W/8], memory, proposal [B, 1, H, W])."""
-        if self.config.whole_first_token and stage is not None and int(stage[0]) == 1:
+        if stage is not None and int(stage[0]) <= self.config.whole_tokens:
             proposal = torch.ones_like(taken)
         else:
-            proposal = self.precursor(image if self.config.precursor_input == "image" else residual, taken)
+            proposal = self.precursor(residual, taken, image if self.config.precursor_input == "image" else None)
         z, memory = self.encoder(torch.cat([proposal * residual, proposal], dim=1), memory, stage)
         return z, memory, proposal
 

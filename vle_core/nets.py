@@ -245,17 +245,20 @@ class Precursor(nn.Module):
         self.taken_penalty = 10.0  # log-energy units: a seed lands on a taken pixel only if nothing else is left
 
     @torch.no_grad()  # a selection, not a function to learn through: gradients reach E and D, not earlier tokens via S
-    def forward(self, residual, taken):
-        """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W] in [0, 1]. Returns [B, 1, H, W].
+    def forward(self, residual, taken, image=None):
+        """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W] in [0, 1]; image: [B, 3, H, W],
+        the normalised image, which S then groups instead of the residual (the residual still
+        weighs the "energy" seed). Returns [B, 1, H, W].
 
         With min_area, a seed whose region covers less of the image (a speck: an anti-aliased rim, a
         highlight) is passed over for the next seed, up to `tries` seeds; if none grows that large,
         the largest region found is proposed. Specks are still proposed once nothing larger is left."""
-        residual = _box_blur(residual, self.smoothing)
+        energy = residual.pow(2).sum(1, keepdim=True)  # what is left to rebuild at each pixel
+        colours = _box_blur(residual if image is None else image, self.smoothing)  # what S groups
         blocked, proposal, area, done = taken, None, None, None
         for _ in range(self.tries):
-            seed, seed_colour = self.seed(residual, blocked)
-            region = self.grow(residual, taken, seed, seed_colour)
+            seed, seed_colour = self.seed(colours, blocked, energy)
+            region = self.grow(colours, taken, seed, seed_colour)
             region_area = (region > 0.5).flatten(1).float().mean(1)  # [B]
             if proposal is None:
                 proposal, area, done = region, region_area, region_area >= self.min_area
@@ -269,15 +272,19 @@ class Precursor(nn.Module):
             blocked = blocked + region  # the next seed starts elsewhere
         return proposal
 
-    def seed(self, residual, taken):
-        """Where the next region starts, and its colour. Returns (seed [B, 1], the flat index of a
-        pixel; seed_colour [B, 3, 1, 1]).
+    def seed(self, residual, taken, energy=None):
+        """Where the next region starts, and its colour. residual: the colours S groups; energy:
+        [B, 1, H, W] what is left to rebuild per pixel (the "energy" rule). Returns (seed [B, 1],
+        the flat index of a pixel; seed_colour [B, 3, 1, 1]).
 
         "strongest" (matching pursuit): the free pixel where the residual is strongest, and its
         colour; objects on a background are found first.
         "largest": of a grid of candidate pixels, the free one whose colour most free pixels share;
         on a photo the strongest residual is a small high-contrast thing, while the regions people
         outline (sky, ground) sit near the mean colour, where the normalised residual is weakest.
+        "energy": of the same candidates, the free one whose colour group holds the most residual
+        energy: matching pursuit over regions. The largest region of a photo is often its smoothest,
+        where a whole-image first token has left little to rebuild.
         """
         B, _, H, W = residual.shape
         if self.seed_rule == "strongest":
@@ -292,7 +299,9 @@ class Precursor(nn.Module):
         colours = residual[..., ::stride, ::stride].flatten(2)  # (B, 3, P)
         free = (taken[..., ::stride, ::stride].flatten(1) < 0.5).float()  # (B, P)
         near = (candidate_colours.unsqueeze(-1) - colours.unsqueeze(2)).pow(2).sum(1) < self.tau**2  # (B, K, P)
-        share = (near.float() * free[:, None]).sum(-1) - H * W * (taken.flatten(1).gather(1, candidates) >= 0.5).float()  # taken candidates last
+        weight = free if self.seed_rule == "largest" else free * energy[..., ::stride, ::stride].flatten(1)
+        share = (near.float() * weight[:, None]).sum(-1)
+        share = share - (share.max(1, keepdim=True).values + 1) * (taken.flatten(1).gather(1, candidates) >= 0.5).float()  # taken candidates last
         best = share.argmax(1, keepdim=True)
         return candidates.gather(1, best), candidate_colours.gather(2, best[:, None].expand(B, 3, 1))[..., None]
 
@@ -334,8 +343,9 @@ class LearnedPrecursor(nn.Module):
         self.blocks = nn.Sequential(ResBlock(width, width), ResBlock(width, width))
         self.conv_out = nn.Conv2d(width, 1, 3, padding=1)
 
-    def forward(self, residual, taken):
-        """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W] in [0, 1]. Returns [B, 1, H, W] in [0, 1]."""
+    def forward(self, residual, taken, image=None):
+        """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W] in [0, 1]; image: unused (the
+        paper's S sees the residual). Returns [B, 1, H, W] in [0, 1]."""
         logits = self.conv_out(F.silu(self.blocks(self.conv_in(torch.cat([residual, taken], dim=1)))))
         return torch.sigmoid(logits) * (1 - taken)
 
