@@ -29,6 +29,17 @@ def test_every_vanilla_token_gets_a_region():
     assert labels[2, 2] == 1 and labels[28, 28] == 2 and labels[16, 4] == 0
 
 
+def test_a_whole_image_token_claims_only_what_no_region_claims():
+    """A photo model's first tokens cover the image; the regions view and clicks must still find
+    the region tokens, and give the rest of the image to the whole-image token."""
+    masks = np.zeros((3, 32, 32), np.float32)
+    masks[0] = 0.98  # token 1: the whole image
+    masks[1, :16] = 0.97  # token 2: the top half, a mask a little weaker than token 1's
+    masks[2, 24:, 24:] = 0.99  # token 3: a corner
+    labels = views.token_weights(np.zeros((3, 32, 32, 3), np.float32), masks).argmax(0)
+    assert labels[4, 4] == 1 and labels[28, 28] == 2 and labels[20, 4] == 0
+
+
 def test_counts_read_as_english(fresh, monkeypatch):
     folder = fresh / "one"
     torch.manual_seed(0)
