@@ -52,6 +52,10 @@ def test_bsds_segmentation_suite_scores_against_every_annotator(tmp_path, monkey
     assert result["images"] == 1 and 1 <= result["segments"] <= 3
     for key in ("ari", "ari_kmeans", "ari_slic", "ari_felzenszwalb"):  # the model beside the three classical segmenters
         assert -1 <= result[key] <= 1
+    for name in ("2", "3"):  # every k-th image: 3 images, every 2nd scores the 1st and the 3rd
+        Image.fromarray(image).save(root / "images" / "test" / f"{name}.jpg", quality=95)
+        write_ground_truth(root / "groundTruth" / "test" / f"{name}.mat", [halves])
+    assert bsds_segmentation_suite(masked_tiny, n_tokens=3, every=2)["images"] == 2
 
 
 @pytest.mark.parametrize("method", sorted(BASELINES))

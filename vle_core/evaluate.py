@@ -226,9 +226,10 @@ def ground_truth_path(image_path: Path) -> Path:
     return image_path.parents[2] / "groundTruth" / image_path.parent.name / f"{image_path.stem}.mat"
 
 
-def bsds_segmentation_suite(vle, n_tokens: int, limit: int | None = None) -> dict:
+def bsds_segmentation_suite(vle, n_tokens: int, limit: int | None = None, every: int = 1) -> dict:
+    """Every `every`-th BSDS500 test image (the first `limit` of them)."""
     require_masks(vle, "bsds-seg")
-    paths = bsds_test_paths()[:limit]
+    paths = bsds_test_paths()[::every][:limit]
     scores, segments = {name: [] for name in ("ari", *BASELINES)}, []
     for path in tqdm(paths, desc="bsds test", leave=False):
         image = read_image(path)
@@ -294,6 +295,7 @@ def main(argv=None) -> None:
     parser.add_argument("--suite", choices=sorted(SUITES))
     parser.add_argument("--tokens", type=int, default=12, help="tokens per image (default 12)")
     parser.add_argument("--data", help="the data root holding kodak/ and bsds500/ (default: $VLE_DATA, else ../shared/data)")
+    parser.add_argument("--every", type=int, default=1, help="bsds-seg: score every k-th test image (default 1: all 200)")
     parser.add_argument("--json", help="also write the result to this JSON file")
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) or a torch device")
     parser.add_argument("--tune-baselines", action="store_true", help="pick the bsds-seg baselines' settings on BSDS500 train+val, and stop")
@@ -306,7 +308,9 @@ def main(argv=None) -> None:
             tune_baselines()
             return
         vle = load_vle(args.checkpoint, device=args.device)
-        result = SUITES[args.suite](vle, args.tokens)
+        if args.every < 1:
+            raise ValueError(f"--every must be 1 or more, got {args.every}")
+        result = SUITES[args.suite](vle, args.tokens, every=args.every) if args.suite == "bsds-seg" else SUITES[args.suite](vle, args.tokens)
     except (ValueError, FileNotFoundError) as e:  # missing data, a bad checkpoint, a vanilla model for a mask suite
         sys.exit(f"vle_core.evaluate: error: {str(e).splitlines()[0]}")
     print(markdown(args.suite, result))

@@ -55,6 +55,7 @@ def main(argv=None) -> None:
     parser.add_argument("out", help="the checkpoint folder to write, e.g. checkpoints/vanilla-natural")
     parser.add_argument("--suite", action="append", choices=sorted(SUITES), required=True)
     parser.add_argument("--tokens", type=int, default=12)
+    parser.add_argument("--every", type=int, default=1, help="bsds-seg: score every k-th test image (default 1: all 200)")
     parser.add_argument("--title", default=None)
     parser.add_argument("--note", default="", help="a paragraph for the card: shortfalls, what was tried")
     args = parser.parse_args(argv)
@@ -68,8 +69,10 @@ def main(argv=None) -> None:
     vle = load_vle(out, device="cpu")
     sections = []
     for suite in args.suite:
-        result = SUITES[suite](vle, args.tokens)
-        sections.append(f"### {suite} (`python -m vle_core.evaluate {out} --suite {suite} --tokens {args.tokens}`)\n\n{markdown(suite, result)}\n")
+        every = args.every if suite == "bsds-seg" else 1
+        result = SUITES[suite](vle, args.tokens, every=every) if suite == "bsds-seg" else SUITES[suite](vle, args.tokens)
+        flag = f" --every {every}" if every > 1 else ""
+        sections.append(f"### {suite} (`python -m vle_core.evaluate {out} --suite {suite} --tokens {args.tokens}{flag}`)\n\n{markdown(suite, result)}\n")
 
     kind = model.config.kind
     title = args.title or out.name
