@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy.ndimage import uniform_filter
 
 from vle_core import EMPTY
-from vle_core.metrics import COVERING
+from vle_core.metrics import covering
 
 from .cache import Entry
 from .images import to_uint8, view_file
@@ -50,13 +50,13 @@ def token_weights(contributions: np.ndarray, masks: np.ndarray | None) -> np.nda
     Token 1 of a vanilla VLE adds the most almost everywhere; relative to its mean, each token
     claims the pixels it changes most for its own size, so every token gets a region a user can
     click; the neighbourhood (1/16 of the short side) makes regions rather than speckle.
-    A masked VLE's whole-image tokens (masks covering COVERING of the image) weigh half, so they
+    A masked VLE's whole-image tokens (metrics.covering: masks over 90% of the image) weigh half, so they
     claim only the pixels no region token claims."""
     if masks is not None:
         weights = masks.astype(np.float32)
-        covering = (masks > 0.5).mean(axis=(1, 2)) >= COVERING
-        if covering.any() and not covering.all():
-            weights[covering] *= 0.5
+        whole = covering(masks)
+        if whole.any() and not whole.all():
+            weights[whole] *= 0.5
         return weights
     size = np.abs(contributions).mean(-1, dtype=np.float32)
     relative = size / np.maximum(size.mean(axis=(1, 2), keepdims=True), 1e-8)

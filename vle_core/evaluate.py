@@ -273,6 +273,13 @@ def tune_baselines(every: int = 10, k: int = 8) -> dict:
 SUITES = {"kodak": kodak_suite, "scenes": scene_suite, "bsds-seg": bsds_segmentation_suite}
 
 
+def run_suite(suite: str, vle, n_tokens: int, every: int = 1) -> dict:
+    """One suite's figures; `every` (k-th test image) applies to bsds-seg, the others score their whole set."""
+    if every < 1:
+        raise ValueError(f"--every must be 1 or more, got {every}")
+    return SUITES[suite](vle, n_tokens, every=every) if suite == "bsds-seg" else SUITES[suite](vle, n_tokens)
+
+
 def markdown(suite: str, result: dict) -> str:
     """A model card table of one suite's result."""
     if suite == "kodak":
@@ -308,9 +315,7 @@ def main(argv=None) -> None:
             tune_baselines()
             return
         vle = load_vle(args.checkpoint, device=args.device)
-        if args.every < 1:
-            raise ValueError(f"--every must be 1 or more, got {args.every}")
-        result = SUITES[args.suite](vle, args.tokens, every=args.every) if args.suite == "bsds-seg" else SUITES[args.suite](vle, args.tokens)
+        result = run_suite(args.suite, vle, args.tokens, args.every)
     except (ValueError, FileNotFoundError) as e:  # missing data, a bad checkpoint, a vanilla model for a mask suite
         sys.exit(f"vle_core.evaluate: error: {str(e).splitlines()[0]}")
     print(markdown(args.suite, result))

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_vle, read_checkpoint, save_checkpoint
-from .evaluate import SUITES, markdown
+from .evaluate import SUITES, markdown, run_suite
 
 SUITE_NOTES = {  # what each suite's figures mean, printed under them in the card
     "kodak": """
@@ -70,7 +70,7 @@ def main(argv=None) -> None:
     sections = []
     for suite in args.suite:
         every = args.every if suite == "bsds-seg" else 1
-        result = SUITES[suite](vle, args.tokens, every=every) if suite == "bsds-seg" else SUITES[suite](vle, args.tokens)
+        result = run_suite(suite, vle, args.tokens, every)
         flag = f" --every {every}" if every > 1 else ""
         sections.append(f"### {suite} (`python -m vle_core.evaluate {out} --suite {suite} --tokens {args.tokens}{flag}`)\n\n{markdown(suite, result)}\n")
 
