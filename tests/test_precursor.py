@@ -131,6 +131,21 @@ def test_min_area_passes_over_a_speck_for_a_larger_region_and_takes_it_once_noth
     assert last[24:26, 24:26].min() > 0.99
 
 
+def test_when_every_try_grows_a_speck_the_largest_free_colour_group_is_proposed():
+    """Normalisation brings a flat background near zero, the weakest residual: matching pursuit
+    seeds on the specks (rims, highlights) first. Once `tries` seeds all grew specks, S proposes
+    the largest free colour group instead, the background."""
+    residual = torch.zeros(1, 3, 32, 32)
+    for k, (y, x) in enumerate([(2, 2), (2, 20), (12, 8), (20, 26), (26, 4), (28, 16)]):  # six 4-pixel specks, each its own colour
+        residual[0, :, y : y + 2, x : x + 2] = torch.tensor([3.0 - 0.3 * k, -2.0 + 0.5 * k, 1.0])[:, None, None]
+    specks = residual.abs().sum(1)[0] > 0
+    s = Precursor(vle_core.preset("masked-tiny", precursor_min_area=0.01, precursor_tries=2))
+    proposal = s(residual, torch.zeros(1, 1, 32, 32))[0, 0]
+    assert proposal[~specks].min() > 0.99 and proposal[specks].max() < 0.01
+    with pytest.raises(ValueError, match="precursor_tries"):
+        vle_core.preset("masked-tiny", precursor_tries=0)
+
+
 SEED_RULES = [
     dict(),
     dict(precursor_min_area=0.02),

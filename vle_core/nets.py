@@ -241,7 +241,7 @@ class Precursor(nn.Module):
         self.smoothing = config.precursor_smoothing
         self.seed_rule = config.precursor_seed
         self.min_area = config.precursor_min_area
-        self.tries = 4 if self.min_area > 0 else 1  # seeds tried for a region of min_area; each try is one grow
+        self.tries = config.precursor_tries if self.min_area > 0 else 1  # seeds tried for a region of min_area; each try is one grow
         self.taken_penalty = 10.0  # log-energy units: a seed lands on a taken pixel only if nothing else is left
 
     @torch.no_grad()  # a selection, not a function to learn through: gradients reach E and D, not earlier tokens via S
@@ -252,7 +252,8 @@ class Precursor(nn.Module):
 
         With min_area, a seed whose region covers less of the image (a speck: an anti-aliased rim, a
         highlight) is passed over for the next seed, up to `tries` seeds; if none grows that large,
-        the largest region found is proposed. Specks are still proposed once nothing larger is left."""
+        S proposes the region of the largest free colour group (the "largest" seed), or the largest
+        speck found if that is smaller. Specks are still proposed once nothing larger is left."""
         energy = residual.pow(2).sum(1, keepdim=True)  # what is left to rebuild at each pixel
         colours = _box_blur(residual if image is None else image, self.smoothing)  # what S groups
         blocked, proposal, area, done = taken, None, None, None
@@ -268,14 +269,21 @@ class Precursor(nn.Module):
                 area = torch.where(better, region_area, area)
                 done = done | (region_area >= self.min_area)
             if bool(done.all()):
-                break
+                return proposal
             blocked = blocked + region  # the next seed starts elsewhere
-        return proposal
+        # Every try grew a speck: the strongest residual sits on rims and highlights, while a large
+        # region (a flat background, which normalisation brings near zero) is left. Propose the
+        # free colour group that most free pixels share instead, if it grows larger.
+        seed, seed_colour = self.seed(colours, taken, energy, rule="largest")
+        region = self.grow(colours, taken, seed, seed_colour)
+        better = ~done & ((region > 0.5).flatten(1).float().mean(1) > area)
+        return torch.where(better[:, None, None, None], region, proposal)
 
-    def seed(self, residual, taken, energy=None):
+    def seed(self, residual, taken, energy=None, rule=None):
         """Where the next region starts, and its colour. residual: the colours S groups; energy:
-        [B, 1, H, W] what is left to rebuild per pixel (the "energy" rule). Returns (seed [B, 1],
-        the flat index of a pixel; seed_colour [B, 3, 1, 1]).
+        [B, 1, H, W] what is left to rebuild per pixel (the "energy" rule); rule: the seed rule,
+        S's own (precursor_seed) unless given. Returns (seed [B, 1], the flat index of a pixel;
+        seed_colour [B, 3, 1, 1]).
 
         "strongest" (matching pursuit): the free pixel where the residual is strongest, and its
         colour; objects on a background are found first.
@@ -287,7 +295,8 @@ class Precursor(nn.Module):
         where a whole-image first token has left little to rebuild.
         """
         B, _, H, W = residual.shape
-        if self.seed_rule == "strongest":
+        rule = rule or self.seed_rule
+        if rule == "strongest":
             energy = residual.pow(2).sum(1, keepdim=True)
             seed = (torch.log(energy + 1e-3) - self.taken_penalty * taken).flatten(1).argmax(1, keepdim=True)
             return seed, residual.flatten(2).gather(2, seed[:, None].expand(B, 3, 1))[..., None]
@@ -298,8 +307,8 @@ class Precursor(nn.Module):
         stride = max(1, round(math.sqrt(H * W / 4096)))  # counting on a grid of ~4096 pixels estimates the share well enough
         colours = residual[..., ::stride, ::stride].flatten(2)  # (B, 3, P)
         free = (taken[..., ::stride, ::stride].flatten(1) < 0.5).float()  # (B, P)
-        near = (candidate_colours.unsqueeze(-1) - colours.unsqueeze(2)).pow(2).sum(1) < self.tau**2  # (B, K, P)
-        weight = free if self.seed_rule == "largest" else free * energy[..., ::stride, ::stride].flatten(1)
+        near = (candidate_colours.unsqueeze(-1) - colours.unsqueeze(2)).pow(2).sum(1) < min(self.tau, self.sigma) ** 2  # (B, K, P): a colour group is no wider than a step
+        weight = free if rule == "largest" else free * energy[..., ::stride, ::stride].flatten(1)
         share = (near.float() * weight[:, None]).sum(-1)
         share = share - (share.max(1, keepdim=True).values + 1) * (taken.flatten(1).gather(1, candidates) >= 0.5).float()  # taken candidates last
         best = share.argmax(1, keepdim=True)
