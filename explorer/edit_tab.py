@@ -56,6 +56,8 @@ def edit_views(state: dict, entry: Entry, result: Edited, selected: int) -> tupl
         log += " …" if len(history) > 6 else ""
     else:
         log += " · no edits yet"
+    if result.objects:
+        log += " · a region token takes its object with it: the whole-image tokens' picture under its mask moves or goes with it (strength scales the token alone)"
     return (
         view_file(result.image),
         view_file(edit_overlay(state, result, selected)),

@@ -156,6 +156,7 @@ class Edited:
     items: list[Item]
     contributions: np.ndarray  # (m, H, W, 3) float32, every item
     masks: np.ndarray | None  # (m, H, W) uint8
+    objects: bool = False  # contributions carry each region token's object (session.object_edits)
 
     @property
     def on(self) -> list[int]:

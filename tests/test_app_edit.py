@@ -12,6 +12,7 @@ import pytest
 import torch
 from app_helpers import N, Select, encode, pixels, save_png, scene
 
+import explorer
 import vle_core
 from explorer import cache, edit_tab, export_tab, images, models, session, tokens_tab, views
 from vle_core import edit
@@ -124,3 +125,24 @@ def test_region_maps_kept_per_token_equal_the_maps_of_all_tokens(fresh, checkpoi
         on = result.on
         want = views.token_weights(result.contributions[on], None if result.masks is None else result.masks[on])
         assert np.array_equal(edit_tab.item_weights(state, result, on), want)
+
+
+def test_whole_image_token_models_take_a_region_tokens_object_along(fresh):
+    """masked-tiny-photos' token 1 codes the whole image: switching a region token off takes away
+    what token 1 draws under that token's mask, and undo brings back exactly what was there."""
+    torch.manual_seed(0)
+    model = vle_core.build_model(vle_core.preset("masked-tiny-photos"))
+    vle_core.save_checkpoint(model, fresh / "own" / "photos-tiny", "# photos-tiny", training={"data": "test", "steps": 0, "max_tokens": 4})
+    explorer.configure(checkpoints=fresh / "own", cache_dir=fresh / "own-cache", cache_mb=64)  # the fixture's teardown configures back
+    state = encode(save_png(fresh, "a.png", scene()), "photos-tiny")[0]
+    _, entry, unedited = session.edited(state)
+    assert unedited.objects
+    region = next(i for i in range(1, len(entry)) if (entry.masks[i] > 127).mean() > 0.01)  # a region token with a mask
+    on = [i + 1 for i in range(len(entry)) if i != region]
+    out = edit_tab.on_switch(on, state)
+    result = session.edited(out[0])[2]
+    under = entry.masks[region] / 255
+    expected = unedited.contributions[0] * (1 - under)[..., None]
+    assert np.allclose(result.contributions[0], expected, atol=1e-5)
+    assert "takes its object with it" in out[-1]
+    assert np.array_equal(pixels(edit_tab.on_undo(out[0])[1]), pixels(edit_tab.on_reset(state)[1]))

@@ -130,3 +130,30 @@ def test_joining_tokens_keeps_order_and_refuses_mixed_image_sizes(encoding):
     other = vle_core.Tokens.empty(4, (80, 200))
     with pytest.raises(ValueError, match="different image sizes"):
         vle_core.Tokens.cat([encoding.tokens, other])
+
+
+def test_a_region_token_carries_its_object_and_takes_it_away():
+    """carry_objects: a whole-image token draws a picture; a region token's mask is a square.
+    Switched off, the square's part of the picture goes; moved, it goes along, and the rest stays."""
+    H, W = 16, 24
+    picture = np.random.default_rng(0).uniform(-0.5, 0.5, (H, W, 3)).astype(np.float32)
+    detail = np.zeros((H, W, 3), np.float32)
+    detail[4:8, 4:8] = 0.1  # the region token's own refinement
+    contributions = np.stack([picture, detail])
+    square = np.zeros((2, H, W), np.float32)
+    square[1, 4:8, 4:8] = 1.0
+    before = contributions.copy()
+    off = edit.carry_objects(contributions, square, whole=[True, False], on=[True, False], offsets=[(0.0, 0.0)] * 2)
+    assert np.array_equal(contributions, before)  # the input is unchanged
+    assert np.all(off[0, 4:8, 4:8] == 0) and np.array_equal(off[0][square[1] == 0], picture[square[1] == 0])
+    moved_detail = np.zeros_like(detail)
+    moved_detail[4:8, 12:16] = 0.1  # as the decoder would draw the token moved by 8 px
+    moved = edit.carry_objects(np.stack([picture, moved_detail]), square, whole=[True, False], on=[True, True], offsets=[(0.0, 0.0), (8.0, 0.0)])
+    image = moved.sum(0)
+    assert np.allclose(image[4:8, 12:16], picture[4:8, 4:8] + 0.1)  # the object, where it went
+    assert np.all(image[4:8, 4:8] == 0)  # nothing draws where it was
+    rest = np.ones((H, W), bool)
+    rest[4:8, 4:8] = rest[4:8, 12:16] = False
+    assert np.array_equal(image[rest], picture[rest])
+    unedited = edit.carry_objects(contributions, square, whole=[True, False], on=[True, True], offsets=[(0.0, 0.0)] * 2)
+    assert np.array_equal(unedited, contributions)

@@ -123,3 +123,45 @@ def scatter(tokens: Tokens, seed: int = 0, vacated: str = "zeros") -> Tokens:
         else tokens.latents.clone()
     )
     return Tokens(latents, tokens.mean.clone(), tokens.std.clone(), tokens.image_size, tokens.stage.clone())
+
+
+def _shift_pixels(picture: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """picture [H, W, ...] moved by whole pixels (dx, dy rounded; right and down positive); what
+    enters is zero, nothing wraps around."""
+    dx, dy = int(round(dx)), int(round(dy))
+    H, W = picture.shape[:2]
+    out = np.zeros_like(picture)
+    if abs(dx) < W and abs(dy) < H:
+        out[max(0, dy) : H + min(0, dy), max(0, dx) : W + min(0, dx)] = picture[max(0, -dy) : H + min(0, -dy), max(0, -dx) : W + min(0, -dx)]
+    return out
+
+
+def carry_objects(contributions: np.ndarray, source_masks: np.ndarray, whole: list[bool], on: list[bool], offsets: list[tuple[float, float]]) -> np.ndarray:
+    """Object edits for a masked VLE whose first tokens code the whole image (`whole_tokens`).
+
+    There a region token only refines what the whole-image tokens drew, so switching it off or
+    moving it changes detail, not the object. Here a region token's object is its mask where it
+    was encoded and everything the tokens draw there: moved, it carries the whole-image tokens'
+    picture under its mask along and covers what they drew where it lands; moved or off, it takes
+    that picture away from where it was, which then shows what no token draws (as a switched-off
+    token of a regions-only model does).
+    This acts on what the tokens decode to, in pixels: the tokens themselves are edited as usual.
+
+    contributions: [m, H, W, 3], every token of the edited sequence decoded (on or off);
+    source_masks: [m, H, W] in [0, 1], each region token's mask where it was encoded (zeros for
+    the rest); whole: which tokens code the whole image; on: which are switched on; offsets: each
+    token's (dx, dy) in pixels. Returns new contributions, [m, H, W, 3]; the input is unchanged."""
+    out = contributions.astype(np.float32, copy=True)
+    drawn = sum((out[i] for i in range(len(out)) if whole[i] and on[i]), np.zeros(out.shape[1:], np.float32))  # the whole-image tokens' picture
+    holes = np.ones(out.shape[1:3], np.float32)
+    for i in range(len(out)):
+        if whole[i] or not source_masks[i].any() or (on[i] and offsets[i] == (0.0, 0.0)):
+            continue  # a whole-image token, a token without a region, or a region left where it was
+        holes *= 1 - source_masks[i]
+        if on[i]:
+            out[i] += _shift_pixels(source_masks[i][..., None] * drawn, *offsets[i])
+            holes *= 1 - _shift_pixels(source_masks[i], *offsets[i])  # where it goes, it covers what the whole-image tokens drew
+    for i in range(len(out)):
+        if whole[i]:
+            out[i] *= holes[..., None]
+    return out
