@@ -58,8 +58,9 @@ def build_demo() -> gr.Blocks:
 def left_column(ui, choices, default: str | None, summary: str) -> None:
     """The image (upload, webcam, clipboard, examples), the checkpoint, the working size and N."""
     ui.image = image_input(label="Image", sources=["upload", "webcam", "clipboard"], height=300, elem_id="image")
-    ui.examples = gr.Examples(tokens_tab.example_images(), inputs=[ui.image], label="Examples (assets/)", examples_per_page=6)
-    ui.checkpoint = gr.Dropdown(choices=choices, value=default, label="Checkpoint", allow_custom_value=True, elem_id="checkpoint")
+    ui.checkpoint = gr.Dropdown(choices=choices, value=default, label="Checkpoint", allow_custom_value=True, elem_id="checkpoint", render=False)
+    ui.examples = gr.Examples(tokens_tab.example_rows(), inputs=[ui.image, ui.checkpoint], label="Examples (assets/), each with its checkpoint", examples_per_page=6)
+    ui.checkpoint.render()
     ui.checkpoint_summary_md = gr.Markdown(summary)
     with gr.Row():
         ui.working_size = gr.Slider(
@@ -186,7 +187,8 @@ def wire(ui) -> None:
     then_details(
         gr.on([ui.image.input, ui.n_tokens.release, ui.working_size.release], tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page_encoder)
     )
-    then_details(ui.examples.load_input_event.then(tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page_encoder))
+    example_info = ui.examples.load_input_event.then(tokens_tab.on_checkpoint_info, [ui.checkpoint], [ui.checkpoint_summary_md, ui.card_md, ui.n_tokens], **page_encoder)
+    then_details(example_info.then(tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page_encoder))
     switched = ui.checkpoint.input(tokens_tab.on_checkpoint_info, [ui.checkpoint], [ui.checkpoint_summary_md, ui.card_md, ui.n_tokens], **page_encoder)
     then_details(switched.then(tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page_encoder))
     # The API's encode (README): the same handler, raising what the page shows in the info line.

@@ -3,6 +3,7 @@ clicking its region; the checkpoint menu and its card."""
 
 import os
 import time
+from pathlib import Path
 
 import gradio as gr
 
@@ -172,3 +173,14 @@ def on_page_load():
 
 def example_images() -> list[str]:
     return sorted(str(p) for p in settings.ASSETS.glob("*.png"))
+
+
+def example_rows() -> list[list[str]]:
+    """Each example image with the checkpoint it opens in (settings.EXAMPLE_CHECKPOINTS), where
+    that checkpoint is here; else the default."""
+    names, default = checkpoint_names(), default_checkpoint()
+    rows = []
+    for path in example_images():
+        preferred = next((name for prefix, name in settings.EXAMPLE_CHECKPOINTS if Path(path).name.startswith(prefix)), None)
+        rows.append([path, preferred if preferred in names else default])
+    return rows

@@ -38,6 +38,17 @@ def test_checkpoint_menu(fresh, monkeypatch):
     assert models.default_checkpoint() == "masked-tiny"
 
 
+def test_examples_open_in_their_own_checkpoint_where_it_is_here(fresh, monkeypatch):
+    rows = dict(tokens_tab.example_rows())
+    assert rows and set(rows.values()) == {models.default_checkpoint()}  # none of the preferred ones here: the default
+    monkeypatch.setattr(settings, "EXAMPLE_CHECKPOINTS", (("scene-", "masked-tiny"),))
+    rows = {Path(path).name: name for path, name in tokens_tab.example_rows()}
+    assert all(name == "masked-tiny" for file, name in rows.items() if file.startswith("scene-"))
+    assert all(name == models.default_checkpoint() for file, name in rows.items() if not file.startswith("scene-"))
+    demo = layout.build_demo()  # the examples fill the image and the checkpoint menu
+    assert any(isinstance(block, gr.Dataset) and len(block.samples[0]) == 2 for block in demo.blocks.values())
+
+
 def test_broken_checkpoint_is_a_clear_error_and_others_keep_working(fresh):
     path = save_png(fresh, "a.png", scene())
     with pytest.raises(gr.Error, match="broken cannot be loaded"):
