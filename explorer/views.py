@@ -50,13 +50,14 @@ def token_weights(contributions: np.ndarray, masks: np.ndarray | None) -> np.nda
     Token 1 of a vanilla VLE adds the most almost everywhere; relative to its mean, each token
     claims the pixels it changes most for its own size, so every token gets a region a user can
     click; the neighbourhood (1/16 of the short side) makes regions rather than speckle.
-    A masked VLE's whole-image tokens (metrics.covering: masks over 90% of the image) weigh half, so they
-    claim only the pixels no region token claims."""
+    A masked VLE's whole-image tokens (metrics.covering: masks over 90% of the image) weigh a flat
+    half wherever their mask is on, so they claim only the pixels no region token claims, and of
+    those the first whole-image token claims all (their near-equal masks would otherwise split the
+    rest in stripes). Each token's weights depend on its mask alone (the Edit tab keeps them per token)."""
     if masks is not None:
-        weights = masks.astype(np.float32)
-        whole = covering(masks)
-        if whole.any() and not whole.all():
-            weights[whole] *= 0.5
+        weights = masks.astype(np.float32) / (255 if masks.dtype == np.uint8 else 1)  # the app keeps masks as uint8
+        whole = covering(weights)
+        weights[whole] = 0.5 * (weights[whole] > 0.5)
         return weights
     size = np.abs(contributions).mean(-1, dtype=np.float32)
     relative = size / np.maximum(size.mean(axis=(1, 2), keepdims=True), 1e-8)

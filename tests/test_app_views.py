@@ -38,6 +38,17 @@ def test_a_whole_image_token_claims_only_what_no_region_claims():
     masks[2, 24:, 24:] = 0.99  # token 3: a corner
     labels = views.token_weights(np.zeros((3, 32, 32, 3), np.float32), masks).argmax(0)
     assert labels[4, 4] == 1 and labels[28, 28] == 2 and labels[20, 4] == 0
+    two = np.concatenate([masks[:1], np.random.default_rng(0).uniform(0.97, 0.99, (1, 32, 32)).astype(np.float32), masks[1:]])  # two whole-image tokens
+    weights = views.token_weights(np.zeros((4, 32, 32, 3), np.float32), two)
+    labels = weights.argmax(0)
+    assert labels[4, 4] == 2 and labels[28, 28] == 3 and np.all(labels[16:24] == 0)  # the rest is token 1's, not striped between 1 and 2
+    alone = np.concatenate([views.token_weights(np.zeros((1, 32, 32, 3), np.float32), two[[k]]) for k in range(4)])
+    assert np.array_equal(alone, weights)  # one token at a time, as the Edit tab keeps them
+    faint = np.zeros((2, 32, 32), np.uint8)
+    faint[0] = 1  # a region token's mask, 1/255 outside its region: not a whole-image mask
+    faint[0, :8, :8] = 250
+    faint[1, :8, :8] = 200  # a weaker token over the same corner
+    assert views.token_weights(np.zeros((2, 32, 32, 3), np.float32), faint).argmax(0)[4, 4] == 0
 
 
 def test_counts_read_as_english(fresh, monkeypatch):
