@@ -128,3 +128,11 @@ def test_every_shipped_checkpoint_loads_encodes_and_carries_its_figures(folder):
     assert encoding.reconstructions.shape == (3, 40, 48, 3) and np.isfinite(encoding.reconstructions).all()
     assert (encoding.masks is not None) == folder.name.startswith("masked")
     assert vle.trained_tokens and "## Measured on held-out data" in vle.card
+
+
+def test_a_cards_command_line_shows_the_note_once_in_the_card_not_twice():
+    from vle_core.ship import shown_command
+
+    line = shown_command(["runs/a", "checkpoints/b", "--suite", "kodak", "--note", "The bar's not met.\nTried x.", "--title", "a b"])
+    assert line == "runs/a checkpoints/b --suite kodak --note ... --title 'a b'"
+    assert shown_command(["r", "o", "--note=Long text"]) == "r o --note=..."

@@ -49,6 +49,21 @@ def hardware() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else f"a {os.cpu_count()}-core {platform.machine()} CPU"
 
 
+def shown_command(argv: list[str]) -> str:
+    """The command line as the card shows it: the note's text is the card's own paragraphs, so
+    it stands there as "..." rather than a second time, quoted for a shell."""
+    shown, skip = [], False
+    for arg in argv:
+        if skip:
+            shown.append("...")
+        elif arg.startswith("--note="):
+            shown.append("--note=...")
+        else:
+            shown.append(arg)
+        skip = arg == "--note"
+    return shlex.join(shown).replace("'...'", "...")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a training run folder (its model/ subfolder is shipped)")
@@ -86,7 +101,7 @@ A {kind} VLE ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters
   {training.get("hours")} hours on {hardware()}; settings: `{json.dumps({k: v for k, v in train_config.items() if k not in ("out", "device")})}`.
 - Never trained on the held-out sets (BSDS500 test, Kodak); `vle_core.data` refuses them.
 - Weights: float16 safetensors; loaded as float32.
-- Card and figures made by `python -m vle_core.ship {shlex.join(sys.argv[1:] if argv is None else argv)}`.
+- Card and figures made by `python -m vle_core.ship {shown_command(sys.argv[1:] if argv is None else argv)}`.
 
 {args.note}
 
