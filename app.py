@@ -6,12 +6,14 @@ The app is the `explorer` package (its __init__ maps its files); the model is `v
 Settings (environment variables): VLE_CHECKPOINTS (folder of checkpoint folders, default
 ./checkpoints), VLE_DEFAULT_CHECKPOINT (default vanilla-natural, else the first folder),
 VLE_CACHE_DIR (the encodings cache, default ./.cache/encodings), VLE_CACHE_MB (its bound; 0 turns
-it off). The limits on uploads, sessions and the queue are in explorer/settings.py.
+it off), VLE_ENCODE_WORKER (0: encode in the server process, not in a niced child process). The
+limits on uploads, sessions and the queue are in explorer/settings.py.
 """
 
-from explorer import build_demo, queue, settings
+from explorer import build_demo, queue, settings, worker
 
 demo = queue(build_demo())
+worker.start()  # the encode worker imports torch now, not at the first user's encode
 
 if __name__ == "__main__":
     demo.launch(max_file_size=settings.MAX_FILE_SIZE, state_session_capacity=settings.MAX_SESSIONS)

@@ -1,9 +1,9 @@
 """Checkpoints: every folder in settings.CHECKPOINTS, each loaded once on first use and kept.
 The model runs only here (encode, render), behind the ZeroGPU decorator where there is one."""
 
-import hashlib
 import json
 import threading
+import weakref
 from pathlib import Path
 
 import gradio as gr
@@ -12,7 +12,7 @@ import numpy as np
 import vle_core
 from vle_core import Tokens
 
-from . import settings
+from . import settings, worker
 from .errors import UserError
 
 try:  # on ZeroGPU hardware, model calls borrow a GPU; elsewhere the decorator does nothing
@@ -96,6 +96,7 @@ def checkpoint_choices() -> list[tuple[str, str]]:
 _models: dict[str, tuple[str, vle_core.VLE]] = {}  # name -> (model id, model)
 _unloadable: dict[str, str] = {}  # name -> the model id of files that failed to load while an older copy serves
 _models_lock = threading.Lock()
+_origins = weakref.WeakKeyDictionary()  # model -> (folder, model id): the files it was loaded from, for the encode worker
 
 
 def forget() -> None:
@@ -114,10 +115,9 @@ def get_model(name: str | None) -> tuple[str, vle_core.VLE]:
         raise UserError(f"There is no checkpoint called {name!r} in {settings.CHECKPOINTS}.")
     folder = settings.CHECKPOINTS / name
     try:
-        stats = [(folder / f).stat() for f in ("config.json", "model.safetensors")]
+        model_id = worker.checkpoint_id(folder)
     except OSError as e:
         raise UserError(f"Checkpoint {name} cannot be loaded: {e.strerror}: {Path(e.filename).name}") from e
-    model_id = f"{name}@" + hashlib.sha1(repr([(s.st_mtime_ns, s.st_size) for s in stats]).encode()).hexdigest()[:12]
     with _models_lock:
         if name in _models and _models[name][0] == model_id:
             return _models[name]
@@ -132,11 +132,23 @@ def get_model(name: str | None) -> tuple[str, vle_core.VLE]:
                 return _models[name]
             raise UserError(f"Checkpoint {name} cannot be loaded: {e}") from e
         _models[name] = (model_id, vle)
+        _origins[vle] = (folder, model_id)
         return _models[name]
 
 
-@GPU
 def encode_image(vle: vle_core.VLE, image: np.ndarray, n: int) -> vle_core.Encoding:
+    """vle.encode(image, n), made by the encode worker (a niced child process, worker.py) where it
+    can: from the files `vle` was loaded from, if they are still there unchanged. Otherwise, and
+    for a model not loaded by get_model, here: this also raises any error the user should see."""
+    if vle in _origins and worker.usable():
+        encoding = worker.encode(vle, *_origins[vle], image, n)
+        if encoding is not None:
+            return encoding
+    return _encode_here(vle, image, n)
+
+
+@GPU
+def _encode_here(vle: vle_core.VLE, image: np.ndarray, n: int) -> vle_core.Encoding:
     return vle.encode(image, n)
 
 

@@ -75,6 +75,7 @@ def fresh(checkpoints, tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     monkeypatch.setattr(settings, "DISPLAY_SIDE", 0)  # views at the image's own size (tests of enlarging set it back)
     monkeypatch.setattr(settings, "LOSSY_VIEWS", False)  # views as PNG, exact, to compare with the library (test_app_views tests JPEG)
+    monkeypatch.setattr(settings, "ENCODE_WORKER", False)  # encodes in-process; test_app_worker tests the worker
     explorer.configure(checkpoints=checkpoints, cache_dir=tmp_path / "cache", cache_mb=64)
     yield tmp_path
     explorer.configure()

@@ -1,0 +1,134 @@
+"""The encode worker (explorer/worker.py): a child process makes exactly the encoding the server
+would have made, and whatever goes wrong with it (killed, other files on disk) the server encodes
+in-process instead."""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import shutil
+import signal
+
+import app_helpers
+import numpy as np
+import pytest
+import torch
+from app_helpers import N, encode, save_png, scene
+
+import explorer
+import vle_core
+from explorer import cache, models, settings, worker
+
+checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stopped():
+    """One child for the module's tests (started by the first encode), stopped after them."""
+    yield
+    worker.stop()
+
+
+@pytest.fixture
+def on(fresh, monkeypatch):
+    """The app with its encode worker, on the CPU (as on a machine without a GPU)."""
+    monkeypatch.setattr(settings, "ENCODE_WORKER", True)
+    monkeypatch.setattr(settings, "DEVICE", torch.device("cpu"))
+    monkeypatch.setattr(worker, "_deaths", 0)
+    return fresh
+
+
+def assert_same(a: vle_core.Encoding, b: vle_core.Encoding):
+    for name in ("latents", "mean", "std", "stage"):
+        x, y = getattr(a.tokens, name), getattr(b.tokens, name)
+        assert x.dtype == y.dtype and torch.equal(x, y), name
+    assert a.tokens.image_size == b.tokens.image_size
+    for name in ("contributions", "reconstructions", "masks", "image"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert x.dtype == y.dtype and np.array_equal(x, y), name
+
+
+def through_worker(vle, image, n=N) -> vle_core.Encoding:
+    served = worker.served
+    encoding = models.encode_image(vle, image, n)
+    assert worker.served == served + 1  # made by the child, not in-process
+    return encoding
+
+
+@pytest.mark.parametrize("checkpoint", ["vanilla-tiny", "masked-tiny"])
+def test_an_encode_through_the_worker_is_the_in_process_encode(on, checkpoint):
+    _, vle = models.get_model(checkpoint)
+    image = scene(48, width=72)
+    encoding = through_worker(vle, image)
+    assert_same(encoding, vle.encode(image, N))
+    assert (encoding.masks is not None) == checkpoint.startswith("masked")
+    assert worker.pid() is not None and worker.pid() != os.getpid()
+
+    runs, served = cache.encoder_runs, worker.served  # the app's own path: upload, encode, cache
+    encode(save_png(on, "a.png", scene(40, seed=3)), checkpoint)
+    assert (cache.encoder_runs, worker.served) == (runs + 1, served + 1)
+
+    with pytest.raises(ValueError, match="n_tokens must be between"):  # a user's error still reaches the user
+        models.encode_image(vle, image, vle_core.vle.MAX_TOKENS + 1)
+
+
+def test_switched_off_or_on_a_gpu_it_encodes_in_process(on, monkeypatch):
+    assert worker.usable()
+    monkeypatch.setattr(settings, "DEVICE", torch.device("cuda"))
+    assert not worker.usable()
+    monkeypatch.setattr(settings, "DEVICE", torch.device("cpu"))
+    monkeypatch.setattr(settings, "ENCODE_WORKER", False)
+    assert not worker.usable()
+    _, vle = models.get_model("vanilla-tiny")
+    served = worker.served
+    assert_same(models.encode_image(vle, scene(), 3), vle.encode(scene(), 3))
+    assert worker.served == served
+
+
+def test_a_killed_worker_falls_back_and_the_next_encode_starts_another(on, monkeypatch):
+    _, vle = models.get_model("masked-tiny")
+    image = scene(48, width=72)
+    expected = vle.encode(image, N)
+    through_worker(vle, image)
+
+    first = worker.pid()
+    os.kill(first, signal.SIGKILL)
+    worker._process.wait()  # found dead before the request: started again
+    assert_same(through_worker(vle, image), expected)
+    assert worker.pid() != first
+
+    second = worker.pid()
+    os.kill(second, signal.SIGKILL)
+    worker._process.wait()
+    monkeypatch.setattr(worker._process, "poll", lambda: None)  # as if it died just after the check: the request finds it gone
+    served, fallbacks = worker.served, worker.fallbacks
+    assert_same(models.encode_image(vle, image, N), expected)  # made in-process
+    assert (worker.served, worker.fallbacks) == (served, fallbacks + 1)
+    assert_same(through_worker(vle, image), expected)
+    assert worker.pid() not in (first, second)
+
+
+def test_a_checkpoint_changed_on_disk_is_not_encoded_with_its_new_weights(on, checkpoints):
+    folder = on / "checkpoints"
+    shutil.copytree(checkpoints / "masked-tiny", folder / "masked-tiny")
+    explorer.configure(checkpoints=folder, cache_dir=on / "cache", cache_mb=64)
+    model_id, vle = models.get_model("masked-tiny")
+    image = scene(48, width=72)
+    through_worker(vle, image)  # the child has loaded these files
+
+    torch.manual_seed(1)  # other weights, same shapes: the parent keeps the model it loaded
+    vle_core.save_checkpoint(
+        vle_core.build_model(vle_core.preset("masked-tiny")), folder / "masked-tiny", "# masked-tiny\nRetrained.", training={"max_tokens": 4}
+    )
+    assert worker.checkpoint_id(folder / "masked-tiny") != model_id
+    served, fallbacks = worker.served, worker.fallbacks
+    assert_same(models.encode_image(vle, image, N), vle.encode(image, N))  # the parent's weights, in-process
+    assert (worker.served, worker.fallbacks) == (served, fallbacks + 1)
+
+    new_id, new = models.get_model("masked-tiny")  # the app reloads the new files: the child serves them again
+    assert new_id != model_id and new is not vle
+    encoding = through_worker(new, image)
+    assert_same(encoding, new.encode(image, N))
+    assert not np.array_equal(encoding.contributions, vle.encode(image, N).contributions)
