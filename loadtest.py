@@ -71,12 +71,16 @@ class Server:
                 time.sleep(0.5)
 
     def peak_rss_mb(self) -> float:
-        """The server's peak resident memory so far (VmHWM, Linux)."""
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
-            return float("nan")
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+        """The server's peak resident memory so far (VmHWM, Linux), its child processes' (the
+        encode worker, explorer/worker.py) added."""
+        total = 0.0
+        for pid in [self.process.pid, *children(self.process.pid)]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue  # a child that has just gone
+            total += int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+        return total or float("nan")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -86,6 +90,17 @@ class Server:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+def children(pid: int) -> list[int]:
+    """The processes pid started (Linux: /proc/PID/task/*/children)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def session_images(count: int, size: int, folder: Path) -> list[Path]:
@@ -297,7 +312,7 @@ def phase(name: str, sessions: int, images, scripts, args, work: Path, concurren
     print(f"\n{name}: {sessions} session{'s' * (sessions > 1)} {'at once' if concurrent else 'one after the other'}, {requests} requests")
     for kind in KINDS:
         print(f"  {kind:7s} {percentiles([t for r in runs for t in r.times[kind]])}")
-    print(f"  server peak RSS {peak:.0f} MB; errors {len(errors)}; wrong answers {len(problems)}; sessions stopped by the time limit {stopped}")
+    print(f"  server peak RSS (with its encode worker) {peak:.0f} MB; errors {len(errors)}; wrong answers {len(problems)}; sessions stopped by the time limit {stopped}")
     for line in (errors + problems)[:20]:
         print("   ", line)
     return runs, not errors and not problems and not stopped
