@@ -193,7 +193,7 @@ def wire(ui) -> None:
     then_details(switched.then(tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page_encoder))
     # The API's encode (README): the same handler, raising what the page shows in the info line.
     encode_api = gr.Button(visible=False, elem_id="encode-api")
-    encode_api.click(tokens_tab.on_encode, encode_inputs, session_outputs, api_name="encode", **encoder)
+    encode_api.click(tokens_tab.on_encode_api, encode_inputs, [*session_outputs, ui.tokens_on], api_name="encode", **encoder)
 
     ui.k.change(tokens_tab.on_token, [ui.k, ui.state], token_outputs, api_name="token", show_progress="hidden", trigger_mode="always_last", **viewer)
     ui.overlay.select(tokens_tab.on_select_token, [ui.state], [ui.k, ui.edit_token], api_visibility="private", show_progress="hidden")

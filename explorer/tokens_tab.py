@@ -103,6 +103,14 @@ def in_page(handler, args: tuple, image) -> tuple:
     return (*outputs, image, None, None, None, None, None, cannot_compare(state), gr.update(maximum=max(n, 2), value=n))
 
 
+def on_encode_api(image, n_tokens: float, working_size: float, checkpoint: str, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
+    """on_encode for the API, with the Edit tab's list of tokens, so that a client can switch tokens
+    right after an encode (the page fills the list after the encode, in on_details)."""
+    outputs = on_encode(image, n_tokens, working_size, checkpoint, progress)
+    tokens = list(range(1, outputs[0]["n"] + 1)) if outputs[0] else []
+    return (*outputs, gr.update(choices=[(str(i), i) for i in tokens], value=tokens))
+
+
 def on_encode_in_page(image, n_tokens: float, working_size: float, checkpoint: str, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
     """on_encode for the page's own events (upload, example, N, working size, checkpoint)."""
     return in_page(on_encode, (image, n_tokens, working_size, checkpoint, progress), image)

@@ -53,6 +53,8 @@ def test_upload_encode_slide_edit_export_and_load_back(served):
     assert slider["maximum"] == 6 and "64 px, used as is" in info
     assert np.asarray(Image.open(recon)).shape == (64, 96, 3)
 
+    first = client.predict([1, 3], 1, api_name="/switch")  # right after the encode: the API's encode lists the tokens to switch
+    assert "2 of 6 tokens on" in first[-1]
     steps = [client.predict(k, api_name="/token") for k in (1, 2, 3)]
     assert [s[-1].split("**")[1] for s in steps] == ["First 1 of 6 tokens", "First 2 of 6 tokens", "First 3 of 6 tokens"]
     assert len({np.asarray(Image.open(s[0])).tobytes() for s in steps}) == 3
