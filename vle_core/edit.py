@@ -126,14 +126,11 @@ def scatter(tokens: Tokens, seed: int = 0, vacated: str = "zeros") -> Tokens:
 
 
 def _shift_pixels(picture: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """picture [H, W, ...] moved by whole pixels (dx, dy rounded; right and down positive); what
-    enters is zero, nothing wraps around."""
-    dx, dy = int(round(dx)), int(round(dy))
-    H, W = picture.shape[:2]
-    out = np.zeros_like(picture)
-    if abs(dx) < W and abs(dy) < H:
-        out[max(0, dy) : H + min(0, dy), max(0, dx) : W + min(0, dx)] = picture[max(0, -dy) : H + min(0, -dy), max(0, -dx) : W + min(0, -dx)]
-    return out
+    """picture [H, W] or [H, W, C] moved by whole pixels (dx, dy rounded) as shift_latent moves a
+    latent map: what enters is zero, nothing wraps around."""
+    channels_last = picture.ndim == 3
+    moved = shift_latent(torch.from_numpy(np.ascontiguousarray(np.moveaxis(picture, -1, 0) if channels_last else picture)), round(dx), round(dy)).numpy()
+    return np.moveaxis(moved, 0, -1) if channels_last else moved
 
 
 def carry_objects(contributions: np.ndarray, source_masks: np.ndarray, whole: list[bool], on: list[bool], offsets: list[tuple[float, float]]) -> np.ndarray:

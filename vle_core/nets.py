@@ -260,7 +260,7 @@ class Precursor(nn.Module):
         for _ in range(self.tries):
             seed, seed_colour = self.seed(colours, blocked, energy)
             region = self.grow(colours, taken, seed, seed_colour)
-            region_area = (region > 0.5).flatten(1).float().mean(1)  # [B]
+            region_area = _area(region)
             if proposal is None:
                 proposal, area, done = region, region_area, region_area >= self.min_area
             else:
@@ -276,7 +276,7 @@ class Precursor(nn.Module):
         # free colour group that most free pixels share instead, if it grows larger.
         seed, seed_colour = self.seed(colours, taken, energy, rule="largest")
         region = self.grow(colours, taken, seed, seed_colour)
-        better = ~done & ((region > 0.5).flatten(1).float().mean(1) > area)
+        better = ~done & (_area(region) > area)
         return torch.where(better[:, None, None, None], region, proposal)
 
     def seed(self, residual, taken, energy=None, rule=None):
@@ -357,6 +357,11 @@ class LearnedPrecursor(nn.Module):
         paper's S sees the residual). Returns [B, 1, H, W] in [0, 1]."""
         logits = self.conv_out(F.silu(self.blocks(self.conv_in(torch.cat([residual, taken], dim=1)))))
         return torch.sigmoid(logits) * (1 - taken)
+
+
+def _area(region):
+    """[B, 1, H, W] proposals -> [B]: the share of the image each covers (> 0.5)."""
+    return (region > 0.5).flatten(1).float().mean(1)
 
 
 def _max_product_scan(log_m, cost, dim: int):
