@@ -6,7 +6,7 @@ The app is the `explorer` package (its __init__ maps its files); the model is `v
 Settings (environment variables): VLE_CHECKPOINTS (folder of checkpoint folders, default
 ./checkpoints), VLE_DEFAULT_CHECKPOINT (default vanilla-natural, else the first folder),
 VLE_CACHE_DIR (the encodings cache, default ./.cache/encodings), VLE_CACHE_MB (its bound; 0 turns
-it off), VLE_ENCODE_WORKER (0: encode in the server process, not in a niced child process). The
+it off), VLE_ENCODE_WORKER (1: encode in a niced child process, not in the server's; default 0). The
 limits on uploads, sessions and the queue are in explorer/settings.py.
 """
 

@@ -1,6 +1,6 @@
-"""Many users at once: `python app.py` on loopback, driven by N concurrent gradio_client sessions.
+"""Many users at once: `python app.py` on loopback, driven by N concurrent client sessions.
 
-    python loadtest.py [--sessions 6 12] [--rounds 3] [--size 256] [--tokens 8] [--checkpoint NAME]
+    python loadtest.py [--sessions 6 12] [--rounds 3] [--size 512] [--tokens 8] [--checkpoint NAME] [--client page|gradio_client]
 
 Each session has its own image (a crop of an assets/ picture, its own size) and a script drawn
 from its own seed: encode, then rounds of two slider steps, a move, a token switched off, an undo
@@ -9,14 +9,19 @@ fresh server: the single-user reference. Then, for each count in --sessions, a f
 (empty caches) takes that many sessions at once. Every answer is checked: no error, the pictures
 at the session's own image size and close to the reference's, the captions and the edit log's
 PSNR as in the reference, and an undo showing exactly what was shown before the undone edit.
-Printed: p50 / p95 latency per kind of event (as a client sees it: queue, work, download), the
-requests, the errors and the server's peak RSS. Bounded: --rounds per session and --time-limit
+Printed: p50 / p95 latency per kind of event (request to answer as a client sees it: queue and
+work; the pictures are fetched after), the requests, the errors and the server's peak RSS.
+
+Each session speaks the page's own protocol, as the browser does (`PageClient`), or, with
+--client gradio_client, goes through gradio_client, which polls for its answers every 50 ms and
+so adds 50-100 ms to each (README, "Load, limits and bad input"). Bounded: --rounds per session and --time-limit
 seconds per phase (a session past it stops, and that is reported). Loopback only.
 """
 
 import argparse
 import hashlib
 import io
+import json
 import os
 import re
 import socket
@@ -27,6 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +96,52 @@ class Server:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+class PageClient:
+    """A session as the page's JavaScript client holds one: a request joins the queue (POST
+    gradio_api/queue/join) and its answer comes on the session's event stream (GET
+    gradio_api/queue/data, server-sent events) as soon as the server sends it. gradio_client speaks
+    the same protocol but reads the stream's messages in a loop that sleeps 50 ms whenever none is
+    waiting, 2-3 times per request: a slider step answered in 11 ms reaches it after 78 ms.
+    `predict` takes and returns what gradio_client's does (State components left out)."""
+
+    def __init__(self, url: str):
+        import httpx
+
+        self.http = httpx.Client(base_url=url, timeout=600)
+        self.session = uuid.uuid4().hex
+        config = self.http.get("config").json()
+        state = {c["id"]: c["type"] == "state" for c in config["components"]}
+        self.endpoints = {
+            d["api_name"]: (d["id"], [state[i] for i in d["inputs"]], [state[o] for o in d["outputs"]]) for d in config["dependencies"] if d.get("api_name")
+        }
+
+    def upload(self, path: Path) -> dict:
+        """A file for an input, as the page uploads it before the request that uses it."""
+        with open(path, "rb") as f:
+            response = self.http.post("gradio_api/upload", files=[("files", (path.name, f))])
+        response.raise_for_status()
+        return {"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+
+    def predict(self, *args, api_name: str):
+        fn, state_in, state_out = self.endpoints[api_name.lstrip("/")]
+        values = iter(args)
+        data = [None if is_state else next(values) for is_state in state_in]  # the server holds State per session
+        joined = self.http.post("gradio_api/queue/join", json={"data": data, "fn_index": fn, "session_hash": self.session, "event_data": None, "trigger_id": None})
+        if joined.status_code != 200:
+            raise RuntimeError(f"HTTP {joined.status_code}: {joined.text}")
+        event = joined.json()["event_id"]
+        with self.http.stream("GET", "gradio_api/queue/data", params={"session_hash": self.session}) as stream:
+            for line in stream.iter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("event_id") != event or message.get("msg") != "process_completed":
+                    continue
+                if not message.get("success"):
+                    raise RuntimeError((message.get("output") or {}).get("error") or "the event failed")
+                outputs = [value for value, is_state in zip(message["output"]["data"], state_out) if not is_state]
+                return outputs[0] if len(outputs) == 1 else outputs
+        raise RuntimeError(f"the event stream closed before {api_name} answered")
 
 
 def children(pid: int) -> list[int]:
@@ -189,7 +241,12 @@ def run_session(url: str, i: int, image: Path, steps: list, args, deadline: floa
     from explorer.images import display_scale
 
     run = Run()
-    client = Client(url, verbose=False, download_files=False)  # timed: request to answer; the pictures are fetched after
+    if args.client == "page":
+        client = PageClient(url)
+        image_arg = client.upload(image)
+    else:
+        client = Client(url, verbose=False, download_files=False)  # timed: request to answer; the pictures are fetched after
+        image_arg = handle_file(str(image))
     h, w, _ = picture(image.read_bytes()).shape
     s = display_scale((h, w))
     expected = (h * s, w * s, 3)  # the views of a small image are enlarged by a whole factor
@@ -203,7 +260,7 @@ def run_session(url: str, i: int, image: Path, steps: list, args, deadline: floa
         t0 = time.perf_counter()
         try:
             if step[0] == "encode":
-                out = client.predict(handle_file(str(image)), args.tokens, args.size, args.checkpoint, api_name="/encode")
+                out = client.predict(image_arg, args.tokens, args.size, args.checkpoint, api_name="/encode")
             elif step[0] == "token":
                 out = client.predict(step[1], api_name="/token")
             elif step[0] == "move":
@@ -322,11 +379,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[6, 12], help="session counts, one phase each")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of slider, slider, move, switch, undo, export per session")
-    parser.add_argument("--size", type=int, default=256, help="working size and image width, px")
+    parser.add_argument("--size", type=int, default=512, help="working size and image width, px (default: the app's, 512)")
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--checkpoint", default="vanilla-natural")
     parser.add_argument("--checkpoints", default=None, help="folder of checkpoints (default: the app's, VLE_CHECKPOINTS or checkpoints/)")
     parser.add_argument("--app", default=str(ROOT / "app.py"), help="the app to serve (another checkout's, to compare before and after)")
+    parser.add_argument("--client", choices=["page", "gradio_client"], default="page", help="how sessions talk to the app: as the page does (default), or through gradio_client")
     parser.add_argument("--time-limit", type=float, default=600, help="seconds per phase; sessions past it stop")
     args = parser.parse_args(argv)
 
@@ -336,7 +394,7 @@ def main(argv=None) -> int:
         images = session_images(most, args.size, work)
         scripts = [script(i, args.rounds, args.tokens, args.size) for i in range(most)]
         print(
-            f"checkpoint {args.checkpoint}, {args.tokens} tokens at {args.size} px, {args.rounds} rounds per session; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
+            f"checkpoint {args.checkpoint}, {args.tokens} tokens at {args.size} px, {args.rounds} rounds per session, {args.client} clients; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
         )
         references, ok = phase("reference", most, images, scripts, args, work, concurrent=False)
         for count in args.sessions:

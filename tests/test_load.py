@@ -23,9 +23,10 @@ import loadtest  # noqa: E402 (the script beside app.py)
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")  # gradio's own use of pandas
 
 
-def test_two_sessions_at_once_get_their_own_right_answers(tmp_path, capsys):
+@pytest.mark.parametrize("client", ["page", "gradio_client"])
+def test_two_sessions_at_once_get_their_own_right_answers(tmp_path, capsys, client):
     make_checkpoints(tmp_path / "checkpoints")
-    argv = ["--sessions", "2", "--rounds", "1", "--size", "128", "--tokens", "4", "--checkpoint", "vanilla-tiny"]
+    argv = ["--sessions", "2", "--rounds", "1", "--size", "128", "--tokens", "4", "--checkpoint", "vanilla-tiny", "--client", client]
     code = loadtest.main([*argv, "--checkpoints", str(tmp_path / "checkpoints"), "--time-limit", "300"])
     printed = capsys.readouterr().out
     assert code == 0, printed
