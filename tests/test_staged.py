@@ -106,3 +106,47 @@ def test_stages_travel_with_saved_tokens(tmp_path):
     assert vle_core.Tokens.cat([tokens[2], tokens[0]]).stage.tolist() == [9, 5]
     with pytest.raises(ValueError, match="stages"):
         vle_core.Tokens(tokens.latents, tokens.mean, tokens.std, (16, 16), torch.tensor([1, 0, 2]))
+
+
+def test_stage_film_starts_as_the_model_without_it_and_then_shapes_each_stage_alone():
+    """A staged VLE's weights load into the same model with stage_film, which then rebuilds
+    exactly what it did; a stage's scale and shift change that stage's tokens and no other's."""
+    torch.manual_seed(0)
+    plain = random_staged_model()
+    with torch.no_grad():  # residual blocks start as the identity, where a scale inside them shows nothing
+        for name, weight in plain.named_parameters():
+            if ".conv2." in name:
+                weight.normal_(0, 0.1)
+    film = vle_core.build_model(vle_core.preset("vanilla-tiny-staged-film"))
+    missing, unexpected = film.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all(".film" in name for name in missing) and not unexpected
+    image = synthetic_image(48, 64)
+    before = vle_core.VLE(plain, device="cpu").encode(image, 3)
+    after = vle_core.VLE(film, device="cpu").encode(image, 3)
+    np.testing.assert_allclose(after.reconstructions, before.reconstructions, atol=1e-6)
+    with torch.no_grad():
+        for name, weight in film.named_parameters():
+            if ".film" in name:
+                weight[1].normal_(0, 0.5)  # stage 2 only
+    changed = vle_core.VLE(film, device="cpu").render(before.tokens).contributions
+    np.testing.assert_allclose(changed[0], before.contributions[0], atol=1e-6)
+    np.testing.assert_allclose(changed[2], before.contributions[2], atol=1e-6)
+    assert np.abs(changed[1] - before.contributions[1]).max() > 1e-3
+
+
+def test_stage_film_needs_stages():
+    with pytest.raises(ValueError, match="stage_film"):
+        vle_core.preset("vanilla-tiny", stage_film=True)
+
+
+def test_init_continues_a_staged_run_with_stage_film_but_not_back(tmp_path):
+    common = dict(data="scenes", batch=2, crop=32, max_tokens=2, warmup=1, save_every=1, sample_every=1)
+    train(TrainConfig(preset="vanilla-tiny-staged", **common, steps=2, out=str(tmp_path / "plain")))
+    train(TrainConfig(preset="vanilla-tiny-staged-film", **common, steps=1, lr=0.0, init=str(tmp_path / "plain" / "model"), out=str(tmp_path / "film")))
+    plain, _ = vle_core.read_checkpoint(tmp_path / "plain" / "model")
+    film, _ = vle_core.read_checkpoint(tmp_path / "film" / "model")
+    for name, weight in film.state_dict().items():
+        expected = torch.zeros_like(weight) if ".film" in name else plain.state_dict()[name]
+        torch.testing.assert_close(weight, expected, msg=name)
+    with pytest.raises(SystemExit, match="different model"):
+        train(TrainConfig(preset="vanilla-tiny-staged", **common, steps=1, init=str(tmp_path / "film" / "model"), out=str(tmp_path / "back")))

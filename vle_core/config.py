@@ -33,6 +33,11 @@ class VLEConfig:
     # a shared linear code cannot do it at all (token 2 lands in token 1's subspace, where nothing
     # is left), and in a few CPU-hours a shared non-linear one does it poorly (README, "Shipped checkpoints").
     stages: int = 0
+    # A staged VLE's stages otherwise differ in their linear code and one learned vector at the
+    # first layer, so its non-linear path is nearly one for all tokens. With stage_film, every
+    # residual block also scales and shifts its channels per stage (nets.StageFiLM): each token
+    # can use the shared channels its own way, for 2 x channels parameters per block and stage.
+    stage_film: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
@@ -44,6 +49,8 @@ class VLEConfig:
             raise ValueError(f"channel counts and multipliers must be positive: {self}")
         if self.stages < 0:
             raise ValueError(f"stages must be 0 (E and D shared by every token) or positive, got {self.stages}")
+        if self.stage_film and not self.stages:
+            raise ValueError("stage_film scales features per token stage: it needs a staged VLE (stages > 0)")
 
     @property
     def kind(self) -> str:
@@ -117,6 +124,10 @@ PRESETS: dict[str, VLEConfig] = {
     # space-to-depth by 4 replaces both fine levels, so every convolution runs at 1/4 or 1/8 resolution,
     # and the decoder narrows as it upsamples. Staged and started as patch-PCA, as vanilla-cpu-staged.
     "vanilla-cpu-light": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48),
+    # The same, with a scale and shift per stage in every residual block (stage_film): a non-linear
+    # path of each token's own, for the late tokens, which vanilla-cpu-light codes little better than
+    # patch-PCA. Starts from a vanilla-cpu-light checkpoint (train.py --init), unchanged at first.
+    "vanilla-cpu-light-film": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48, stage_film=True),
     # mask_loss_weight 0: S's regions never enter what earlier tokens took, so Eq. (5)'s distinctness
     # is built in, and its "no empty mask" half pushes a small object's mask to cover the image
     # (a run with it decoded one full grey mask, then empty ones, by step 250).
@@ -172,6 +183,7 @@ PRESETS: dict[str, VLEConfig] = {
     # For tests: a few thousand parameters, trains in seconds.
     "vanilla-tiny": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2)),
     "vanilla-tiny-staged": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3),
+    "vanilla-tiny-staged-film": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3, stage_film=True),
     "masked-tiny": MaskedVLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), memory_channels=8),
     "masked-tiny-photos": MaskedVLEConfig(
         base_channels=8,

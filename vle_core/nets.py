@@ -32,18 +32,29 @@ class ChannelNorm(nn.Module):
 
 
 class ResBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, dropout: float = 0.0):
+    """Two 3x3 convolutions and a skip. With `stages`, each normalisation is followed by a scale
+    and shift of each channel per token stage (StageFiLM), so that every stage can weigh the
+    block's channels its own way."""
+
+    def __init__(self, cin: int, cout: int, dropout: float = 0.0, stages: int = 0):
         super().__init__()
         self.norm1, self.conv1 = ChannelNorm(cin), nn.Conv2d(cin, cout, 3, padding=1)
         self.norm2, self.conv2 = ChannelNorm(cout), nn.Conv2d(cout, cout, 3, padding=1)
         self.dropout = nn.Dropout(dropout)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.film1 = StageFiLM(stages, cin) if stages else None
+        self.film2 = StageFiLM(stages, cout) if stages else None
         nn.init.zeros_(self.conv2.weight)  # each block starts as the identity: deep stacks train from step 0
         nn.init.zeros_(self.conv2.bias)
 
-    def forward(self, x):
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+    def forward(self, x, stage=None):
+        h = self.norm1(x)
+        if self.film1 is not None:
+            h = self.film1(h, stage)
+        h = self.norm2(self.conv1(F.silu(h)))
+        if self.film2 is not None:
+            h = self.film2(h, stage)
+        h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
 
@@ -105,6 +116,27 @@ class StageEmbedding(nn.Module):
         return h + _stage_rows(self.weight, stage)[:, :, None, None]
 
 
+class StageFiLM(nn.Module):
+    """A scale and a shift of each channel per token stage (FiLM): h * (1 + gamma_n) + beta_n.
+    Zero at first, so a block with it computes what it computed without (a checkpoint trained
+    without it loads unchanged, train.py --init)."""
+
+    def __init__(self, stages: int, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(stages, 2, channels))
+
+    def forward(self, h, stage):
+        gamma, beta = _stage_rows(self.weight, stage)[:, :, :, None, None].unbind(1)
+        return h * (1 + gamma) + beta
+
+
+def run_layers(layers, h, stage):
+    """Apply a stack of layers in order, passing the token stage to the residual blocks."""
+    for layer in layers:
+        h = layer(h, stage) if isinstance(layer, ResBlock) else layer(h)
+    return h
+
+
 def _stage_rows(weight, stage):
     """weight[n - 1] for each token's stage n, in a batch: [B, ...]; past the last stage, the last."""
     return weight[stage.clamp(1, len(weight)) - 1]
@@ -148,15 +180,16 @@ class Encoder(nn.Module):
         self.conv_in = nn.Conv2d(in_channels * config.stem**2, widths[0], 3, padding=1)
         self.memory = ConvLSTM(widths[0], memory_channels) if memory_channels else None
         self.memory_out = nn.Conv2d(memory_channels, widths[0], 1) if memory_channels else None
+        film = config.stages if config.stage_film else 0
         layers, cin = [], widths[0]
         for level, width in enumerate(widths):
             for _ in range(config.blocks_per_level):
-                layers.append(ResBlock(cin, width, config.dropout))
+                layers.append(ResBlock(cin, width, config.dropout, film))
                 cin = width
             if level < len(widths) - 1:
                 layers.append(nn.Conv2d(cin, cin, 3, stride=2, padding=1))
         if config.attention:
-            layers += [SelfAttention(cin), ResBlock(cin, cin, config.dropout)]
+            layers += [SelfAttention(cin), ResBlock(cin, cin, config.dropout, film)]
         self.layers = nn.Sequential(*layers)
         self.norm_out = ChannelNorm(cin)
         self.conv_out = nn.Conv2d(cin, config.latent_channels, 3, padding=1)
@@ -174,7 +207,7 @@ class Encoder(nn.Module):
         if self.memory is not None:
             m, state = self.memory(h, state)
             h = h + self.memory_out(m)
-        h = self.layers(h)
+        h = run_layers(self.layers, h, stage)
         z = self.conv_out(F.silu(self.norm_out(h)))
         if self.staged:
             z = z + self.linear(F.pixel_unshuffle(x, DOWNSAMPLING), stage)
@@ -188,12 +221,13 @@ class Decoder(nn.Module):
         super().__init__()
         widths = _widths(config)[::-1]
         cin = widths[0]
+        film = config.stages if config.stage_film else 0
         layers = [nn.Conv2d(config.latent_channels, cin, 3, padding=1)]
         if config.attention:
-            layers += [ResBlock(cin, cin, config.dropout), SelfAttention(cin)]
+            layers += [ResBlock(cin, cin, config.dropout, film), SelfAttention(cin)]
         for level, width in enumerate(widths):
             for _ in range(config.blocks_per_level):
-                layers.append(ResBlock(cin, width, config.dropout))
+                layers.append(ResBlock(cin, width, config.dropout, film))
                 cin = width
             if level < len(widths) - 1:
                 cout = widths[level + 1] if config.narrow_upsampling else cin
@@ -214,7 +248,7 @@ class Decoder(nn.Module):
         h = self.layers[0](z)  # the convolution from the latent
         if self.staged:
             h = self.stage_embedding(h, stage)
-        y = self.unstem(self.conv_out(F.silu(self.norm_out(self.layers[1:](h)))))
+        y = self.unstem(self.conv_out(F.silu(self.norm_out(run_layers(self.layers[1:], h, stage)))))
         if self.staged:
             y = y + F.pixel_shuffle(self.linear(z, stage), DOWNSAMPLING)
         return y

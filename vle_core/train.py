@@ -107,6 +107,17 @@ def weight_shapes(model) -> dict:
     return {name: tuple(t.shape) for name, t in model.state_dict().items()}
 
 
+def new_identity_weights(initial, model) -> list[str] | None:
+    """The weights `model` has and the checkpoint `initial` lacks, where starting them at zero keeps
+    the checkpoint's model exactly (stage FiLM: a vanilla-cpu-light checkpoint continues as
+    vanilla-cpu-light-film). None if anything else differs: a weight missing from `model`, a shape."""
+    have, want = weight_shapes(initial), weight_shapes(model)
+    added = sorted(set(want) - set(have))
+    if set(have) - set(want) or any(have[name] != want[name] for name in have) or not all(".film" in name for name in added):
+        return None
+    return added
+
+
 def batches(data, batch: int, sampler: torch.Generator, workers: int, pin_memory: bool):
     """Endless batches [batch, 3, crop, crop] of random items (drawn with replacement by `sampler`).
     workers 0: built in this process, so torch's global RNG (crops, flips) and `sampler` are all
@@ -170,9 +181,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
         raw_model.init_linear_code(linear_code(data).to(device))
     if cfg.init:  # every rank loads the same weights, so the ranks start in sync
         initial, _ = read_checkpoint(cfg.init)
-        if type(initial.config) is not type(model_config) or weight_shapes(initial) != weight_shapes(raw_model):
+        added = new_identity_weights(initial, raw_model)
+        if type(initial.config) is not type(model_config) or added is None:
             raise SystemExit(f"--init {cfg.init} holds a different model than preset {cfg.preset}: {initial.config} != {model_config}")
-        raw_model.load_state_dict(initial.state_dict())  # same weights; settings without weights (S's) are the preset's
+        raw_model.load_state_dict(initial.state_dict(), strict=not added)  # settings without weights (S's) are the preset's
+        if added and master:
+            print(f"--init: {len(added)} weights the checkpoint lacks start at zero (stage_film: the checkpoint's model exactly)")
     optimiser = torch.optim.Adam(raw_model.parameters(), lr=cfg.lr)
     samples = None
     if master:  # the same sample images in every run, drawn without touching the training stream
