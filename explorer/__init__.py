@@ -10,7 +10,7 @@ The files follow a request's path (the model itself lives in vle_core; nothing h
     images.py       an upload read and checked; views written as JPEG (or PNG) files
     session.py      what gr.State holds, and the model and cache entry it points at
     models.py       checkpoints found in a folder, loaded once; the only calls into the model
-    worker.py       the encoder in a child process at a lower CPU priority, so cheap events go first
+    worker.py       optional (VLE_ENCODE_WORKER=1): the encoder in a child process at a lower CPU priority
     cache.py        encodings cached on disk and in memory, and their quality figures
     edits.py        the edit history replayed into the edited tokens, decoded once each
     views.py        pictures of tokens, masks and regions; plots.py the quality chart
