@@ -1,6 +1,6 @@
 """Many users at once: `python app.py` on loopback, driven by N concurrent client sessions.
 
-    python loadtest.py [--sessions 6 12] [--rounds 3] [--size 512] [--tokens 8] [--checkpoint NAME] [--client page|gradio_client]
+    python loadtest.py [--sessions 6 12] [--rounds 3] [--size 512] [--tokens 8] [--checkpoint NAME] [--client page|gradio_client] [--browser]
 
 Each session has its own image (a crop of an assets/ picture, its own size) and a script drawn
 from its own seed: encode, then rounds of two slider steps, a move, a token switched off, an undo
@@ -11,6 +11,9 @@ at the session's own image size and close to the reference's, the captions and t
 PSNR as in the reference, and an undo showing exactly what was shown before the undone edit.
 Printed: p50 / p95 latency per kind of event (request to answer as a client sees it: queue and
 work; the pictures are fetched after), the requests, the errors and the server's peak RSS.
+
+With --browser, each load phase is followed by one in which a real browser's page steps the
+slider while the other sessions repeat their scripts (`browser_phase`).
 
 Each session speaks the page's own protocol, as the browser does (`PageClient`), or, with
 --client gradio_client, goes through gradio_client, which polls for its answers every 50 ms and
@@ -235,7 +238,7 @@ def kind_of(step: tuple) -> str:
     return {"encode": "encode", "token": "slider", "move": "edit", "switch": "edit", "undo": "edit"}.get(step[0], "export")
 
 
-def run_session(url: str, i: int, image: Path, steps: list, args, deadline: float, start: threading.Barrier | None) -> Run:
+def run_session(url: str, i: int, image: Path, steps: list, args, deadline: float, start: threading.Barrier | None, stop: threading.Event | None = None) -> Run:
     from gradio_client import Client, handle_file
 
     from explorer.images import display_scale
@@ -254,7 +257,7 @@ def run_session(url: str, i: int, image: Path, steps: list, args, deadline: floa
         start.wait()
     edits = []  # the edited picture's digest after each edit not undone, for the undo check
     for step in steps:
-        if time.time() > deadline:
+        if time.time() > deadline or (stop is not None and stop.is_set()):
             run.stopped_early = True
             break
         t0 = time.perf_counter()
@@ -375,6 +378,69 @@ def phase(name: str, sessions: int, images, scripts, args, work: Path, concurren
     return runs, not errors and not problems and not stopped
 
 
+def browser_phase(sessions: int, images, args, work: Path) -> bool:
+    """What a user sees: one page in a real headless browser (Debian's chromium, driven by
+    playwright) encodes its image and steps the slider, each step timed from the key press to the
+    new reconstruction loaded in the page (answer, picture fetched, decoded), while sessions - 1
+    PageClient sessions repeat their scripts against the same server. The browser shares this
+    machine's cores with the server, as a user's would not: a pessimistic figure."""
+    from playwright.sync_api import sync_playwright
+
+    folder = work / f"browser-{sessions}"
+    folder.mkdir()
+    server = Server(folder, args.checkpoints, Path(args.app).resolve(), extra_env={"VLE_DEFAULT_CHECKPOINT": args.checkpoint})
+    done = threading.Event()
+    times, errors = [], []
+
+    def busy(i):
+        while not done.is_set():
+            run = run_session(server.url, i, images[i], script(i, args.rounds, args.tokens, args.size), args, time.time() + args.time_limit, None, done)
+            errors.extend(run.errors)
+
+    threads = [threading.Thread(target=busy, args=(i,), daemon=True) for i in range(sessions - 1)]
+    try:
+        for t in threads:
+            t.start()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=args.browser, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.on("pageerror", lambda e: errors.append(f"browser: {e}"))
+                page.goto(server.url)
+                page.wait_for_selector(".gradio-container", timeout=1000 * args.time_limit)
+                page.locator("#image input[type=file]").set_input_files(str(images[sessions - 1]))
+                page.wait_for_function("() => { const i = document.querySelector('#strip img'); return i && i.src; }", timeout=1000 * args.time_limit)
+                slider = page.locator("#tokens input[type=range]")
+                n = int(slider.get_attribute("max"))  # the page's own token count for the checkpoint, at its own working size
+                slider.focus()
+                for i in range(args.browser_steps):
+                    shown = page.locator("#recon img").get_attribute("src")
+                    t0 = time.perf_counter()
+                    page.keyboard.press("ArrowLeft" if (i // max(n - 1, 1)) % 2 == 0 else "ArrowRight")  # from k = n down to 1 and back
+                    page.wait_for_function(
+                        "(old) => { const i = document.querySelector('#recon img'); return i && i.src !== old && i.complete && i.naturalWidth > 0; }",
+                        arg=shown,
+                        timeout=1000 * args.time_limit,
+                    )
+                    times.append(time.perf_counter() - t0)
+                    time.sleep(0.3)  # a user's pace, and the other sessions' turn
+            finally:
+                browser.close()
+    except Exception as e:  # the browser failed: said, and the phase fails
+        errors.append(f"browser: {type(e).__name__}: {e}")
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+        server.stop()
+    print(f"\nbrowser-{sessions}: a browser page ({args.checkpoint} at the page's defaults) and {sessions - 1} sessions at once")
+    print(f"  slider, key press to the new picture shown in the browser: {percentiles(times)}")
+    print(f"  errors {len(errors)}")
+    for line in errors[:20]:
+        print("   ", line)
+    return not errors and len(times) == args.browser_steps
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[6, 12], help="session counts, one phase each")
@@ -385,6 +451,8 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoints", default=None, help="folder of checkpoints (default: the app's, VLE_CHECKPOINTS or checkpoints/)")
     parser.add_argument("--app", default=str(ROOT / "app.py"), help="the app to serve (another checkout's, to compare before and after)")
     parser.add_argument("--client", choices=["page", "gradio_client"], default="page", help="how sessions talk to the app: as the page does (default), or through gradio_client")
+    parser.add_argument("--browser", nargs="?", const="/usr/bin/chromium", default=None, help="also step the slider in a real browser (chromium at this path) beside the other sessions")
+    parser.add_argument("--browser-steps", type=int, default=30, help="slider steps the browser times")
     parser.add_argument("--time-limit", type=float, default=600, help="seconds per phase; sessions past it stop")
     args = parser.parse_args(argv)
 
@@ -400,6 +468,8 @@ def main(argv=None) -> int:
         for count in args.sessions:
             _, good = phase(f"load-{count}", count, images, scripts, args, work, concurrent=True, references=references)
             ok = ok and good
+            if args.browser:
+                ok = browser_phase(count, images, args, work) and ok
         print(f"\nload average after: {os.getloadavg()[0]:.2f}; {'all answers right' if ok else 'FAILED'}")
     return 0 if ok else 1
 

@@ -59,3 +59,15 @@ def test_past_the_queue_bound_a_request_is_refused_as_busy(tmp_path, monkeypatch
     finally:
         demo.close()
         explorer.configure()
+
+
+def test_a_browser_steps_the_slider_beside_the_other_sessions(tmp_path, capsys):
+    from test_browser import CHROMIUM, need_browser
+
+    need_browser()
+    make_checkpoints(tmp_path / "checkpoints")
+    argv = ["--sessions", "2", "--rounds", "1", "--size", "128", "--tokens", "4", "--checkpoint", "vanilla-tiny", "--browser", CHROMIUM, "--browser-steps", "4"]
+    code = loadtest.main([*argv, "--checkpoints", str(tmp_path / "checkpoints"), "--time-limit", "300"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "browser-2: a browser page (vanilla-tiny at the page's defaults) and 1 sessions at once" in printed and "(n=4)" in printed
