@@ -307,13 +307,20 @@ class Precursor(nn.Module):
             blocked = blocked + region  # the next seed starts elsewhere
         # Every try grew a speck: the strongest residual sits on rims and highlights, while a large
         # region (a flat background, which normalisation brings near zero) is left. Propose the
-        # free colour group that most free pixels share instead, if it grows larger.
-        seed, seed_colour = self.seed(colours, taken, energy, rule="largest")
-        region = self.grow(colours, taken, seed, seed_colour)
-        better = ~done & (_area(region) > area)
-        return torch.where(better[:, None, None, None], region, proposal)
+        # free colour group that most free pixels share instead, if it grows larger: that group's
+        # pixel on the 12 x 12 grid of candidates, or on a grid of every pixel, which also finds a
+        # small object between the coarse grid's points but may pick scattered rim pixels of one
+        # colour whose connected region is a speck. The larger of the two regions wins.
+        for every_pixel in (False, True):
+            seed, seed_colour = self.seed(colours, taken, energy, rule="largest", every_pixel=every_pixel)
+            region = self.grow(colours, taken, seed, seed_colour)
+            region_area = _area(region)
+            better = ~done & (region_area > area)
+            proposal = torch.where(better[:, None, None, None], region, proposal)
+            area = torch.where(better, region_area, area)
+        return proposal
 
-    def seed(self, residual, taken, energy=None, rule=None):
+    def seed(self, residual, taken, energy=None, rule=None, every_pixel=False):
         """Where the next region starts, and its colour. residual: the colours S groups; energy:
         [B, 1, H, W] what is left to rebuild per pixel (the "energy" rule); rule: the seed rule,
         S's own (precursor_seed) unless given. Returns (seed [B, 1], the flat index of a pixel;
@@ -327,6 +334,7 @@ class Precursor(nn.Module):
         "energy": of the same candidates, the free one whose colour group holds the most residual
         energy: matching pursuit over regions. The largest region of a photo is often its smoothest,
         where a whole-image first token has left little to rebuild.
+        every_pixel: candidates on a grid of ~4096 pixels instead of 12 x 12 (S's fallback, below).
         """
         B, _, H, W = residual.shape
         rule = rule or self.seed_rule
@@ -334,16 +342,18 @@ class Precursor(nn.Module):
             energy = residual.pow(2).sum(1, keepdim=True)
             seed = (torch.log(energy + 1e-3) - self.taken_penalty * taken).flatten(1).argmax(1, keepdim=True)
             return seed, residual.flatten(2).gather(2, seed[:, None].expand(B, 3, 1))[..., None]
-        ys = torch.linspace(0, H - 1, min(H, 12), device=residual.device).round().long()
-        xs = torch.linspace(0, W - 1, min(W, 12), device=residual.device).round().long()
+        stride = max(1, round(math.sqrt(H * W / 4096)))  # counting on a grid of ~4096 pixels estimates the share well enough
+        if every_pixel:  # each pixel of that grid is a candidate too: a small region between the 12 x 12 grid's points is found
+            ys, xs = torch.arange(0, H, stride, device=residual.device), torch.arange(0, W, stride, device=residual.device)
+        else:
+            ys = torch.linspace(0, H - 1, min(H, 12), device=residual.device).round().long()
+            xs = torch.linspace(0, W - 1, min(W, 12), device=residual.device).round().long()
         candidates = (ys[:, None] * W + xs[None, :]).flatten().expand(B, -1)  # (B, K) flat indices
         candidate_colours = residual.flatten(2).gather(2, candidates[:, None].expand(B, 3, -1))  # (B, 3, K)
-        stride = max(1, round(math.sqrt(H * W / 4096)))  # counting on a grid of ~4096 pixels estimates the share well enough
         colours = residual[..., ::stride, ::stride].flatten(2)  # (B, 3, P)
         free = (taken[..., ::stride, ::stride].flatten(1) < 0.5).float()  # (B, P)
-        near = (candidate_colours.unsqueeze(-1) - colours.unsqueeze(2)).pow(2).sum(1) < min(self.tau, self.sigma) ** 2  # (B, K, P): a colour group is no wider than a step
         weight = free if rule == "largest" else free * energy[..., ::stride, ::stride].flatten(1)
-        share = (near.float() * weight[:, None]).sum(-1)
+        share = _colour_share(candidate_colours, colours, weight, min(self.tau, self.sigma))
         share = share - (share.max(1, keepdim=True).values + 1) * (taken.flatten(1).gather(1, candidates) >= 0.5).float()  # taken candidates last
         best = share.argmax(1, keepdim=True)
         return candidates.gather(1, best), candidate_colours.gather(2, best[:, None].expand(B, 3, 1))[..., None]
@@ -391,6 +401,17 @@ class LearnedPrecursor(nn.Module):
         paper's S sees the residual). Returns [B, 1, H, W] in [0, 1]."""
         logits = self.conv_out(F.silu(self.blocks(self.conv_in(torch.cat([residual, taken], dim=1)))))
         return torch.sigmoid(logits) * (1 - taken)
+
+
+def _colour_share(candidate_colours, colours, weight, width: float):
+    """(B, 3, K) candidate colours, (B, 3, P) pixel colours and (B, P) weights -> (B, K): the weight
+    of the pixels within `width` of each candidate's colour (its colour group: no wider than a
+    step). Candidates in chunks, so that every pixel of an image can be one."""
+    shares = []
+    for chunk in candidate_colours.split(64, dim=2):
+        near = (chunk.unsqueeze(-1) - colours.unsqueeze(2)).pow(2).sum(1) < width**2  # (B, k, P)
+        shares.append((near.float() * weight[:, None]).sum(-1))
+    return torch.cat(shares, dim=1)
 
 
 def _area(region):
