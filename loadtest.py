@@ -17,8 +17,10 @@ slider while the other sessions repeat their scripts (`browser_phase`).
 
 Each session speaks the page's own protocol, as the browser does (`PageClient`), or, with
 --client gradio_client, goes through gradio_client, which polls for its answers every 50 ms and
-so adds 50-100 ms to each (README, "Load, limits and bad input"). Bounded: --rounds per session and --time-limit
-seconds per phase (a session past it stops, and that is reported). Loopback only.
+so adds 50-100 ms to each (README, "Load, limits and bad input").
+
+Bounded: --rounds per session and --time-limit seconds per phase (a session past it stops, and
+that is reported). Loopback only.
 """
 
 import argparse
@@ -307,6 +309,8 @@ def run_session(url: str, i: int, image: Path, steps: list, args, deadline: floa
                 run.problems.append(f"session {i}: undo did not return exactly to the picture before the undone edit")
             edits = edits[:-1] if step[0] == "undo" else edits + [answer.digest]
         run.answers.append(answer)
+    if isinstance(client, PageClient):
+        client.http.close()
     return run
 
 
