@@ -376,7 +376,7 @@ def phase(name: str, sessions: int, images, scripts, args, work: Path, concurren
     print(f"\n{name}: {sessions} session{'s' * (sessions > 1)} {'at once' if concurrent else 'one after the other'}, {requests} requests")
     for kind in KINDS:
         print(f"  {kind:7s} {percentiles([t for r in runs for t in r.times[kind]])}")
-    print(f"  server peak RSS (with its encode worker) {peak:.0f} MB; errors {len(errors)}; wrong answers {len(problems)}; sessions stopped by the time limit {stopped}")
+    print(f"  server peak RSS (with its encode worker, if on) {peak:.0f} MB; errors {len(errors)}; wrong answers {len(problems)}; sessions stopped by the time limit {stopped}")
     for line in (errors + problems)[:20]:
         print("   ", line)
     return runs, not errors and not problems and not stopped

@@ -298,9 +298,7 @@ class Precursor(nn.Module):
             if proposal is None:
                 proposal, area, done = region, region_area, region_area >= self.min_area
             else:
-                better = ~done & (region_area > area)
-                proposal = torch.where(better[:, None, None, None], region, proposal)
-                area = torch.where(better, region_area, area)
+                proposal, area = _keep_larger(proposal, area, region, region_area, ~done)
                 done = done | (region_area >= self.min_area)
             if bool(done.all()):
                 return proposal
@@ -314,10 +312,7 @@ class Precursor(nn.Module):
         for every_pixel in (False, True):
             seed, seed_colour = self.seed(colours, taken, energy, rule="largest", every_pixel=every_pixel)
             region = self.grow(colours, taken, seed, seed_colour)
-            region_area = _area(region)
-            better = ~done & (region_area > area)
-            proposal = torch.where(better[:, None, None, None], region, proposal)
-            area = torch.where(better, region_area, area)
+            proposal, area = _keep_larger(proposal, area, region, _area(region), ~done)
         return proposal
 
     def seed(self, residual, taken, energy=None, rule=None, every_pixel=False):
@@ -412,6 +407,13 @@ def _colour_share(candidate_colours, colours, weight, width: float):
         near = (chunk.unsqueeze(-1) - colours.unsqueeze(2)).pow(2).sum(1) < width**2  # (B, k, P)
         shares.append((near.float() * weight[:, None]).sum(-1))
     return torch.cat(shares, dim=1)
+
+
+def _keep_larger(proposal, area, region, region_area, open_):
+    """Per image where `open_` ([B] bool), the region (its area: region_area) instead of the
+    proposal if it covers more. Returns (proposal, area)."""
+    better = open_ & (region_area > area)
+    return torch.where(better[:, None, None, None], region, proposal), torch.where(better, region_area, area)
 
 
 def _area(region):
