@@ -8,7 +8,7 @@ from scipy.io import savemat
 
 import vle_core
 from vle_core import metrics
-from vle_core.evaluate import BASELINES, bsds_segmentation_suite, human_segmentations, scene_suite
+from vle_core.evaluate import BASELINES, bsds_segmentation_suite, human_segmentations, scene_suite, set_precursor, tune_precursor
 
 
 def write_ground_truth(path, segmentations):
@@ -56,6 +56,55 @@ def test_bsds_segmentation_suite_scores_against_every_annotator(tmp_path, monkey
         Image.fromarray(image).save(root / "images" / "test" / f"{name}.jpg", quality=95)
         write_ground_truth(root / "groundTruth" / "test" / f"{name}.mat", [halves])
     assert bsds_segmentation_suite(masked_tiny, n_tokens=3, every=2)["images"] == 2
+
+
+def two_tone() -> torch.Tensor:
+    """[1, 3, 32, 32] in [-1, 1]: a left half and a right half of slightly different grey."""
+    x = torch.full((1, 3, 32, 32), -0.2)
+    x[..., 16:] = 0.2
+    return x
+
+
+def test_set_precursor_changes_what_S_proposes_and_nothing_else(masked_tiny):
+    weights = {name: t.clone() for name, t in masked_tiny.model.state_dict().items()}
+    first = {}
+    for tau in (10.0, 0.5):  # wide enough to join both halves, then narrow enough to keep one
+        set_precursor(masked_tiny, precursor_tau=tau, precursor_sigma=10.0, precursor_seed="largest")
+        assert masked_tiny.model.precursor.tau == tau and masked_tiny.model.config.precursor_tau == tau
+        first[tau] = vle_core.residual_loop(masked_tiny.model, two_tone(), 1).proposals[0][0, 0]
+    assert (first[10.0] > 0.5).float().mean() == 1.0
+    assert (first[0.5] > 0.5).float().mean() == 0.5
+    for name, t in masked_tiny.model.state_dict().items():  # S has no weights: E and D are as trained
+        assert torch.equal(t, weights[name])
+
+
+def test_set_precursor_refuses_a_model_without_the_weightless_S():
+    vanilla = vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny")), device="cpu")
+    learned = vle_core.VLE(vle_core.build_model(vle_core.preset("masked-tiny", precursor="learned")), device="cpu")
+    for vle in (vanilla, learned):
+        with pytest.raises(ValueError, match="weightless S"):
+            set_precursor(vle, precursor_tau=0.5)
+
+
+def test_tune_precursor_scores_each_setting_on_train_and_val_only(tmp_path, monkeypatch, capsys, masked_tiny):
+    root = tmp_path / "bsds500"
+    image = np.zeros((24, 32, 3), np.uint8)
+    image[:, 16:] = (200, 40, 40)
+    halves = np.where(np.arange(32) < 16, 1, 2).astype(np.uint16)[None].repeat(24, axis=0)
+    for split in ("train", "val"):  # no test folder: reading it would raise
+        (root / "images" / split).mkdir(parents=True)
+        (root / "groundTruth" / split).mkdir(parents=True)
+        Image.fromarray(image).save(root / "images" / split / "1.jpg", quality=95)
+        write_ground_truth(root / "groundTruth" / split / "1.mat", [halves])
+    monkeypatch.setenv("VLE_DATA", str(tmp_path))
+    vle_core.save_checkpoint(masked_tiny.model, tmp_path / "ckpt", card="# tiny")
+    grid = [{"precursor_tau": 0.5}, {"precursor_tau": 1000.0}]
+    best = tune_precursor(tmp_path / "ckpt", every=1, n_tokens=3, grid=grid)
+    printed = capsys.readouterr().out
+    assert best in grid
+    for settings in grid:
+        assert f"S {settings}: ARI" in printed and "on 2 train+val images" in printed
+    assert "slic with as many segments as the best" in printed and f"best: {best}" in printed
 
 
 @pytest.mark.parametrize("method", sorted(BASELINES))
