@@ -11,8 +11,8 @@ ASSETS = ROOT / "assets"
 CHECKPOINTS = Path(os.environ.get("VLE_CHECKPOINTS", ROOT / "checkpoints"))
 DEFAULT_CHECKPOINT = os.environ.get("VLE_DEFAULT_CHECKPOINT", "vanilla-natural")
 # The checkpoint an example opens in, by file name prefix: scenes in the masked VLE that found their
-# objects; the hats in the photo masked VLE, whose tokens are regions to switch off and move.
-EXAMPLE_CHECKPOINTS = (("scene-", "masked-scenes"), ("kodak-hats", "masked-natural"))
+# objects; the parrots in the photo masked VLE, whose tokens are regions (token 7: the red parrot).
+EXAMPLE_CHECKPOINTS = (("scene-", "masked-scenes"), ("kodak-parrots", "masked-natural"))
 CACHE_DIR = Path(os.environ.get("VLE_CACHE_DIR", ROOT / ".cache" / "encodings"))
 CACHE_MB = int(os.environ.get("VLE_CACHE_MB", "2048"))  # bound of the on-disk encodings cache; 0 switches it off
 EXPORTS = Path(tempfile.gettempdir()) / "vle-explorer-exports"

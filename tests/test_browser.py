@@ -298,12 +298,12 @@ def show_example(page, url: str, example: str, k: int, checkpoint: str | None = 
     page.wait_for_timeout(1500)
 
 
-OBJECT_TOKEN = 5  # masked-natural on kodak-hats at its own 384x256: the front of the yellow hat
+OBJECT_TOKEN = 7  # masked-natural on kodak-parrots at its own 384x256: the red parrot
 
 
 def object_edit_screenshots(page, out: Path) -> None:
     """docs/edit-photo-off.png and edit-photo-moved.png: a region token of the photo masked VLE
-    switched off (its part of the hat goes), then on again and moved up into the sky (it goes along)."""
+    switched off (the red parrot goes), then on again and moved left, between the two (it goes along)."""
     page.get_by_role("tab", name="Edit").click()
     edited = page.locator("#edited img")
     edited.wait_for(state="visible", timeout=TIMEOUT_MS)
@@ -318,7 +318,7 @@ def object_edit_screenshots(page, out: Path) -> None:
     page.locator("#undo").click()
     src = wait_for_new_src(page, "#edited img", src)
     page.wait_for_timeout(1000)
-    click_picture(page, "#edited img", 0.62, 0.22)
+    click_picture(page, "#edited img", 0.45, 0.55)
     wait_for_new_src(page, "#edited img", src)
     page.wait_for_timeout(1500)
     page.screenshot(path=out / "edit-photo-moved.png", full_page=True)
@@ -340,7 +340,7 @@ def screenshots(checkpoints: Path, out: Path = DOCS):
         with sync_playwright() as p:
             browser = open_browser(p)
             page = browser.new_page(viewport={"width": 1440, "height": 1100}, device_scale_factor=1)
-            show_example(page, url, "kodak-parrots.png", 4)
+            show_example(page, url, "kodak-hats.png", 4)
             page.screenshot(path=out / "explorer.png", full_page=True)
 
             page.get_by_role("tab", name="Quality").click()
@@ -369,7 +369,7 @@ def screenshots(checkpoints: Path, out: Path = DOCS):
             # Masked VLEs: one on a generated scene (docs/masks.png), one on a photo (docs/masks-photo.png).
             for name, example, k, picture in (
                 ("masked-scenes", "scene-2000012.png", 4, "masks.png"),
-                ("masked-natural", "kodak-hats.png", 8, "masks-photo.png"),
+                ("masked-natural", "kodak-parrots.png", 8, "masks-photo.png"),
             ):
                 if name in models.checkpoint_names():
                     settings.DEFAULT_CHECKPOINT = name  # new pages open on it
