@@ -167,7 +167,8 @@ PRESETS: dict[str, VLEConfig] = {
     # masks' ARI against the human maps at 8 tokens, S changed on the trained model): seeded where the
     # colour group holds the most residual energy, at tau 1.0 (the first masked-natural's) 0.278, at
     # 0.7 0.281; at the largest colour group, tau 0.6 / 0.7 / 0.8: 0.315 / 0.329 / 0.328; SLIC 0.282
-    # and k-means 0.267 with as many segments. Kodak at 8 tokens fell 0.4 dB (27.75 -> 27.35).
+    # and k-means 0.267 with as many segments. Kodak at 8 tokens fell 0.4 dB (27.75 -> 27.35); 600 more
+    # steps with the new S brought it to 27.56 (checkpoints/masked-natural/README.md).
     "masked-cpu-light-photos": MaskedVLEConfig(
         base_channels=64,
         channel_mults=(1, 2),
