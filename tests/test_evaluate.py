@@ -8,7 +8,7 @@ from scipy.io import savemat
 
 import vle_core
 from vle_core import metrics
-from vle_core.evaluate import BASELINES, bsds_segmentation_suite, human_segmentations, scene_suite, set_precursor, tune_precursor
+from vle_core.evaluate import BASELINES, bsds_segmentation_suite, human_segmentations, scene_suite, tune_precursor
 
 
 def write_ground_truth(path, segmentations):
@@ -69,7 +69,7 @@ def test_set_precursor_changes_what_S_proposes_and_nothing_else(masked_tiny):
     weights = {name: t.clone() for name, t in masked_tiny.model.state_dict().items()}
     first = {}
     for tau in (10.0, 0.5):  # wide enough to join both halves, then narrow enough to keep one
-        set_precursor(masked_tiny, precursor_tau=tau, precursor_sigma=10.0, precursor_seed="largest")
+        masked_tiny.model.set_precursor(precursor_tau=tau, precursor_sigma=10.0, precursor_seed="largest")
         assert masked_tiny.model.precursor.tau == tau and masked_tiny.model.config.precursor_tau == tau
         first[tau] = vle_core.residual_loop(masked_tiny.model, two_tone(), 1).proposals[0][0, 0]
     assert (first[10.0] > 0.5).float().mean() == 1.0
@@ -78,12 +78,14 @@ def test_set_precursor_changes_what_S_proposes_and_nothing_else(masked_tiny):
         assert torch.equal(t, weights[name])
 
 
-def test_set_precursor_refuses_a_model_without_the_weightless_S():
-    vanilla = vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny")), device="cpu")
-    learned = vle_core.VLE(vle_core.build_model(vle_core.preset("masked-tiny", precursor="learned")), device="cpu")
-    for vle in (vanilla, learned):
-        with pytest.raises(ValueError, match="weightless S"):
-            set_precursor(vle, precursor_tau=0.5)
+def test_S_settings_are_refused_for_a_model_without_the_weightless_S(tmp_path, monkeypatch):
+    learned = vle_core.build_model(vle_core.preset("masked-tiny", precursor="learned"))
+    with pytest.raises(ValueError, match="weightless S"):
+        learned.set_precursor(precursor_tau=0.5)
+    vle_core.save_checkpoint(vle_core.build_model(vle_core.preset("vanilla-tiny")), tmp_path / "vanilla", card="# tiny")
+    monkeypatch.setenv("VLE_DATA", str(tmp_path / "no-data"))
+    with pytest.raises(ValueError, match="scores masks"):  # before any data is read: there is none here
+        tune_precursor(tmp_path / "vanilla")
 
 
 def test_tune_precursor_scores_each_setting_on_train_and_val_only(tmp_path, monkeypatch, capsys, masked_tiny):

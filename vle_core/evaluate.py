@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +39,7 @@ from tqdm import tqdm
 
 from . import metrics
 from .checkpoint import load_vle
-from .config import MaskedVLEConfig
 from .data import data_root
-from .nets import Precursor
 from .pca import PatchPCA
 from .scenes import HELDOUT_SEED, SceneSet
 
@@ -282,22 +279,11 @@ def tune_baselines(every: int = 10, k: int = 8) -> dict:
     return best
 
 
-def set_precursor(vle, **settings):
-    """Change a trained masked VLE's weightless S (its precursor_* settings); E and D are untouched,
-    as S has no weights. Returns the VLE."""
-    config = vle.model.config
-    if not isinstance(config, MaskedVLEConfig) or config.precursor != "grown":
-        raise ValueError("only a masked VLE with the weightless S (precursor='grown') has S settings to change")
-    vle.model.config = replace(config, **settings)
-    vle.model.precursor = Precursor(vle.model.config)
-    return vle
-
-
-# The S settings `--tune-precursor` compares: the seed rule and the colour tolerance, the two that
-# moved the masks' ARI on train + val (sigma 2 / 3 / 5 left it as it was; a blur of 5 or 15 pixels
-# and a 3% or 6% smallest region moved it by less than 0.02).
+# The S settings `--tune-precursor` compares: the seed rule and the colour tolerance. S's other
+# settings (sigma, its blur, its smallest region) stay as the checkpoint has them.
 PRECURSOR_GRID = [
-    {"precursor_seed": seed, "precursor_tau": tau} for seed, tau in (("energy", 1.0), ("energy", 0.7), ("largest", 1.0), ("largest", 0.8), ("largest", 0.7), ("largest", 0.6))
+    {"precursor_seed": seed, "precursor_tau": tau}
+    for seed, tau in (("energy", 1.0), ("energy", 0.7), ("largest", 1.0), ("largest", 0.8), ("largest", 0.7), ("largest", 0.6))
 ]
 
 
@@ -305,11 +291,13 @@ def tune_precursor(checkpoint, every: int = 4, n_tokens: int = 8, grid=PRECURSOR
     """S's settings for a trained masked VLE, by its masks' mean ARI against the human maps of every
     `every`-th BSDS500 train + val image at n_tokens; prints the grid, and SLIC and k-means given as
     many segments as the best. Train and val only: test stays held out."""
-    vle, paths = load_vle(checkpoint), train_val_paths()[::every]
+    vle = load_vle(checkpoint)
+    require_masks(vle, "--tune-precursor")
+    paths = train_val_paths()[::every]
     photos = [(read_image(path), human_segmentations(ground_truth_path(path))) for path in paths]
     scores, counts = [], []
     for settings in grid:
-        set_precursor(vle, **settings)
+        vle.model.set_precursor(**settings)
         labels = [metrics.masks_to_labels(vle.encode(image, n_tokens).masks) for image, _ in tqdm(photos, desc=str(settings), leave=False)]
         scores.append(np.mean([human_ari(truths, label) for (_, truths), label in zip(photos, labels)]))
         counts.append([_count(label) for label in labels])

@@ -14,6 +14,8 @@ Where the paper and the authors' code part ways, this implementation chooses:
   S's regions, grouped on the image itself (`precursor_input`), refine what they left.
 """
 
+from dataclasses import replace
+
 import torch
 import torch.nn as nn
 
@@ -52,6 +54,14 @@ class MaskedVLE(nn.Module):
         contribution is their product, the loop's gating is S's proposal (loop.residual_loop)."""
         out = self.decoder(z, stage)
         return denormalise(out[:, :3], mean, std), torch.sigmoid(out[:, 3:])
+
+    def set_precursor(self, **settings) -> None:
+        """Change the weightless S's settings (precursor_*) on a trained model: S has no weights,
+        so E and D stay as trained (`python -m vle_core.evaluate CKPT --tune-precursor`)."""
+        if self.config.precursor != "grown":
+            raise ValueError("only a masked VLE with the weightless S (precursor='grown') has S settings to change")
+        self.config = replace(self.config, **settings)
+        self.precursor = Precursor(self.config)
 
     @torch.no_grad()
     def init_linear_code(self, components: torch.Tensor) -> None:
