@@ -130,6 +130,16 @@ def test_command_line_mistakes_are_one_line_errors(argv, message, tmp_path, monk
     assert exit.value.code == 2 and message in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
+def test_minutes_stops_early_and_saves_a_resumable_state(tmp_path):
+    """A lent GPU's time runs out before --steps: the run stops, saved, and resumes from there."""
+    out = tmp_path / "run"
+    train(TrainConfig(**TINY, out=str(out), steps=1000, minutes=1e-6))
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert state["step"] == 1 and (out / "model" / "model.safetensors").is_file()
+    train(TrainConfig(**TINY, out=str(out), steps=2), resume=True)
+    assert torch.load(out / "state.pt", weights_only=True)["step"] == 2
+
+
 @pytest.mark.parametrize("preset", ["vanilla-tiny", "masked-tiny"])
 def test_bf16_autocast_and_dataloader_workers_train(preset, tmp_path):
     """The GPU run's code paths (bf16 autocast, a DataLoader with workers), exercised on the CPU."""

@@ -213,6 +213,8 @@ PRESETS: dict[str, VLEConfig] = {
 # learned S (a small network on the residual and what is taken), and the authors' distinctness
 # terms on its proposals, its only push away from proposing everything that is left.
 PRESETS["masked-cpu-light-photos-learned-s"] = replace(PRESETS["masked-cpu-light-photos"], precursor="learned", precursor_input="residual", mask_loss_weight=1.0)
+# The paper's masked VLE whole: Section 3.1's E and D and its learned S, for a GPU (256 px crops).
+PRESETS["masked-paper-learned-s"] = replace(PRESETS["masked-paper"], precursor="learned", precursor_input="residual", mask_loss_weight=1.0)
 
 
 def preset(name: str, **overrides) -> VLEConfig:

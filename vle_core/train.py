@@ -74,6 +74,7 @@ class TrainConfig:
     save_every: int = option(500, "steps between saves of state.pt and model/")
     sample_every: int = option(1000, "steps between sample sheets in samples/")
     init: str = option("", "a checkpoint folder whose weights a new run starts from (same preset); the optimiser starts afresh")
+    minutes: float = option(0.0, "stop, saved, after this many minutes of training in this process (a lent GPU's time); 0: no limit")
 
 
 def token_count(step: int, cfg: TrainConfig, low: int) -> int:
@@ -100,6 +101,15 @@ def linear_code(data, crops: int = 2000) -> torch.Tensor:
         torch.manual_seed(0)
         arrays = [((data[int(i)].permute(1, 2, 0).numpy() + 1) / 2) for i in torch.randint(len(data), (crops,))]
     return torch.from_numpy(PatchPCA(arrays).unshuffled_components().copy()).float()
+
+
+def out_of_time(started: float, minutes: float, ddp: bool, device: torch.device) -> bool:
+    """Whether `minutes` have passed since `started`; under DDP, whether they have on any rank, so
+    that every rank stops at the same step."""
+    late = torch.tensor([float(time.perf_counter() - started > 60 * minutes)], device=device)
+    if ddp:
+        dist.all_reduce(late, op=dist.ReduceOp.MAX)
+    return bool(late.item())
 
 
 def weight_shapes(model) -> dict:
@@ -270,6 +280,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
     stream = batches(data, cfg.batch, sampler, workers, pin_memory=cuda)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     bar = tqdm(total=cfg.steps, initial=step, disable=not master, dynamic_ncols=True)
+    started = time.perf_counter()
     while step < cfg.steps:
         t0 = time.perf_counter()
         n_tokens = token_count(step, cfg, low)
@@ -293,12 +304,17 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
             if step % cfg.log_every == 0:
                 record = {"step": step, "tokens": n_tokens, "lr": learning_rate(step - 1, cfg), "seconds": round(seconds, 3)}
                 record.update({k: round(float(v.detach()), 6) for k, v in losses.items()})
+                if cuda:
+                    record["gpu_peak_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
                 with open(out / "log.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
-        if step % cfg.save_every == 0 or step == cfg.steps:
+        last = step == cfg.steps or (cfg.minutes > 0 and out_of_time(started, cfg.minutes, ddp, device))
+        if step % cfg.save_every == 0 or last:
             save()
-        if master and (step % cfg.sample_every == 0 or step == cfg.steps):
+        if master and (step % cfg.sample_every == 0 or last):
             sample_sheet()
+        if last:
+            break
     bar.close()
     if ddp:
         dist.barrier()  # rank 0 may still be drawing samples; tearing gloo down under it aborted rank 1 once in a loaded test
