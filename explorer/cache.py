@@ -22,6 +22,8 @@ from .errors import UserError
 from .images import to_uint8
 from .models import encode_image, render_tokens
 
+F16_MAX = float(np.finfo(np.float16).max)  # contributions are stored as float16
+
 
 @dataclass(eq=False)
 class Entry:
@@ -57,7 +59,7 @@ class Entry:
         return cls(
             image=image,
             tokens=rendering.tokens,
-            contributions=rendering.contributions.astype(np.float16),
+            contributions=np.clip(rendering.contributions, -F16_MAX, F16_MAX).astype(np.float16),  # a huge (loaded) token saturates, not inf
             reconstructions=to_uint8(rendering.reconstructions),
             masks=None if rendering.masks is None else to_uint8(rendering.masks),
             mse=np.array([metrics.mse(target, r) for r in rendering.reconstructions]),

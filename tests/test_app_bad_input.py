@@ -17,15 +17,19 @@ import app_helpers
 import gradio as gr
 import numpy as np
 import pytest
+import torch
 from app_helpers import N, encode, pixels, save_png, scene
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from explorer import edit_tab, export_tab, models, tokens_tab
 from explorer.errors import BadImage, UserError
 from explorer.images import read_image
+from vle_core.tokens import MAX_VALUE
 
 checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
 
@@ -249,6 +253,23 @@ def test_random_bytes_are_an_image_or_a_bad_image(tmp_path, magic, body):
         assert e.message
     else:
         assert array.ndim == 3 and array.shape[2] == 3 and array.dtype == np.uint8 and min(array.shape[:2]) >= 8
+
+
+def test_a_tokens_file_at_the_value_bound_loads_without_overflow(fresh, session):
+    """Latents and std as large as a file may hold decode to additions far past float16's range:
+    the cache stores them saturated, with no inf or NaN on the way to a picture."""
+    _, exported = session
+    tensors = load_file(exported)
+    with safe_open(exported, framework="pt") as f:
+        metadata = f.metadata()
+    tensors["latents"] = torch.full_like(tensors["latents"], MAX_VALUE)
+    tensors["std"] = torch.full_like(tensors["std"], MAX_VALUE)
+    path = fresh / "loud.safetensors"
+    save_file(tensors, str(path), metadata=metadata)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        state = export_tab.on_load_tokens(str(path), "vanilla-tiny")[0]
+    assert state["n"] == N
 
 
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -45,6 +45,8 @@ def test_a_well_formed_file_loads_as_saved(tmp_path):
         ({"stage": torch.tensor([0, 1, 2])}, "stages"),
         ({"mean": None}, "mean"),
         ({"latents": torch.randint(0, 9, (3, 4, 2, 3))}, "finite floats"),
+        ({"latents": torch.full((3, 4, 2, 3), 1e30)}, "within"),
+        ({"std": torch.tensor([[1.0, 2e4, 1.0]] * 3)}, "within"),
     ],
 )
 def test_a_tampered_file_is_refused_with_its_problem_named(tmp_path, replace, problem):

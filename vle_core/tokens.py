@@ -19,6 +19,7 @@ from .config import DOWNSAMPLING
 
 MAX_SIDE = 16384  # px: a tokens file for a larger image is refused before anything is decoded
 MAX_FILE_TOKENS = 1024  # tokens in one file: edits append (transplants), encodes stop at vle.MAX_TOKENS
+MAX_VALUE = 1e4  # latents, mean, std in a file: an encode gives a few tens at most, an app edit (strength <= 10) ten times that
 
 
 def latent_grid(image_size: tuple[int, int]) -> tuple[int, int]:
@@ -92,7 +93,7 @@ class Tokens:
     @classmethod
     def load(cls, path) -> "Tokens":
         """Read a file `save` wrote. Anything else, or a tampered file (wrong shapes for its image
-        size, non-finite values, an absurd size or count), is a ValueError that names the problem;
+        size, non-finite or absurdly large values, an absurd size or count), is a ValueError that names the problem;
         nothing is ever unpickled."""
         path = Path(path)
         try:
@@ -107,6 +108,9 @@ class Tokens:
                 raise ValueError(f"latents of shape {tuple(latents.shape)} do not fit a {size[0]}x{size[1]} image (at most {MAX_FILE_TOKENS} tokens)")
             if not all(t.is_floating_point() and bool(torch.isfinite(t).all()) for t in (latents, mean, std)):
                 raise ValueError("latents, mean and std must be finite floats")
+            largest = max((float(t.abs().max()) for t in (latents, mean, std) if t.numel()), default=0.0)
+            if largest > MAX_VALUE:  # decoded, 1e30 overflows to inf, then NaN pixels
+                raise ValueError(f"latents, mean and std must lie within +-{MAX_VALUE:g}; this file holds larger values")
             stage = tensors.get("stage")  # files before stages: 1..n
             if stage is not None and (stage.is_floating_point() or stage.is_complex() or stage.dtype == torch.bool):
                 raise ValueError(f"token stages must be integers, got {stage.dtype}")
