@@ -60,11 +60,6 @@ def read_image(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
 
 
-def load_images(folder: Path, pattern: str = "*.png") -> list[np.ndarray]:
-    """Every image matching `pattern` in `folder`, sorted by name, as HxWx3 float32 in [0, 1]."""
-    return [read_image(p) for p in image_paths(folder, pattern)]
-
-
 def image_curves(image: np.ndarray, reconstructions, ssim: bool = True) -> dict:
     """One image's MSE, PSNR and SSIM (nan without ssim) against each of its reconstructions."""
     return {
@@ -81,9 +76,14 @@ def token_curves(vle, images, n_tokens: int, ssim: bool = True) -> dict:
     return {metric: np.mean([row[metric] for row in rows], axis=0).tolist() for metric in ("psnr", "mse", "ssim")}
 
 
-def bsds_training_images() -> list[np.ndarray]:
+def train_val_paths() -> list[Path]:
+    """BSDS500 train + val photos, where settings are picked (test stays held out)."""
     root = data_root() / "bsds500" / "images"
-    return load_images(root / "train", "*.jpg") + load_images(root / "val", "*.jpg")
+    return image_paths(root / "train", "*.jpg") + image_paths(root / "val", "*.jpg")
+
+
+def bsds_training_images() -> list[np.ndarray]:
+    return [read_image(path) for path in train_val_paths()]
 
 
 def kodak_paths() -> list[Path]:
@@ -247,12 +247,6 @@ def bsds_segmentation_suite(vle, n_tokens: int, limit: int | None = None, every:
     result = {"ari": float(np.mean(scores["ari"]))}
     result.update({f"ari_{name}": float(np.mean(scores[name])) for name in BASELINES})
     return {**result, "segments": float(np.mean(segments)), "images": len(paths)}
-
-
-def train_val_paths() -> list[Path]:
-    """BSDS500 train + val photos, where settings are picked (test stays held out)."""
-    root = data_root() / "bsds500" / "images"
-    return image_paths(root / "train", "*.jpg") + image_paths(root / "val", "*.jpg")
 
 
 def tune_baselines(every: int = 10, k: int = 8) -> dict:
