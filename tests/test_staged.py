@@ -150,3 +150,48 @@ def test_init_continues_a_staged_run_with_stage_film_but_not_back(tmp_path):
         torch.testing.assert_close(weight, expected, msg=name)
     with pytest.raises(SystemExit, match="different model"):
         train(TrainConfig(preset="vanilla-tiny-staged", **common, steps=1, init=str(tmp_path / "film" / "model"), out=str(tmp_path / "back")))
+
+
+def test_a_context_block_starts_as_the_identity_and_its_decodes_still_move_with_their_latents():
+    """A film model's weights load into the same model with context, which then rebuilds exactly
+    what it did; trained (here: random) context weights change the decode, which still moves by
+    exactly 8 px per latent cell (dilated, not strided), away from the border."""
+    torch.manual_seed(0)
+    film = random_staged_model("vanilla-tiny-staged-film")
+    context = vle_core.build_model(vle_core.preset("vanilla-tiny-staged-context"))
+    missing, unexpected = context.load_state_dict(film.state_dict(), strict=False)
+    assert missing and all(".context." in name for name in missing) and not unexpected
+    image = synthetic_image(48, 64)
+    before = vle_core.VLE(film, device="cpu").encode(image, 2)
+    np.testing.assert_allclose(vle_core.VLE(context, device="cpu").encode(image, 2).reconstructions, before.reconstructions, atol=1e-6)
+
+    with torch.no_grad():
+        for name, weight in context.named_parameters():
+            if ".context.expand" in name:
+                weight.normal_(0, 0.5)
+    z = torch.randn(1, 4, 40, 40, generator=torch.Generator().manual_seed(1))
+    stage = torch.tensor([2])
+    with torch.no_grad():
+        original = context.decoder(z, stage)[0]
+        moved = context.decoder(torch.roll(z, (1, 2), dims=(2, 3)), stage)[0]
+        assert (original - film.decoder(z, stage)[0]).abs().max() > 1e-3
+    inner = np.s_[:, 140:180, 140:180]  # 17 cells from every border: past both receptive fields
+    torch.testing.assert_close(moved[inner], torch.roll(original, (8, 16), dims=(1, 2))[inner], atol=1e-5, rtol=0)
+
+
+def test_context_must_not_be_negative():
+    with pytest.raises(ValueError, match="context"):
+        vle_core.preset("vanilla-tiny-staged", context=-1)
+
+
+def test_init_continues_a_film_run_with_context(tmp_path):
+    common = dict(data="scenes", batch=2, crop=32, max_tokens=2, warmup=1, save_every=1, sample_every=1)
+    train(TrainConfig(preset="vanilla-tiny-staged-film", **common, steps=1, out=str(tmp_path / "film")))
+    train(TrainConfig(preset="vanilla-tiny-staged-context", **common, steps=1, lr=0.0, init=str(tmp_path / "film" / "model"), out=str(tmp_path / "context")))
+    film, _ = vle_core.read_checkpoint(tmp_path / "film" / "model")
+    context, _ = vle_core.read_checkpoint(tmp_path / "context" / "model")
+    for name, weight in context.state_dict().items():
+        if ".context." not in name:
+            torch.testing.assert_close(weight, film.state_dict()[name], msg=name)
+        elif ".expand." in name:
+            assert torch.count_nonzero(weight) == 0, name

@@ -38,6 +38,13 @@ class VLEConfig:
     # residual block also scales and shifts its channels per stage (nets.StageFiLM): each token
     # can use the shared channels its own way, for 2 x channels parameters per block and stage.
     stage_film: bool = False
+    # A late token's residual lies in few places (edges, texture) and E and D see about 7 latent
+    # cells around each one. With context, both also run a bottleneck of two dilated 3x3
+    # convolutions (dilations 2 and 4, `context` channels) at the latent level, beside the
+    # identity, so they see about 4 times farther: a quiet cell's values can code a busy
+    # neighbour's detail. Dilated, not strided, so moving a token by one cell still moves its
+    # decode by 8 px. Its output starts at zero (train.py --init continues a model without it). 0: none.
+    context: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
@@ -47,6 +54,8 @@ class VLEConfig:
             )
         if min(self.base_channels, self.blocks_per_level + 1, self.latent_channels, *self.channel_mults) < 1:
             raise ValueError(f"channel counts and multipliers must be positive: {self}")
+        if self.context < 0:
+            raise ValueError(f"context is a channel count, 0 for none, got {self.context}")
         if self.stages < 0:
             raise ValueError(f"stages must be 0 (E and D shared by every token) or positive, got {self.stages}")
         if self.stage_film and not self.stages:
@@ -130,6 +139,9 @@ PRESETS: dict[str, VLEConfig] = {
     # Measured (README, "Stage FiLM"): +0.08 to +0.15 dB at 2-8 tokens after 3000 steps, about what
     # more training alone gave; with 450 more on 192 px crops, shipped as vanilla-natural.
     "vanilla-cpu-light-film": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48, stage_film=True),
+    # The same, seeing farther at the latent level (context): continues a vanilla-cpu-light-film
+    # checkpoint (train.py --init), unchanged at first.
+    "vanilla-cpu-light-context": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48, stage_film=True, context=64),
     # mask_loss_weight 0: S's regions never enter what earlier tokens took, so Eq. (5)'s distinctness
     # is built in, and its "no empty mask" half pushes a small object's mask to cover the image
     # (a run with it decoded one full grey mask, then empty ones, by step 250).
@@ -191,6 +203,7 @@ PRESETS: dict[str, VLEConfig] = {
     "vanilla-tiny": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2)),
     "vanilla-tiny-staged": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3),
     "vanilla-tiny-staged-film": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3, stage_film=True),
+    "vanilla-tiny-staged-context": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3, stage_film=True, context=8),
     "masked-tiny": MaskedVLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), memory_channels=8),
     "masked-tiny-photos": MaskedVLEConfig(
         base_channels=8,

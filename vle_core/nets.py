@@ -130,6 +130,31 @@ class StageFiLM(nn.Module):
         return h * (1 + gamma) + beta
 
 
+class Context(nn.Module):
+    """h + a bottleneck of two dilated 3x3 convolutions (dilations 2 and 4) over h's latent-level
+    features: E and D see about 4 times farther, at a tenth of a residual block's cost there.
+    Dilated rather than strided, so a decode still moves exactly with its latent. The output
+    convolution starts at zero: the block is the identity until trained (config.context)."""
+
+    def __init__(self, channels: int, width: int, stages: int = 0):
+        super().__init__()
+        self.norm = ChannelNorm(channels)
+        self.film = StageFiLM(stages, channels) if stages else None
+        self.reduce = nn.Conv2d(channels, width, 1)
+        self.near = nn.Conv2d(width, width, 3, padding=2, dilation=2)
+        self.far = nn.Conv2d(width, width, 3, padding=4, dilation=4)
+        self.expand = nn.Conv2d(width, channels, 1)
+        nn.init.zeros_(self.expand.weight)
+        nn.init.zeros_(self.expand.bias)
+
+    def forward(self, h, stage=None):
+        g = self.norm(h)
+        if self.film is not None:
+            g = self.film(g, stage)
+        g = self.far(F.silu(self.near(F.silu(self.reduce(F.silu(g))))))
+        return h + self.expand(F.silu(g))
+
+
 def run_layers(layers, h, stage):
     """Apply a stack of layers in order, passing the token stage to the residual blocks."""
     for layer in layers:
@@ -191,6 +216,7 @@ class Encoder(nn.Module):
         if config.attention:
             layers += [SelfAttention(cin), ResBlock(cin, cin, config.dropout, film)]
         self.layers = nn.Sequential(*layers)
+        self.context = Context(cin, config.context, film) if config.context else None
         self.norm_out = ChannelNorm(cin)
         self.conv_out = nn.Conv2d(cin, config.latent_channels, 3, padding=1)
         self.staged = config.stages > 0
@@ -208,6 +234,8 @@ class Encoder(nn.Module):
             m, state = self.memory(h, state)
             h = h + self.memory_out(m)
         h = run_layers(self.layers, h, stage)
+        if self.context is not None:
+            h = self.context(h, stage)
         z = self.conv_out(F.silu(self.norm_out(h)))
         if self.staged:
             z = z + self.linear(F.pixel_unshuffle(x, DOWNSAMPLING), stage)
@@ -223,6 +251,7 @@ class Decoder(nn.Module):
         cin = widths[0]
         film = config.stages if config.stage_film else 0
         layers = [nn.Conv2d(config.latent_channels, cin, 3, padding=1)]
+        self.context = Context(cin, config.context, film) if config.context else None
         if config.attention:
             layers += [ResBlock(cin, cin, config.dropout, film), SelfAttention(cin)]
         for level, width in enumerate(widths):
@@ -248,6 +277,8 @@ class Decoder(nn.Module):
         h = self.layers[0](z)  # the convolution from the latent
         if self.staged:
             h = self.stage_embedding(h, stage)
+        if self.context is not None:
+            h = self.context(h, stage)
         y = self.unstem(self.conv_out(F.silu(self.norm_out(run_layers(self.layers[1:], h, stage)))))
         if self.staged:
             y = y + F.pixel_shuffle(self.linear(z, stage), DOWNSAMPLING)

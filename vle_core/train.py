@@ -118,12 +118,13 @@ def weight_shapes(model) -> dict:
 
 
 def new_identity_weights(initial, model) -> list[str] | None:
-    """The weights `model` has and the checkpoint `initial` lacks, where starting them at zero keeps
-    the checkpoint's model exactly (stage FiLM: a vanilla-cpu-light checkpoint continues as
-    vanilla-cpu-light-film). None if anything else differs: a weight missing from `model`, a shape."""
+    """The weights `model` has and the checkpoint `initial` lacks, where the model's own start keeps
+    the checkpoint's model exactly: stage FiLM (zero) and a context block (its output at zero), so
+    a vanilla-cpu-light checkpoint continues as vanilla-cpu-light-film, and that as
+    vanilla-cpu-light-context. None if anything else differs: a weight missing from `model`, a shape."""
     have, want = weight_shapes(initial), weight_shapes(model)
     added = sorted(set(want) - set(have))
-    if set(have) - set(want) or any(have[name] != want[name] for name in have) or not all(".film" in name for name in added):
+    if set(have) - set(want) or any(have[name] != want[name] for name in have) or not all(".film" in name or ".context." in name for name in added):
         return None
     return added
 
@@ -196,7 +197,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
             raise SystemExit(f"--init {cfg.init} holds a different model than preset {cfg.preset}: {initial.config} != {model_config}")
         raw_model.load_state_dict(initial.state_dict(), strict=not added)  # settings without weights (S's) are the preset's
         if added and master:
-            print(f"--init: {len(added)} weights the checkpoint lacks start at zero (stage_film: the checkpoint's model exactly)")
+            print(f"--init: {len(added)} weights the checkpoint lacks start where the model is the checkpoint's exactly (stage FiLM, context)")
     optimiser = torch.optim.Adam(raw_model.parameters(), lr=cfg.lr)
     samples = None
     if master:  # the same sample images in every run, drawn without touching the training stream
