@@ -99,6 +99,22 @@ def test_ship_evaluates_a_run_and_writes_a_card_that_explains_its_figures(tmp_pa
     assert vle_core.load_vle(tmp_path / "shipped", device="cpu").kind == "masked"
 
 
+def test_shipping_as_a_preset_leaves_out_an_unused_block_and_refuses_a_model_it_is_not_part_of(tmp_path):
+    from vle_core.ship import as_preset
+
+    common = dict(data="scenes", batch=2, crop=32, max_tokens=2, warmup=1, save_every=1, sample_every=1)
+    train(TrainConfig(preset="vanilla-tiny-staged-context", **common, steps=1, out=str(tmp_path / "run")))
+    run, _ = vle_core.read_checkpoint(tmp_path / "run" / "model")
+    shipped = as_preset(run, "vanilla-tiny-staged-film")
+    assert shipped.config.context == 0 and shipped.state_dict()
+    assert all(torch.equal(weight, run.state_dict()[name]) for name, weight in shipped.state_dict().items())
+    assert set(run.state_dict()) - set(shipped.state_dict()) == {name for name in run.state_dict() if ".context." in name}
+    with pytest.raises(ValueError, match="not a part"):
+        as_preset(run, "vanilla-cpu-light-film")  # wider: its weights are not the run's
+    with pytest.raises(ValueError, match="not a part"):
+        as_preset(run, "masked-tiny")
+
+
 def test_resume_from_the_command_line_keeps_the_runs_saved_settings(tmp_path):
     from vle_core.train import main
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_vle, read_checkpoint, save_checkpoint
+from .config import preset
 from .evaluate import SUITES, markdown, run_suite
+from .vle import build_model
 
 SUITE_NOTES = {  # what each suite's figures mean, printed under them in the card
     "kodak": """
@@ -64,6 +66,18 @@ def shown_command(argv: list[str]) -> str:
     return shlex.join(shown).replace("'...'", "...")
 
 
+def as_preset(model, name: str):
+    """`model`'s weights in a fresh model of preset `name`, which must hold a subset of them with
+    the same shapes; the weights it lacks are left out. A ValueError says what does not fit."""
+    target = build_model(preset(name))
+    have, want = model.state_dict(), target.state_dict()
+    misfit = [k for k in want if k not in have or have[k].shape != want[k].shape]
+    if type(target.config) is not type(model.config) or misfit:
+        raise ValueError(f"preset {name} is not a part of the run's model: {misfit[:3] or type(model.config).__name__}")
+    target.load_state_dict({k: have[k] for k in want})
+    return target.eval()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a training run folder (its model/ subfolder is shipped)")
@@ -73,10 +87,17 @@ def main(argv=None) -> None:
     parser.add_argument("--every", type=int, default=1, help="bsds-seg: score every k-th test image (default 1: all 200)")
     parser.add_argument("--title", default=None)
     parser.add_argument("--note", default="", help="a paragraph for the card: shortfalls, what was tried")
+    parser.add_argument(
+        "--as-preset",
+        default="",
+        help="ship the run's weights as this preset's model, leaving out the weights it lacks (a part the card shows unused, e.g. a context block); refused unless every weight it has is in the run's model with the same shape",
+    )
     args = parser.parse_args(argv)
 
     run, out = Path(args.run), Path(args.out)
     model, meta = read_checkpoint(run / "model")
+    if args.as_preset:
+        model = as_preset(model, args.as_preset)
     training = dict(meta["training"])
     train_config = json.loads((run / "train_config.json").read_text()) if (run / "train_config.json").exists() else {}
     save_checkpoint(model, out, "(being evaluated)\n", training, dtype=torch.float16)
@@ -94,7 +115,7 @@ def main(argv=None) -> None:
     card = f"""# {title}
 
 A {kind} VLE ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, preset
-`{train_config.get("preset", "?")}`), trained on **{training.get("data")}** with at most
+`{args.as_preset or train_config.get("preset", "?")}`{f", trained as `{train_config.get('preset', '?')}`" if args.as_preset else ""}), trained on **{training.get("data")}** with at most
 **{training.get("max_tokens")} tokens** per image.
 
 - Training: {training.get("steps")} steps of batch {training.get("batch")} ({training.get("crop")}x{training.get("crop")} random crops),
