@@ -139,17 +139,24 @@ def test_stage_film_needs_stages():
         vle_core.preset("vanilla-tiny", stage_film=True)
 
 
+TINY_RUN = dict(data="scenes", batch=2, crop=32, max_tokens=2, warmup=1, save_every=1, sample_every=1)
+
+
+def continued(tmp_path, base: str, steps: int, preset: str):
+    """A tiny run of preset `base`, then one step of `preset` from its weights at learning rate 0:
+    (the first run's model, the second's)."""
+    train(TrainConfig(preset=base, **TINY_RUN, steps=steps, out=str(tmp_path / "base")))
+    train(TrainConfig(preset=preset, **TINY_RUN, steps=1, lr=0.0, init=str(tmp_path / "base" / "model"), out=str(tmp_path / "continued")))
+    return vle_core.read_checkpoint(tmp_path / "base" / "model")[0], vle_core.read_checkpoint(tmp_path / "continued" / "model")[0]
+
+
 def test_init_continues_a_staged_run_with_stage_film_but_not_back(tmp_path):
-    common = dict(data="scenes", batch=2, crop=32, max_tokens=2, warmup=1, save_every=1, sample_every=1)
-    train(TrainConfig(preset="vanilla-tiny-staged", **common, steps=2, out=str(tmp_path / "plain")))
-    train(TrainConfig(preset="vanilla-tiny-staged-film", **common, steps=1, lr=0.0, init=str(tmp_path / "plain" / "model"), out=str(tmp_path / "film")))
-    plain, _ = vle_core.read_checkpoint(tmp_path / "plain" / "model")
-    film, _ = vle_core.read_checkpoint(tmp_path / "film" / "model")
+    plain, film = continued(tmp_path, "vanilla-tiny-staged", 2, "vanilla-tiny-staged-film")
     for name, weight in film.state_dict().items():
         expected = torch.zeros_like(weight) if ".film" in name else plain.state_dict()[name]
         torch.testing.assert_close(weight, expected, msg=name)
     with pytest.raises(SystemExit, match="different model"):
-        train(TrainConfig(preset="vanilla-tiny-staged", **common, steps=1, init=str(tmp_path / "film" / "model"), out=str(tmp_path / "back")))
+        train(TrainConfig(preset="vanilla-tiny-staged", **TINY_RUN, steps=1, init=str(tmp_path / "continued" / "model"), out=str(tmp_path / "back")))
 
 
 def test_a_context_block_starts_as_the_identity_and_its_decodes_still_move_with_their_latents():
@@ -185,11 +192,7 @@ def test_context_must_not_be_negative():
 
 
 def test_init_continues_a_film_run_with_context(tmp_path):
-    common = dict(data="scenes", batch=2, crop=32, max_tokens=2, warmup=1, save_every=1, sample_every=1)
-    train(TrainConfig(preset="vanilla-tiny-staged-film", **common, steps=1, out=str(tmp_path / "film")))
-    train(TrainConfig(preset="vanilla-tiny-staged-context", **common, steps=1, lr=0.0, init=str(tmp_path / "film" / "model"), out=str(tmp_path / "context")))
-    film, _ = vle_core.read_checkpoint(tmp_path / "film" / "model")
-    context, _ = vle_core.read_checkpoint(tmp_path / "context" / "model")
+    film, context = continued(tmp_path, "vanilla-tiny-staged-film", 1, "vanilla-tiny-staged-context")
     for name, weight in context.state_dict().items():
         if ".context." not in name:
             torch.testing.assert_close(weight, film.state_dict()[name], msg=name)
