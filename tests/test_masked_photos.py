@@ -95,6 +95,24 @@ def test_token_1_of_a_staged_masked_vle_starts_as_the_linear_code():
     torch.testing.assert_close(rebuilt, expected, atol=1e-5, rtol=1e-4)
 
 
+def test_with_stage_by_pass_each_pass_of_s_codes_with_a_stage_of_its_own_and_decodes_alike():
+    """Token 1 codes the image; tokens 2 and 3 are the two halves (S's first pass, stage 2), tokens
+    4 and 5 the halves again (its second pass, stage 3). The tokens carry the stage they were coded
+    with, so a decode of the sequence rebuilds what the encode did."""
+    torch.manual_seed(0)
+    model = vle_core.build_model(vle_core.preset("masked-tiny-photos-rest"))
+    components = torch.linalg.qr(torch.randn(192, 192, generator=torch.Generator().manual_seed(0))).Q
+    model.init_linear_code(components)
+    vle = vle_core.VLE(model, device="cpu")
+    encoding = vle.encode(halves(), 5)
+    assert encoding.tokens.stage.tolist() == [1, 2, 2, 3, 3]
+    np.testing.assert_allclose(vle.render(encoding.tokens).reconstructions, encoding.reconstructions, atol=1e-6)
+    plain = vle_core.VLE(photo_model(stages=4), device="cpu").encode(halves(), 5)
+    assert plain.tokens.stage.tolist() == [1, 2, 3, 4, 5]  # without it: the loop step
+    with pytest.raises(ValueError, match="stage_by_pass"):
+        vle_core.preset("masked-tiny-photos", stage_by_pass=True, stages=1)
+
+
 def test_a_covering_mask_is_left_out_of_the_segmentation():
     whole = np.ones((1, 4, 6))
     left = np.zeros((1, 4, 6))

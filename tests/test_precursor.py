@@ -164,11 +164,30 @@ def test_the_fallback_finds_a_free_region_between_the_coarse_grids_points():
     assert proposal[region].min() > 0.99 and proposal[~region].max() < 0.01
 
 
+def test_where_the_region_would_be_small_s_proposes_all_that_is_left():
+    """rest_area: a region under that share of the image is not proposed alone; the rest of the
+    image (all that is free) is, in one token. A region that large is proposed as before."""
+    residual = torch.zeros(1, 3, 32, 32)
+    residual[..., :, :20] = torch.tensor([0.6, 0.6, 0.6])[:, None, None]  # 62% of the image
+    residual[..., 24:26, 24:26] = torch.tensor([4.0, -2.0, 0.0])[:, None, None]  # a 0.4% speck, the strongest: S's seed
+    taken = torch.zeros(1, 1, 32, 32)
+    taken[..., 28:, :] = 0.5  # half taken at the bottom: the rest is what is still free
+    plain = Precursor(vle_core.preset("masked-tiny"))(residual, taken)
+    rest = Precursor(vle_core.preset("masked-tiny", precursor_rest_area=0.05))(residual, taken)
+    assert float(plain.mean()) < 0.01  # without it: the speck
+    torch.testing.assert_close(rest, 1 - taken)
+    large = Precursor(vle_core.preset("masked-tiny", precursor_rest_area=0.003))(residual, taken)
+    torch.testing.assert_close(large, plain)  # the speck (0.4%) is above this rest_area: proposed as it is
+    with pytest.raises(ValueError, match="rest_area"):
+        vle_core.preset("masked-tiny", precursor_rest_area=1.5)
+
+
 SEED_RULES = [
     dict(),
     dict(precursor_min_area=0.02),
     dict(precursor_seed="largest", precursor_tau=0.7, precursor_sigma=3.0, precursor_smoothing=3, precursor_min_area=0.02),
     dict(precursor_seed="energy", precursor_tau=1.0, precursor_sigma=3.0, precursor_smoothing=3, precursor_min_area=0.01),
+    dict(precursor_seed="largest", precursor_tau=0.7, precursor_sigma=3.0, precursor_smoothing=3, precursor_rest_area=0.05),
 ]
 
 

@@ -198,3 +198,25 @@ def test_init_continues_a_film_run_with_context(tmp_path):
             torch.testing.assert_close(weight, film.state_dict()[name], msg=name)
         elif ".expand." in name:
             assert torch.count_nonzero(weight) == 0, name
+
+
+def test_init_grows_the_stages_of_a_checkpoint_and_not_back(tmp_path):
+    """masked-tiny-photos (2 stages) continues as masked-tiny-photos-rest (4): every weight and
+    the first 2 rows of each stage table as trained; a new stage's convolutional rows are the
+    last trained stage's, and its linear code is new (the next patch-PCA components)."""
+    two, four = continued(tmp_path, "masked-tiny-photos", 1, "masked-tiny-photos-rest")
+    grown = 0
+    for name, weight in four.state_dict().items():
+        old = two.state_dict()[name]
+        if weight.shape == old.shape:
+            torch.testing.assert_close(weight, old, msg=name)
+            continue
+        grown += 1
+        torch.testing.assert_close(weight[:2], old, msg=name)
+        if name.endswith("linear.weight"):
+            assert weight[2:].abs().sum() > 0 and not torch.allclose(weight[2], old[-1]), name
+        else:
+            torch.testing.assert_close(weight[2:], old[-1:].expand_as(weight[2:]), msg=name)
+    assert grown == 4  # E's and D's stage embedding and linear code
+    with pytest.raises(SystemExit, match="different model"):
+        train(TrainConfig(preset="masked-tiny-photos", **TINY_RUN, steps=1, init=str(tmp_path / "continued" / "model"), out=str(tmp_path / "back")))

@@ -83,6 +83,10 @@ class MaskedVLEConfig(VLEConfig):
     precursor_smoothing: int = 1  # S sees the residual box-blurred over this many pixels, so texture does not break regions
     precursor_min_area: float = 0.0  # S passes over a seed whose region covers less of the image while another grows larger (nets.Precursor)
     precursor_tries: int = 4  # with min_area: seeds S tries for a region that large before it falls back to the largest colour group
+    # Where the region S grows would cover less of the image than this, S proposes all that is left
+    # free instead: the rest of the image in one token, so that what no region claimed (a photo's many
+    # small regions) is coded too, not left as the whole-image tokens drew it. 0: never.
+    precursor_rest_area: float = 0.0
     precursor_input: str = "residual"  # what S groups: the "residual" (matching pursuit) or the "image" itself (regions of the photo, whatever is left to rebuild in them)
     # Once earlier tokens' proposals cover this share of the image, S starts a new pass: it forgets
     # what was taken, and later tokens refine regions already coded (loop.residual_loop). 0: never;
@@ -92,6 +96,11 @@ class MaskedVLEConfig(VLEConfig):
     # as the first token of the paper's Fig. 3, and S's regions refine them. Their proposals cover
     # the image, so S's pass starts after them (needs precursor_new_pass).
     whole_tokens: int = 0
+    # A staged model's region tokens otherwise share one stage past the whole-image tokens' (stage
+    # whole_tokens + 1), so S's second pass over a region codes it with the code that already took
+    # what it could there, and adds next to nothing. With stage_by_pass, a region token's stage is
+    # its pass of S (whole_tokens + 1, + 2, ...): each pass codes what the earlier ones left.
+    stage_by_pass: bool = False
     mask_loss_k: float = 5.0  # k in exp(-k * MSE), the authors' value
     mask_loss_weight: float = 1.0  # the distinctness terms, Eq. (5) and the authors' fix
     mask_match_weight: float = 1.0  # a token's decoded mask against S's proposal (as MONet ties its decoded masks to its attention)
@@ -102,8 +111,12 @@ class MaskedVLEConfig(VLEConfig):
             raise ValueError(f"whole_tokens must be 0 or more, got {self.whole_tokens}")
         if self.whole_tokens and not self.precursor_new_pass:
             raise ValueError("whole-image tokens cover the image: set precursor_new_pass (e.g. 0.9) so S starts over after them")
+        if self.stage_by_pass and not (self.stages > self.whole_tokens and self.precursor_new_pass):
+            raise ValueError("stage_by_pass gives each pass of S a stage: it needs precursor_new_pass and more stages than whole_tokens")
         if not 0.0 <= self.precursor_new_pass <= 1.0:
             raise ValueError(f"precursor_new_pass is a share of the image in [0, 1], got {self.precursor_new_pass}")
+        if not 0.0 <= self.precursor_rest_area <= 1.0:
+            raise ValueError(f"precursor_rest_area is a share of the image in [0, 1], got {self.precursor_rest_area}")
         if self.precursor_tries < 1:
             raise ValueError(f"precursor_tries must be 1 or more, got {self.precursor_tries}")
         if self.precursor not in ("grown", "learned"):
@@ -222,6 +235,16 @@ PRESETS: dict[str, VLEConfig] = {
         whole_tokens=1,
     ),
 }
+
+# For photos, after masked-natural rebuilt Kodak at 27.56 dB with 8 tokens: its S leaves a third of a
+# photo to no region (many small ones), so those pixels stay as the whole-image tokens drew them, and
+# a second pass of S recodes a region with the stage that coded it, where nothing is left. Here, where
+# the next region would cover under 2% of the image, S proposes all that is left (the rest, in one
+# token), which completes a pass, and each pass of S codes with a stage of its own (stage_by_pass);
+# continues masked-natural's weights, the new stages starting as the next patch-PCA components
+# (train.py --init). README, "masked-natural", says what it measured.
+PRESETS["masked-cpu-light-photos-rest"] = replace(PRESETS["masked-cpu-light-photos"], precursor_rest_area=0.02, stages=6, stage_by_pass=True)
+PRESETS["masked-tiny-photos-rest"] = replace(PRESETS["masked-tiny-photos"], precursor_rest_area=0.05, stages=4, stage_by_pass=True)
 
 # The paper's design of S, for comparison with the weightless one: the same model and recipe with a
 # learned S (a small network on the residual and what is taken), and the authors' distinctness

@@ -5,7 +5,7 @@ Tensors are [B, 3, H, W] images in [-1, 1]. Any H and W work: the image is padde
 replication to a multiple of 8 and every output is cropped back to H x W.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,7 @@ class LoopOutput:
     reconstructions: list
     masks: list | None
     proposals: list | None
+    stages: list = field(default_factory=list)  # [B] int64 per step: the stage each token was coded with
 
 
 def pad_to_grid(x):
@@ -61,9 +62,16 @@ def residual_loop(model, x, n_tokens: int) -> LoopOutput:
     taken = target.new_zeros(target.shape[0], 1, *target.shape[2:])  # the sum of S's proposals so far (masked VLE)
     new_pass = getattr(model.config, "precursor_new_pass", 0.0)  # masked VLE: S starts over once this share is taken
     memory = image = None
+    # A token is coded with its step's stage, except a masked VLE's region token with stage_by_pass:
+    # it takes its pass of S's stage (whole_tokens + 1 for the first pass), so a second pass codes
+    # what the first left in a region instead of repeating its code, where nothing is left.
+    whole, by_pass = getattr(model.config, "whole_tokens", 0), getattr(model.config, "stage_by_pass", False)
+    passes = torch.zeros(target.shape[0], dtype=torch.long, device=target.device)  # per image: S's passes completed
     out = LoopOutput([], [], [], [], [], [], [])
     for n in range(1, n_tokens + 1):
         stage = torch.full((target.shape[0],), n, dtype=torch.long, device=target.device)
+        if by_pass and n > whole:
+            stage = whole + 1 + passes
         normalised, mean, std = normalise(target - reconstruction)
         image = normalised if image is None else image  # the first residual is the image itself
         z, memory, proposal = model.encode_step(normalised, taken.clamp(max=1.0), memory, stage, image)
@@ -81,10 +89,12 @@ def residual_loop(model, x, n_tokens: int) -> LoopOutput:
             if new_pass:  # per image: a covered image's S forgets what was taken and starts over
                 covered = taken.clamp(max=1.0).flatten(1).mean(1) >= new_pass
                 taken = torch.where(covered[:, None, None, None], torch.zeros_like(taken), taken)
+                passes = passes + (covered & (n > whole)).long()  # the whole-image tokens' cover is no pass of S
             shown = mask * rgb
             out.masks.append(mask[..., :H, :W])
             out.proposals.append(proposal[..., :H, :W])
         out.latents.append(z)
+        out.stages.append(stage)
         out.mean.append(mean)
         out.std.append(std)
         out.contributions.append(shown[..., :H, :W])

@@ -308,9 +308,20 @@ class Precursor(nn.Module):
         self.min_area = config.precursor_min_area
         self.tries = config.precursor_tries if self.min_area > 0 else 1  # seeds tried for a region of min_area; each try is one grow
         self.taken_penalty = 10.0  # log-energy units: a seed lands on a taken pixel only if nothing else is left
+        self.rest_area = config.precursor_rest_area
 
     @torch.no_grad()  # a selection, not a function to learn through: gradients reach E and D, not earlier tokens via S
     def forward(self, residual, taken, image=None):
+        """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W] in [0, 1]; image: [B, 3, H, W] or
+        None (see `region`). Returns [B, 1, H, W]: the region S grows, or with rest_area, where that
+        covers less of the image, all that is left free: the rest of the image in one token."""
+        proposal = self.region(residual, taken, image)
+        if not self.rest_area:
+            return proposal
+        small = _area(proposal) < self.rest_area
+        return torch.where(small[:, None, None, None], 1 - taken, proposal)
+
+    def region(self, residual, taken, image=None):
         """residual: [B, 3, H, W] normalised; taken: [B, 1, H, W] in [0, 1]; image: [B, 3, H, W],
         the normalised image, which S then groups instead of the residual (the residual still
         weighs the "energy" seed). Returns [B, 1, H, W].

@@ -121,12 +121,45 @@ def new_identity_weights(initial, model) -> list[str] | None:
     """The weights `model` has and the checkpoint `initial` lacks, where the model's own start keeps
     the checkpoint's model exactly: stage FiLM (zero) and a context block (its output at zero), so
     a vanilla-cpu-light checkpoint continues as vanilla-cpu-light-film, and that as
-    vanilla-cpu-light-context. None if anything else differs: a weight missing from `model`, a shape."""
+    vanilla-cpu-light-context. None if anything else differs: a weight missing from `model`, a shape
+    (other than a stage table's rows: `grown_stage_tables`)."""
     have, want = weight_shapes(initial), weight_shapes(model)
     added = sorted(set(want) - set(have))
-    if set(have) - set(want) or any(have[name] != want[name] for name in have) or not all(".film" in name or ".context." in name for name in added):
+    grown = set(grown_stage_tables(initial, model))
+    if set(have) - set(want) or any(have[name] != want[name] for name in have if name not in grown) or not all(".film" in name or ".context." in name for name in added):
         return None
     return added
+
+
+STAGE_TABLES = ("stage_embedding.weight", "linear.weight", ".film1.weight", ".film2.weight", ".film.weight")  # one row per stage (nets.Stage*)
+
+
+def grown_stage_tables(initial, model) -> list[str]:
+    """The per-stage weights (one row per stage) of which `model` has more rows than the checkpoint
+    `initial`, the rest of their shape alike: a model with more stages than the checkpoint."""
+    have, want = weight_shapes(initial), weight_shapes(model)
+    return sorted(
+        name
+        for name in set(have) & set(want)
+        if name.endswith(STAGE_TABLES) and want[name][1:] == have[name][1:] and want[name][0] > have[name][0]
+    )
+
+
+@torch.no_grad()
+def load_with_grown_stages(initial, model, grown: list[str]) -> None:
+    """Load the checkpoint's weights into `model`, which has more stages: each grown table keeps the
+    checkpoint's rows, and a new stage starts as the checkpoint's last stage in the convolutional
+    path (its embedding and FiLM rows) and with the model's own linear code (the next patch-PCA
+    components, `start_as_linear_code`), so it codes what the earlier stages left."""
+    state = initial.state_dict()
+    own = model.state_dict()
+    for name in grown:
+        old, rows = state[name], own[name].clone()
+        rows[: len(old)] = old
+        if not name.endswith("linear.weight"):
+            rows[len(old) :] = old[-1]
+        state[name] = rows
+    model.load_state_dict(state, strict=False)
 
 
 def batches(data, batch: int, sampler: torch.Generator, workers: int, pin_memory: bool):
@@ -188,16 +221,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     raw_model = build_model(model_config).to(device)
     data = resolve_data(cfg.data, crop=cfg.crop, length=None)
-    if model_config.stages and not cfg.init and not (out / "state.pt").exists():  # a new staged VLE starts as the linear code; a resumed run loads its own weights
+    initial = read_checkpoint(cfg.init)[0] if cfg.init else None
+    grown = grown_stage_tables(initial, raw_model) if initial is not None else []
+    if model_config.stages and (not cfg.init or grown) and not (out / "state.pt").exists():  # a new staged VLE starts as the linear code; a resumed run loads its own weights
         raw_model.init_linear_code(linear_code(data).to(device))
-    if cfg.init:  # every rank loads the same weights, so the ranks start in sync
-        initial, _ = read_checkpoint(cfg.init)
+    if initial is not None:  # every rank loads the same weights, so the ranks start in sync
         added = new_identity_weights(initial, raw_model)
         if type(initial.config) is not type(model_config) or added is None:
             raise SystemExit(f"--init {cfg.init} holds a different model than preset {cfg.preset}: {initial.config} != {model_config}")
-        raw_model.load_state_dict(initial.state_dict(), strict=not added)  # settings without weights (S's) are the preset's
+        load_with_grown_stages(initial, raw_model, grown)  # settings without weights (S's) are the preset's
         if added and master:
             print(f"--init: {len(added)} weights the checkpoint lacks start where the model is the checkpoint's exactly (stage FiLM, context)")
+        if grown and master:
+            print(f"--init: {initial.config.stages} stages grown to {model_config.stages}: new stages start as the last one, with the next patch-PCA components")
     optimiser = torch.optim.Adam(raw_model.parameters(), lr=cfg.lr)
     samples = None
     if master:  # the same sample images in every run, drawn without touching the training stream

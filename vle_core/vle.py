@@ -80,7 +80,7 @@ class VLE:
             raise ValueError(f"n_tokens must be between 1 and {MAX_TOKENS} (vle_core.vle.MAX_TOKENS), got {n_tokens}")
         array = image_to_array(image)
         out = residual_loop(self.model, self._to_tensor(array), n_tokens)
-        tokens = Tokens(torch.cat(out.latents).float().cpu(), torch.cat(out.mean).float().cpu(), torch.cat(out.std).float().cpu(), array.shape[:2])
+        tokens = Tokens(torch.cat(out.latents).float().cpu(), torch.cat(out.mean).float().cpu(), torch.cat(out.std).float().cpu(), array.shape[:2], torch.cat(out.stages).cpu())
         masks = None if out.masks is None else torch.cat(out.masks)
         rendering = self._rendering(tokens, torch.cat(out.contributions), masks)
         return Encoding(rendering.tokens, rendering.contributions, rendering.reconstructions, rendering.masks, image=array)
