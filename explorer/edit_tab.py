@@ -24,7 +24,8 @@ def item_weights(state: dict, result: Edited, rows: list[int]) -> np.ndarray:
         key = (state["model_id"], state["key"], result.items[i].identity)
         weights = _weights.get(key)
         if weights is None:
-            weights = token_weights(result.contributions[[i]], None if result.masks is None else result.masks[[i]])[0]
+            item = result.items[i]
+            weights = token_weights(result.contributions[[i]], None if result.masks is None else result.masks[[i]], item.token.stage.numpy())[0]
             _weights.put(key, weights, weights.nbytes)
         maps.append(weights)
     return np.stack(maps)

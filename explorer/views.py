@@ -44,7 +44,7 @@ def count(n: int, noun: str = "token") -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def token_weights(contributions: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
+def token_weights(contributions: np.ndarray, masks: np.ndarray | None, stages=None) -> np.ndarray:
     """(n, H, W) how much each pixel belongs to each token: its mask, or for a vanilla model (no
     masks) the size of its addition relative to its own mean size, averaged over a neighbourhood.
     Token 1 of a vanilla VLE adds the most almost everywhere; relative to its mean, each token
@@ -53,10 +53,17 @@ def token_weights(contributions: np.ndarray, masks: np.ndarray | None) -> np.nda
     A masked VLE's whole-image tokens (metrics.covering: masks over 90% of the image) weigh a flat
     half wherever their mask is on, so they claim only the pixels no region token claims, and of
     those the first whole-image token claims all (their near-equal masks would otherwise split the
-    rest in stripes). Each token's weights depend on its mask alone (the Edit tab keeps them per token)."""
+    rest in stripes). With `stages` ((n,) the stage each token was coded with), a region token's
+    mask where it is on outweighs any of a later stage, so the token that took a pixel keeps it
+    when a later pass of S refines it (as metrics.masks_to_labels). Each token's weights depend on
+    its mask and stage alone (the Edit tab keeps them per token)."""
     if masks is not None:
         weights = masks.astype(np.float32) / (255 if masks.dtype == np.uint8 else 1)  # the app keeps masks as uint8
         whole = covering(weights)
+        if stages is not None:
+            for k in np.flatnonzero(~whole):  # on: 1 + 1/stage, earlier stages first; the mask itself only breaks ties
+                on = weights[k] > 0.5
+                weights[k][on] = 1 + 1 / int(stages[k]) + 1e-5 * weights[k][on]
         weights[whole] = 0.5 * (weights[whole] > 0.5)
         return weights
     size = np.abs(contributions).mean(-1, dtype=np.float32)
@@ -105,7 +112,7 @@ def highlight(overlay: np.ndarray, labels: np.ndarray, label: int) -> np.ndarray
 def entry_overlay(entry: Entry) -> tuple[np.ndarray, np.ndarray]:
     """(labels (H, W), numbered overlay) of an entry, computed once."""
     if "overlay" not in entry.derived:
-        labels = token_weights(entry.contributions, entry.masks).argmax(0)
+        labels = token_weights(entry.contributions, entry.masks, entry.tokens.stage.numpy()).argmax(0)
         entry.derived["overlay"] = labels, label_overlay(entry.image, labels, list(range(1, len(entry) + 1)))
     return entry.derived["overlay"]
 

@@ -123,7 +123,8 @@ def test_region_maps_kept_per_token_equal_the_maps_of_all_tokens(fresh, checkpoi
         state = apply(state)[0]
         _, _, result = session.edited(state)
         on = result.on
-        want = views.token_weights(result.contributions[on], None if result.masks is None else result.masks[on])
+        stages = np.array([int(result.items[i].token.stage[0]) for i in on])
+        want = views.token_weights(result.contributions[on], None if result.masks is None else result.masks[on], stages)
         assert np.array_equal(edit_tab.item_weights(state, result, on), want)
 
 

@@ -51,6 +51,23 @@ def test_a_whole_image_token_claims_only_what_no_region_claims():
     assert views.token_weights(np.zeros((2, 32, 32, 3), np.float32), faint).argmax(0)[4, 4] == 0
 
 
+def test_a_later_pass_over_a_region_leaves_it_to_the_token_that_took_it():
+    """With the tokens' stages, a region token of S's second pass (stage 3) refining the region a
+    first-pass token (stage 2) took, with a stronger mask, does not take its pixels; where only it
+    is on, they are its own. Weights still come one token at a time, as the Edit tab keeps them."""
+    masks = np.zeros((3, 32, 32), np.float32)
+    masks[0] = 0.98  # the whole image
+    masks[1, :16] = 0.9  # pass 1: the top half
+    masks[2, :20] = 0.99  # pass 2: the top half again, and a little more
+    stages = np.array([1, 2, 3])
+    weights = views.token_weights(np.zeros((3, 32, 32, 3), np.float32), masks, stages)
+    labels = weights.argmax(0)
+    assert np.all(labels[:16] == 1) and np.all(labels[16:20] == 2) and np.all(labels[20:] == 0)
+    assert views.token_weights(np.zeros((3, 32, 32, 3), np.float32), masks).argmax(0)[4, 4] == 2  # without stages: the strongest
+    alone = np.concatenate([views.token_weights(np.zeros((1, 32, 32, 3), np.float32), masks[[k]], stages[[k]]) for k in range(3)])
+    assert np.array_equal(alone, weights)
+
+
 def test_counts_read_as_english(fresh, monkeypatch):
     folder = fresh / "one"
     torch.manual_seed(0)

@@ -42,7 +42,11 @@ def test_ari_ignores_label_names_and_foreground_ari_ignores_background():
         metrics.ari(truth, truth[:1])
 
 
-def test_masks_to_labels_takes_the_strongest_mask():
+def test_masks_to_labels_takes_the_first_mask_on_else_the_strongest():
     masks = np.zeros((3, 2, 2))
     masks[2, 0, 0] = masks[1, 1, 1] = 1
     assert metrics.masks_to_labels(masks).tolist() == [[2, 0], [0, 1]]
+    masks[2, 1, 1] = 1.0  # token 3 refines what token 2 took (a later pass of S): still token 2's
+    masks[1, 1, 1] = 0.9
+    masks[:, 0, 1] = [0.1, 0.4, 0.3]  # nobody's mask is on: the strongest
+    assert metrics.masks_to_labels(masks).tolist() == [[2, 1], [0, 1]]
