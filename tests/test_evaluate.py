@@ -7,7 +7,7 @@ from PIL import Image
 from scipy.io import savemat
 
 import vle_core
-from vle_core import metrics
+from vle_core import evaluate, metrics
 from vle_core.evaluate import BASELINES, bsds_segmentation_suite, human_segmentations, scene_suite, tune_precursor
 
 
@@ -107,6 +107,17 @@ def test_tune_precursor_scores_each_setting_on_train_and_val_only(tmp_path, monk
     for settings in grid:
         assert f"S {settings}: ARI" in printed and "on 2 train+val images" in printed
     assert "slic with as many segments as the best" in printed and f"best: {best}" in printed
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [([], evaluate.PRECURSOR_GRID), (["--rest-area", "0", "0.02"], [{"precursor_rest_area": 0.0}, {"precursor_rest_area": 0.02}])],
+)
+def test_the_tune_command_compares_seed_and_tolerance_or_the_rest_areas_asked(monkeypatch, extra, expected):
+    asked = {}
+    monkeypatch.setattr(evaluate, "tune_precursor", lambda checkpoint, n_tokens, grid: asked.update(checkpoint=checkpoint, n_tokens=n_tokens, grid=grid))
+    evaluate.main(["CKPT", "--tune-precursor", "--tokens", "8", *extra])
+    assert asked == {"checkpoint": "CKPT", "n_tokens": 8, "grid": expected}
 
 
 @pytest.mark.parametrize("method", sorted(BASELINES))

@@ -341,6 +341,10 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) or a torch device")
     parser.add_argument("--tune-baselines", action="store_true", help="pick the bsds-seg baselines' settings on BSDS500 train+val, and stop")
     parser.add_argument("--tune-precursor", action="store_true", help="compare S settings for the masked checkpoint on BSDS500 train+val, and stop")
+    parser.add_argument(
+        "--rest-area", type=float, nargs="+", metavar="A",
+        help="with --tune-precursor: compare these precursor_rest_area values (S's other settings as the checkpoint has them) instead of seed and tolerance",
+    )
     args = parser.parse_args(argv)
     if not args.tune_baselines and not (args.checkpoint and (args.suite or args.tune_precursor)):
         parser.error("give a checkpoint and --suite or --tune-precursor (or --tune-baselines)")
@@ -350,7 +354,8 @@ def main(argv=None) -> None:
             tune_baselines()
             return
         if args.tune_precursor:
-            tune_precursor(args.checkpoint, n_tokens=args.tokens)
+            grid = [{"precursor_rest_area": area} for area in args.rest_area] if args.rest_area else PRECURSOR_GRID
+            tune_precursor(args.checkpoint, n_tokens=args.tokens, grid=grid)
             return
         vle = load_vle(args.checkpoint, device=args.device)
         result = run_suite(args.suite, vle, args.tokens, args.every)
