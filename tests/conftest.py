@@ -25,8 +25,9 @@ def random_staged_model(name: str = "vanilla-tiny-staged"):
     model = vle_core.build_model(vle_core.preset(name))
     model.init_linear_code(torch.linalg.qr(torch.randn(192, 192)).Q)
     with torch.no_grad():
-        for conv in (model.encoder.conv_out, model.decoder.conv_out):
-            conv.weight.normal_(0, 0.02)
+        for encoder, decoder in model.coders():  # each token's own E and D (own_stages) differ
+            for conv in (encoder.conv_out, decoder.conv_out):
+                conv.weight.normal_(0, 0.02)
     return model
 
 

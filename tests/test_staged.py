@@ -220,3 +220,45 @@ def test_init_grows_the_stages_of_a_checkpoint_and_not_back(tmp_path):
     assert grown == 4  # E's and D's stage embedding and linear code
     with pytest.raises(SystemExit, match="different model"):
         train(TrainConfig(preset="masked-tiny-photos", **TINY_RUN, steps=1, init=str(tmp_path / "continued" / "model"), out=str(tmp_path / "back")))
+
+
+def test_init_gives_each_token_a_copy_of_the_shared_e_and_d_and_not_back(tmp_path):
+    """A film run continues with own_stages: each own E and D starts as the shared pair, so the
+    model codes exactly as the checkpoint did; a model with them does not load back into one without."""
+    film, own = continued(tmp_path, "vanilla-tiny-staged-film", 1, "vanilla-tiny-staged-own")
+    for name, weight in own.state_dict().items():
+        shared = name.split(".", 2)[-1] if name.startswith("own_") else name
+        prefix = "encoder." if name.startswith(("own_encoders.", "encoder.")) else "decoder."
+        torch.testing.assert_close(weight, film.state_dict()[prefix + shared.removeprefix(prefix)], msg=name)
+    image = synthetic_image(48, 64)
+    before = vle_core.VLE(film, device="cpu").encode(image, 4).reconstructions
+    np.testing.assert_allclose(vle_core.VLE(own, device="cpu").encode(image, 4).reconstructions, before, atol=1e-5)
+    with pytest.raises(SystemExit, match="different model"):
+        train(TrainConfig(preset="vanilla-tiny-staged-film", **TINY_RUN, steps=1, init=str(tmp_path / "continued" / "model"), out=str(tmp_path / "back")))
+
+
+def test_each_token_runs_its_own_e_and_d_and_later_tokens_the_shared_pair():
+    """Token n <= own_stages trains and decodes with its own pair alone; a batch of tokens of
+    mixed stages (an edit's) decodes each with its own, as the loop coded it."""
+    torch.manual_seed(0)
+    model = random_staged_model("vanilla-tiny-staged-own")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    out = model(x, 4)
+    out.reconstructions[1].sum().backward()  # tokens 1 and 2: own pairs 0 and 1, the shared pair untouched
+    grads = {name: p.grad is not None and p.grad.abs().sum() > 0 for name, p in model.named_parameters() if name.endswith("conv_in.weight")}
+    assert grads == {"encoder.conv_in.weight": False, "own_encoders.0.conv_in.weight": True, "own_encoders.1.conv_in.weight": True}
+    with torch.no_grad():
+        out = model(x, 4)
+        tokens = [3, 0, 2, 1]  # stages 4 (shared), 1, 3 (shared), 2 in one batch
+        latents, mean, std, stage = (torch.cat([getattr(out, f)[t] for t in tokens]) for f in ("latents", "mean", "std", "stages"))
+        contributions, _ = vle_core.decode_tokens(model, latents, mean, std, stage, (32, 32))
+        torch.testing.assert_close(contributions, torch.cat([out.contributions[t] for t in tokens]), atol=1e-5, rtol=0)
+        shared = denormalise(model.decoder(out.latents[0], out.stages[0]), out.mean[0], out.std[0])
+        assert (out.contributions[0] - shared).abs().max() > 1e-3  # token 1 is not the shared pair's
+
+
+def test_own_stages_are_a_vanilla_vles_and_not_negative():
+    with pytest.raises(ValueError, match="own_stages"):
+        vle_core.preset("vanilla-tiny-staged", own_stages=-1)
+    with pytest.raises(ValueError, match="own_stages"):
+        vle_core.preset("masked-tiny", own_stages=2)

@@ -134,6 +134,9 @@ def test_resume_from_the_command_line_keeps_the_runs_saved_settings(tmp_path):
         (["--preset=nope"], "unknown preset 'nope'"),
         (["--data=bsds", "--steps=1"], "Set VLE_DATA"),
         (["--precision=fp8", "--data=scenes", "--steps=1"], "--precision must be"),
+        (["--token-weights=1,x", "--data=scenes", "--steps=1"], "--token-weights must be comma-separated numbers"),
+        (["--token-weights=-1,1", "--data=scenes", "--steps=1"], "none negative"),
+        (["--token-weights=0.5", "--preset=masked-tiny", "--data=scenes", "--steps=1"], "weighs a vanilla VLE's token counts"),
     ],
 )
 def test_command_line_mistakes_are_one_line_errors(argv, message, tmp_path, monkeypatch, capsys):
@@ -144,6 +147,23 @@ def test_command_line_mistakes_are_one_line_errors(argv, message, tmp_path, monk
         main([*argv, f"--out={tmp_path / 'run'}"])
     err = capsys.readouterr().err.strip()
     assert exit.value.code == 2 and message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_token_weights_weigh_each_counts_term_and_the_last_weight_repeats():
+    """The loss is the weighted mean of the counts' log-MSEs: a count weighted 0 has no say."""
+    from vle_core.losses import vanilla_loss
+    from vle_core.train import parse_weights
+
+    torch.manual_seed(0)
+    model = vle_core.build_model(vle_core.preset("vanilla-tiny", psnr_loss=True))
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    out = model(x, 3)
+    log_mses = torch.stack([(x - r).pow(2).flatten(1).mean(1).log().mean() for r in out.reconstructions])
+    assert torch.allclose(vanilla_loss(x, out, True)["loss"], log_mses.mean())
+    assert torch.allclose(vanilla_loss(x, out, True, parse_weights("0,1"))["loss"], log_mses[1:].mean())  # 1 repeats for count 3
+    assert torch.allclose(vanilla_loss(x, out, True, parse_weights("1,0"))["loss"], log_mses[0])
+    assert torch.allclose(vanilla_loss(x, out, True, parse_weights("2,2,2"))["loss"], log_mses.mean())  # a weighted mean
+    assert parse_weights(" ") == ()
 
 
 def test_minutes_stops_early_and_saves_a_resumable_state(tmp_path):

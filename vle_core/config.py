@@ -45,6 +45,13 @@ class VLEConfig:
     # neighbour's detail. Dilated, not strided, so moving a token by one cell still moves its
     # decode by 8 px. Its output starts at zero (train.py --init continues a model without it). 0: none.
     context: int = 0
+    # k > 0: tokens 1..k each have an E and a D of their own (VanillaVLE.own_encoders / own_decoders),
+    # and later tokens share `encoder` and `decoder`. The FLOPs per token stay the same and the
+    # weights grow k + 1 times: a late token's residual is faint, fine texture, unlike token 1's
+    # whole image, and one copy of E and D trained on token 8's term alone for 300 steps rebuilt
+    # it 0.12 dB better, where 250 more steps of the shared pair gained nothing (README, "Own E
+    # and D per token"). `train.py --init` starts every copy as the checkpoint's shared pair. 0: none.
+    own_stages: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
@@ -58,6 +65,8 @@ class VLEConfig:
             raise ValueError(f"context is a channel count, 0 for none, got {self.context}")
         if self.stages < 0:
             raise ValueError(f"stages must be 0 (E and D shared by every token) or positive, got {self.stages}")
+        if self.own_stages < 0:
+            raise ValueError(f"own_stages counts tokens with an E and D of their own, 0 for none, got {self.own_stages}")
         if self.stage_film and not self.stages:
             raise ValueError("stage_film scales features per token stage: it needs a staged VLE (stages > 0)")
 
@@ -107,6 +116,8 @@ class MaskedVLEConfig(VLEConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.own_stages:
+            raise ValueError("own_stages is a vanilla VLE's: a masked VLE's tokens share one E and D")
         if self.whole_tokens < 0:
             raise ValueError(f"whole_tokens must be 0 or more, got {self.whole_tokens}")
         if self.whole_tokens and not self.precursor_new_pass:
@@ -152,6 +163,9 @@ PRESETS: dict[str, VLEConfig] = {
     # Measured (README, "Stage FiLM"): +0.08 to +0.15 dB at 2-8 tokens after 3000 steps, about what
     # more training alone gave; with 450 + 1700 more on 192 px crops, shipped as vanilla-natural.
     "vanilla-cpu-light-film": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48, stage_film=True),
+    # The same, with an E and D of its own for each of tokens 1-8 (own_stages): same FLOPs per token,
+    # 9x the weights. Continues a vanilla-cpu-light-film checkpoint (train.py --init), unchanged at first.
+    "vanilla-cpu-light-own": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48, stage_film=True, own_stages=8),
     # The same, seeing farther at the latent level (context): continues a vanilla-cpu-light-film
     # checkpoint (train.py --init), unchanged at first. Measured (README, "Context, measured and
     # left out"): after 1700 steps the block mattered 0.01 dB or less, so vanilla-natural ships without it.
@@ -218,6 +232,7 @@ PRESETS: dict[str, VLEConfig] = {
     "vanilla-tiny-staged": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3),
     "vanilla-tiny-staged-film": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3, stage_film=True),
     "vanilla-tiny-staged-context": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3, stage_film=True, context=8),
+    "vanilla-tiny-staged-own": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3, stage_film=True, own_stages=2),
     "masked-tiny": MaskedVLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), memory_channels=8),
     "masked-tiny-photos": MaskedVLEConfig(
         base_channels=8,

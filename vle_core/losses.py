@@ -11,7 +11,7 @@ def per_image_mse(a, b):
     return (a - b).pow(2).flatten(1).mean(1)
 
 
-def vanilla_loss(x, out: LoopOutput, psnr_loss: bool = False) -> dict:
+def vanilla_loss(x, out: LoopOutput, psnr_loss: bool = False, weights: tuple[float, ...] = ()) -> dict:
     """Eq. (3): the mean over steps of MSE(X, X^_n).
 
     With psnr_loss, each step's MSE is replaced by its logarithm, i.e. the loss is the mean PSNR
@@ -19,10 +19,22 @@ def vanilla_loss(x, out: LoopOutput, psnr_loss: bool = False) -> dict:
     the error left at step n, which shrinks with every token, so late tokens barely train (the CPU
     probe's tokens 5-8 added 0.1-0.25 dB each); log-MSE weighs every token's relative
     improvement equally, whatever the error it starts from.
+
+    weights (train.py --token-weights): a weight per token count 1, 2, ..., the last repeating for
+    later counts; the loss is the weighted mean over counts. Empty: every count weighs 1.
     """
     mses = torch.stack([per_image_mse(x, r) for r in out.reconstructions])  # (N, B)
-    loss = mses.clamp_min(1e-8).log().mean() if psnr_loss else mses.mean()
+    terms = mses.clamp_min(1e-8).log() if psnr_loss else mses
+    w = count_weights(weights, len(out.reconstructions)).to(terms)
+    loss = (w[:, None] * terms).sum(0).mean() / w.sum()
     return {"loss": loss, "mse_final": mses[-1].mean().detach()}
+
+
+def count_weights(weights: tuple[float, ...], n: int) -> torch.Tensor:
+    """[n]: weights[k - 1] for token counts k = 1..n, the last weight repeating; all 1 if empty."""
+    if not weights:
+        return torch.ones(n)
+    return torch.tensor([weights[min(k, len(weights)) - 1] for k in range(1, n + 1)], dtype=torch.float32)
 
 
 def masked_loss(x, out: LoopOutput, k: float = 5.0, mask_weight: float = 1.0, match_weight: float = 1.0, psnr_loss: bool = False, learned_s: bool = False) -> dict:
@@ -61,8 +73,10 @@ def masked_loss(x, out: LoopOutput, k: float = 5.0, mask_weight: float = 1.0, ma
     return {"loss": loss, **{name: value.detach() for name, value in terms.items()}, "mse_final": final_mse.detach()}
 
 
-def vle_loss(config, x, out: LoopOutput) -> dict:
-    """The loss of the model that `config` describes."""
+def vle_loss(config, x, out: LoopOutput, weights: tuple[float, ...] = ()) -> dict:
+    """The loss of the model that `config` describes; weights per token count as in vanilla_loss."""
     if config.kind == "masked":
+        if weights:
+            raise ValueError("token weights are for a vanilla VLE's loss; a masked VLE's terms weigh every token alike")
         return masked_loss(x, out, config.mask_loss_k, config.mask_loss_weight, config.mask_match_weight, config.psnr_loss, config.precursor == "learned")
-    return vanilla_loss(x, out, config.psnr_loss)
+    return vanilla_loss(x, out, config.psnr_loss, weights)

@@ -55,6 +55,10 @@ class MaskedVLE(nn.Module):
         out = self.decoder(z, stage)
         return denormalise(out[:, :3], mean, std), torch.sigmoid(out[:, 3:])
 
+    def coders(self) -> list:
+        """Every E and D pair: a masked VLE's tokens share one."""
+        return [(self.encoder, self.decoder)]
+
     def set_precursor(self, **settings) -> None:
         """Change the weightless S's settings (precursor_*) on a trained model: S has no weights,
         so E and D stay as trained (`python -m vle_core.evaluate CKPT --tune-precursor`)."""

@@ -179,10 +179,11 @@ def start_as_linear_code(model, components: torch.Tensor) -> None:
         raise ValueError("only a staged VLE (config.stages > 0) has a linear code")
     C = model.config.latent_channels
     rgb = components.shape[0]
-    for n in range(min(model.config.stages, components.shape[1] // C)):
-        basis = components[:, n * C : (n + 1) * C].to(model.encoder.linear.weight)  # [192, C]
-        model.encoder.linear.weight[n].zero_()[:, :rgb] = basis.T
-        model.decoder.linear.weight[n].zero_()[:rgb] = basis
+    for encoder, decoder in model.coders():
+        for n in range(min(model.config.stages, components.shape[1] // C)):
+            basis = components[:, n * C : (n + 1) * C].to(encoder.linear.weight)  # [192, C]
+            encoder.linear.weight[n].zero_()[:, :rgb] = basis.T
+            decoder.linear.weight[n].zero_()[:rgb] = basis
 
 
 def _widths(config: VLEConfig) -> list[int]:

@@ -65,6 +65,7 @@ class TrainConfig:
     max_tokens: int = option(4, "most tokens per image")
     tokens_every: int = option(2000, "the token count's centre moves up one token every this many steps (Section 3.2)")
     tokens_spread: float = option(1.0, "standard deviation of the token count around its centre")
+    token_weights: str = option("", "loss weights of token counts 1, 2, ..., comma-separated, the last repeating (a vanilla VLE); empty: all 1")
     seed: int = option(2023, "random seed (the authors')")
     device: str = option("auto", "auto (cuda, then mps, then cpu), or a torch device")
     precision: str = option("auto", "auto: bf16 autocast on CUDA, float32 elsewhere; or fp32, bf16")
@@ -84,6 +85,19 @@ def token_count(step: int, cfg: TrainConfig, low: int) -> int:
     centre = min(step / cfg.tokens_every, cfg.max_tokens - low)
     draw = abs(np.random.default_rng([cfg.seed, step]).normal(centre, cfg.tokens_spread))
     return int(min(low + round(draw), cfg.max_tokens))
+
+
+def parse_weights(text: str) -> tuple[float, ...]:
+    """--token-weights "0.25,1,1" -> (0.25, 1.0, 1.0); "" -> (). Each weight must be >= 0, one > 0."""
+    if not text.strip():
+        return ()
+    try:
+        weights = tuple(float(w) for w in text.split(","))
+    except ValueError:
+        raise ValueError(f"--token-weights must be comma-separated numbers, got {text!r}") from None
+    if min(weights) < 0 or max(weights) <= 0 or not all(math.isfinite(w) for w in weights):
+        raise ValueError(f"--token-weights must be finite, none negative and one positive, got {text!r}")
+    return weights
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -119,14 +133,16 @@ def weight_shapes(model) -> dict:
 
 def new_identity_weights(initial, model) -> list[str] | None:
     """The weights `model` has and the checkpoint `initial` lacks, where the model's own start keeps
-    the checkpoint's model exactly: stage FiLM (zero) and a context block (its output at zero), so
+    the checkpoint's model exactly: stage FiLM (zero), a context block (its output at zero), and a
+    token's own E and D (own_stages: copies of the shared pair, which coded that token before), so
     a vanilla-cpu-light checkpoint continues as vanilla-cpu-light-film, and that as
-    vanilla-cpu-light-context. None if anything else differs: a weight missing from `model`, a shape
-    (other than a stage table's rows: `grown_stage_tables`)."""
+    vanilla-cpu-light-context or vanilla-cpu-light-own. None if anything else differs: a weight
+    missing from `model`, a shape (other than a stage table's rows: `grown_stage_tables`)."""
     have, want = weight_shapes(initial), weight_shapes(model)
     added = sorted(set(want) - set(have))
     grown = set(grown_stage_tables(initial, model))
-    if set(have) - set(want) or any(have[name] != want[name] for name in have if name not in grown) or not all(".film" in name or ".context." in name for name in added):
+    starts_alike = (".film", ".context.", "own_encoders.", "own_decoders.")
+    if set(have) - set(want) or any(have[name] != want[name] for name in have if name not in grown) or not all(any(part in name for part in starts_alike) for name in added):
         return None
     return added
 
@@ -160,6 +176,10 @@ def load_with_grown_stages(initial, model, grown: list[str]) -> None:
             rows[len(old) :] = old[-1]
         state[name] = rows
     model.load_state_dict(state, strict=False)
+    for i, (encoder, decoder) in enumerate(model.coders()[1:]):
+        if not any(name.startswith(f"own_encoders.{i}.") for name in state):  # a token the checkpoint coded with its shared pair
+            encoder.load_state_dict(model.encoder.state_dict())
+            decoder.load_state_dict(model.decoder.state_dict())
 
 
 def batches(data, batch: int, sampler: torch.Generator, workers: int, pin_memory: bool):
@@ -217,6 +237,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # what float32 work remains
 
     model_config = preset(cfg.preset)
+    weights = parse_weights(cfg.token_weights)
+    if weights and model_config.kind == "masked":
+        raise ValueError("--token-weights weighs a vanilla VLE's token counts; a masked VLE's loss has terms of other kinds")
     low = cfg.min_tokens or (2 if model_config.kind == "masked" else 1)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     raw_model = build_model(model_config).to(device)
@@ -261,9 +284,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
     if cuda:  # cuDNN's fast convolutions want NHWC
         raw_model = raw_model.to(memory_format=torch.channels_last)
     if cfg.compile:  # in place, so state_dict keys (and checkpoints) stay the same
-        raw_model.encoder.compile()
-        raw_model.decoder.compile()
-    model = DistributedDataParallel(raw_model) if ddp else raw_model
+        for encoder, decoder in raw_model.coders():
+            encoder.compile()
+            decoder.compile()
+    # A step with fewer tokens than own_stages leaves the later tokens' own E and D without gradients
+    model = DistributedDataParallel(raw_model, find_unused_parameters=bool(model_config.own_stages)) if ddp else raw_model
     if master:
         out.mkdir(parents=True, exist_ok=True)
         (out / "samples").mkdir(exist_ok=True)
@@ -326,7 +351,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
         x = next(stream).to(device, non_blocking=True, memory_format=torch.channels_last if cuda else torch.preserve_format)
         with autocast:  # E and D in bf16; the loop's sums and the losses stay float32 (loop.py, losses.py)
             passes = model(x, n_tokens)
-        losses = vle_loss(model_config, x, passes)
+        losses = vle_loss(model_config, x, passes, weights)
         optimiser.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if cfg.grad_clip:
