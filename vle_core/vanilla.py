@@ -1,4 +1,5 @@
-"""The vanilla VLE (Algorithm 1): one encoder and one decoder, applied to the residual."""
+"""The vanilla VLE (Algorithm 1): one encoder and one decoder, applied to the residual; with
+config.own_stages, each of the first tokens has an encoder and a decoder of its own."""
 
 import torch
 import torch.nn as nn
