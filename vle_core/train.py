@@ -166,7 +166,9 @@ def load_with_grown_stages(initial, model, grown: list[str]) -> None:
     """Load the checkpoint's weights into `model`, which has more stages: each grown table keeps the
     checkpoint's rows, and a new stage starts as the checkpoint's last stage in the convolutional
     path (its embedding and FiLM rows) and with the model's own linear code (the next patch-PCA
-    components, `start_as_linear_code`), so it codes what the earlier stages left."""
+    components, `start_as_linear_code`), so it codes what the earlier stages left. A token's own E
+    and D that the checkpoint lacks (own_stages) start as copies of its shared pair, grown tables
+    included, which coded that token in the checkpoint."""
     state = initial.state_dict()
     own = model.state_dict()
     for name in grown:
