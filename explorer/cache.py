@@ -78,7 +78,7 @@ class Entry:
 
     def to_bytes(self) -> bytes:
         arrays = dict(image=self.image, contributions=self.contributions, reconstructions=self.reconstructions, mse=self.mse)
-        arrays |= dict(latents=self.tokens.latents.numpy(), mean=self.tokens.mean.numpy(), std=self.tokens.std.numpy())
+        arrays |= {name: getattr(self.tokens, name).numpy() for name in ("latents", "mean", "std", "stage")}
         if self.masks is not None:
             arrays["masks"] = self.masks
         buffer = io.BytesIO()
@@ -102,6 +102,7 @@ class Entry:
                 "latents": ((n, latents.shape[1], *latent_grid((H, W))), np.float32),
                 "mean": ((n, 3), np.float32),
                 "std": ((n, 3), np.float32),
+                "stage": ((n,), np.int64),  # an entry without (an older version's) is recomputed
             } | ({"masks": ((n, H, W), np.uint8)} if "masks" in a else {})
         except (KeyError, ValueError, IndexError) as e:
             raise ValueError(f"malformed cache entry: {e}") from e
@@ -112,7 +113,10 @@ class Entry:
                 raise ValueError(f"cache entry {name} is {a[name].dtype}{a[name].shape}, expected {np.dtype(dtype)}{shape}")
         if n < 1 or not np.isfinite(a["contributions"]).all():
             raise ValueError("cache entry has no tokens or non-finite contributions")
-        tokens = Tokens(torch.from_numpy(latents), torch.from_numpy(a["mean"]), torch.from_numpy(a["std"]), (H, W))
+        try:
+            tokens = Tokens(*(torch.from_numpy(a[name]) for name in ("latents", "mean", "std")), (H, W), torch.from_numpy(a["stage"]))
+        except ValueError as e:  # stages below 1
+            raise ValueError(f"malformed cache entry: {e}") from e
         return cls(image, tokens, a["contributions"], a["reconstructions"], a.get("masks"), a["mse"])
 
 
@@ -260,7 +264,7 @@ def source_key(source: tuple, model_id: str) -> str:
         h.update(np.ascontiguousarray(data).tobytes())
     else:
         h.update(repr(data.image_size).encode())
-        for t in (data.latents, data.mean, data.std):
+        for t in (data.latents, data.mean, data.std, data.stage):  # the stage too: it picks the code a token decodes with
             h.update(t.contiguous().numpy().tobytes())
     return h.hexdigest()
 

@@ -63,3 +63,21 @@ def test_a_corrupt_cache_entry_is_recomputed_not_served(fresh, corruption):
     assert cache.encoder_runs == runs + 1
     assert np.array_equal(pixels(again[3]), pixels(first[3]))
     assert cache.Entry.from_bytes(cache.unseal(key, cache._disk().get(key))).reconstructions.shape[2] == 64  # repaired
+
+
+def test_an_entry_keeps_its_tokens_stages():
+    """A staged model decodes each token with the code of its stage, which edits and token files
+    can change (a transplant, a reordering): the cache must neither drop it nor mistake two token
+    files that differ only in it for one."""
+    import torch
+
+    import vle_core
+
+    torch.manual_seed(0)
+    vle = vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny-staged")), device="cpu")
+    image = scene(16, width=24)
+    tokens = vle.encode(image, 3).tokens
+    reordered = vle_core.Tokens(tokens.latents, tokens.mean, tokens.std, tokens.image_size, torch.tensor([1, 3, 3]))
+    entry = cache.Entry.from_rendering(vle.render(reordered), image)
+    assert cache.Entry.from_bytes(entry.to_bytes()).tokens.stage.tolist() == [1, 3, 3]
+    assert cache.source_key(("tokens", reordered), "m") != cache.source_key(("tokens", tokens), "m")
