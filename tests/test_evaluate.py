@@ -170,3 +170,22 @@ def test_token_usage_finds_an_early_speck_and_the_background_token():
     assert token_usage(np.stack([speck, obj, background]), labels) == (True, 3)
     assert token_usage(np.stack([background, obj, speck]), labels) == (False, 1)  # the speck comes once nothing larger is left
     assert token_usage(np.stack([obj, speck]), labels) == (False, None)
+
+
+def test_region_bound_is_what_lossless_region_tokens_would_rebuild():
+    """masked-tiny-photos: token 1 codes the whole image, then S proposes its two halves. Two
+    region tokens cover all but the blurred seam, one covers half: the bound rises with them,
+    and a vanilla model or no region token is refused."""
+    from test_masked_photos import halves, photo_model
+
+    vle = vle_core.VLE(photo_model(), device="cpu")
+    image = halves().astype(np.float32) / 255
+    one, two = (evaluate.region_bound(vle, [image], n) for n in (2, 3))
+    assert 0.45 < one["coverage"] <= 0.5 and two["coverage"] > 0.9
+    first = metrics.psnr(image, vle.encode(image, 1).reconstructions[0])  # what token 1 drew
+    assert first < one["bound"] < two["bound"] and two["bound"] > two["psnr"] + 3
+    assert evaluate.region_bound(vle, [image], 3, whole_from=vle)["bound_whole_from"] == pytest.approx(two["bound"])
+    with pytest.raises(ValueError, match="region tokens"):
+        evaluate.region_bound(vle, [image], 1)
+    with pytest.raises(ValueError, match="masked checkpoint"):
+        evaluate.region_bound(vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny")), device="cpu"), [image], 3)

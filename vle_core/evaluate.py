@@ -22,6 +22,11 @@ Data: `--data DIR`, else $VLE_DATA, else ../shared/data beside the repository; D
     python -m vle_core.evaluate checkpoints/masked-natural --tune-precursor --tokens 8
 
 compares settings of a masked VLE's weightless S by its masks' ARI on BSDS500 train + val.
+
+    python -m vle_core.evaluate checkpoints/masked-natural --region-bound --tokens 8
+
+bounds what a masked VLE's region tokens can rebuild on Kodak: the PSNR if every token after the
+whole-image ones rebuilt the photo losslessly inside S's proposals (`region_bound`).
 """
 
 import argparse
@@ -31,6 +36,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from scipy.io import loadmat
 from skimage.segmentation import felzenszwalb, slic
@@ -40,6 +46,7 @@ from tqdm import tqdm
 from . import metrics
 from .checkpoint import load_vle
 from .data import data_root
+from .loop import residual_loop
 from .pca import PatchPCA
 from .scenes import HELDOUT_SEED, SceneSet
 
@@ -95,6 +102,34 @@ def kodak_suite(vle, n_tokens: int) -> dict:
     curves = token_curves(vle, images, n_tokens)
     curves["pca_psnr"] = PatchPCA(bsds_training_images()).psnr_curve(images, n_tokens)
     return curves
+
+
+def region_bound(vle, images, n_tokens: int, whole_from=None) -> dict:
+    """How far S's regions let a masked VLE go: mean PSNR over the images if its tokens past the
+    whole-image ones (config.whole_tokens) rebuilt the image losslessly inside the union of S's
+    proposals and left the rest as the whole-image tokens drew it. `whole_from`, another VLE: the
+    same with that model's first whole_tokens tokens drawing the rest. Tokens cannot rebuild
+    more than their regions cover, so no training of E and D goes past this with the same S.
+    Returns psnr (the model's own, n_tokens), bound, bound_whole_from (if given) and coverage,
+    the share of the image the proposals cover."""
+    require_masks(vle, "--region-bound")
+    whole = vle.config.whole_tokens
+    if not whole < n_tokens:
+        raise ValueError(f"--region-bound needs region tokens: more than the {whole} whole-image tokens, got --tokens {n_tokens}")
+
+    rows = []
+    for image in tqdm(images, desc="bound", leave=False):
+        with torch.inference_mode():  # S's proposals are the loop's; the pictures are what the tokens show (as the kodak suite)
+            proposals = residual_loop(vle.model, torch.from_numpy(image).permute(2, 0, 1)[None].to(vle.device) * 2 - 1, n_tokens).proposals
+        covered = torch.stack(proposals[whole:]).amax(0)[0, 0].float().cpu().numpy()[..., None]
+        shown = vle.encode(image, n_tokens).reconstructions
+        drawn = [shown[whole - 1] if whole else np.full_like(image, 0.5)]  # what the region tokens start from
+        if whole_from is not None:
+            drawn.append(whole_from.encode(image, whole).reconstructions[-1] if whole else np.full_like(image, 0.5))
+        bounds = [metrics.psnr(image, rest + covered * (image - rest)) for rest in drawn]
+        rows.append([metrics.psnr(image, shown[-1]), *bounds, float(covered.mean())])
+    names = ["psnr", "bound", *(["bound_whole_from"] if whole_from is not None else []), "coverage"]
+    return dict(zip(names, np.mean(rows, axis=0).tolist())) | {"images": len(images)}
 
 
 def require_masks(vle, suite: str) -> None:
@@ -342,12 +377,16 @@ def main(argv=None) -> None:
     parser.add_argument("--tune-baselines", action="store_true", help="pick the bsds-seg baselines' settings on BSDS500 train+val, and stop")
     parser.add_argument("--tune-precursor", action="store_true", help="compare S settings for the masked checkpoint on BSDS500 train+val, and stop")
     parser.add_argument(
+        "--region-bound", action="store_true", help="bound a masked checkpoint's Kodak PSNR by what its region tokens can cover (region_bound), and stop"
+    )
+    parser.add_argument("--whole-from", metavar="CKPT", help="with --region-bound: also bound with this checkpoint's first tokens as the whole-image ones")
+    parser.add_argument(
         "--rest-area", type=float, nargs="+", metavar="A",
         help="with --tune-precursor: compare these precursor_rest_area values (S's other settings as the checkpoint has them) instead of seed and tolerance",
     )
     args = parser.parse_args(argv)
-    if not args.tune_baselines and not (args.checkpoint and (args.suite or args.tune_precursor)):
-        parser.error("give a checkpoint and --suite or --tune-precursor (or --tune-baselines)")
+    if not args.tune_baselines and not (args.checkpoint and (args.suite or args.tune_precursor or args.region_bound)):
+        parser.error("give a checkpoint and --suite, --tune-precursor or --region-bound (or --tune-baselines)")
     use_data(args.data)
     try:
         if args.tune_baselines:
@@ -358,6 +397,10 @@ def main(argv=None) -> None:
             tune_precursor(args.checkpoint, n_tokens=args.tokens, grid=grid)
             return
         vle = load_vle(args.checkpoint, device=args.device)
+        if args.region_bound:
+            whole_from = load_vle(args.whole_from, device=args.device) if args.whole_from else None
+            print(markdown("region-bound", region_bound(vle, [read_image(p) for p in kodak_paths()], args.tokens, whole_from)))
+            return
         result = run_suite(args.suite, vle, args.tokens, args.every)
     except (ValueError, FileNotFoundError) as e:  # missing data, a bad checkpoint, a vanilla model for a mask suite
         sys.exit(f"vle_core.evaluate: error: {str(e).splitlines()[0]}")
