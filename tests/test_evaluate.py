@@ -189,3 +189,23 @@ def test_region_bound_is_what_lossless_region_tokens_would_rebuild():
         evaluate.region_bound(vle, [image], 1)
     with pytest.raises(ValueError, match="masked checkpoint"):
         evaluate.region_bound(vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny")), device="cpu"), [image], 3)
+
+
+def test_precursor_settings_change_s_on_the_trained_model_by_name_and_type(masked_tiny, capsys, monkeypatch):
+    config = masked_tiny.config
+    assert evaluate.precursor_settings(["tau=1.5", "precursor_min_area=0.02", "seed=largest", "tries=3"], config) == {
+        "precursor_tau": 1.5,
+        "precursor_min_area": 0.02,
+        "precursor_seed": "largest",
+        "precursor_tries": 3,
+    }
+    for bad in ("tau", "colour=3", "tries=many"):
+        with pytest.raises(ValueError):
+            evaluate.precursor_settings([bad], config)
+    with pytest.raises(ValueError, match="masked"):
+        evaluate.precursor_settings(["tau=1"], vle_core.preset("vanilla-tiny"))
+    seen = {}
+    monkeypatch.setattr(evaluate, "load_vle", lambda *a, **k: masked_tiny)
+    monkeypatch.setattr(evaluate, "run_suite", lambda suite, vle, n, every: seen.update(tau=vle.model.config.precursor_tau) or {"ari": 0.5})
+    evaluate.main(["ckpt", "--suite", "bsds-seg", "--precursor", "tau=0.25"])
+    assert seen == {"tau": 0.25} and "ari: 0.500" in capsys.readouterr().out

@@ -26,13 +26,16 @@ compares settings of a masked VLE's weightless S by its masks' ARI on BSDS500 tr
     python -m vle_core.evaluate checkpoints/masked-natural --region-bound --tokens 8
 
 bounds what a masked VLE's region tokens can rebuild on Kodak: the PSNR if every token after the
-whole-image ones rebuilt the photo losslessly inside S's proposals (`region_bound`).
+whole-image ones rebuilt the photo losslessly inside S's proposals (`region_bound`). With
+`--precursor tau=1.0` (any of S's settings, repeatable) a suite or the bound runs with S changed
+on the trained model, which S allows as it has no weights.
 """
 
 import argparse
 import json
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -359,6 +362,23 @@ def markdown(suite: str, result: dict) -> str:
     return "\n".join(f"- {key}: {value:.3f}" if isinstance(value, float) else f"- {key}: {value}" for key, value in result.items())
 
 
+def precursor_settings(pairs: list[str], config) -> dict:
+    """--precursor NAME=VALUE pairs -> set_precursor's keyword arguments, each value of its
+    field's type: "tau=1.0" (or "precursor_tau=1.0") -> {"precursor_tau": 1.0}."""
+    known = {f.name: f.type for f in fields(config) if f.name.startswith("precursor_")}
+    if not known:
+        raise ValueError("--precursor changes a masked VLE's S: this checkpoint has none")
+    settings = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name if name.startswith("precursor_") else f"precursor_{name}"
+        if not sep or name not in known:
+            raise ValueError(f"--precursor takes NAME=VALUE with NAME one of {sorted(n.removeprefix('precursor_') for n in known)}, got {pair!r}")
+        cast = {"float": float, "int": int, "str": str}[getattr(known[name], "__name__", known[name])]  # the field's type, or its name
+        settings[name] = cast(value)  # a value that is no number: ValueError
+    return settings
+
+
 def use_data(folder: str | None) -> None:
     """--data DIR: the data root for this process and any it starts (data_root() reads $VLE_DATA)."""
     if folder:
@@ -381,12 +401,17 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--whole-from", metavar="CKPT", help="with --region-bound: also bound with this checkpoint's first tokens as the whole-image ones")
     parser.add_argument(
+        "--precursor", action="append", default=[], metavar="NAME=VALUE", help="a suite or --region-bound with this setting of the weightless S changed (repeatable), e.g. tau=1.0"
+    )
+    parser.add_argument(
         "--rest-area", type=float, nargs="+", metavar="A",
         help="with --tune-precursor: compare these precursor_rest_area values (S's other settings as the checkpoint has them) instead of seed and tolerance",
     )
     args = parser.parse_args(argv)
     if not args.tune_baselines and not (args.checkpoint and (args.suite or args.tune_precursor or args.region_bound)):
         parser.error("give a checkpoint and --suite, --tune-precursor or --region-bound (or --tune-baselines)")
+    if args.precursor and (args.tune_precursor or args.tune_baselines):
+        parser.error("--precursor changes S for a suite or --region-bound; --tune-precursor sets S's settings itself")
     use_data(args.data)
     try:
         if args.tune_baselines:
@@ -397,6 +422,8 @@ def main(argv=None) -> None:
             tune_precursor(args.checkpoint, n_tokens=args.tokens, grid=grid)
             return
         vle = load_vle(args.checkpoint, device=args.device)
+        if args.precursor:
+            vle.model.set_precursor(**precursor_settings(args.precursor, vle.config))
         if args.region_bound:
             whole_from = load_vle(args.whole_from, device=args.device) if args.whole_from else None
             print(markdown("region-bound", region_bound(vle, [read_image(p) for p in kodak_paths()], args.tokens, whole_from)))
