@@ -113,10 +113,7 @@ class Entry:
                 raise ValueError(f"cache entry {name} is {a[name].dtype}{a[name].shape}, expected {np.dtype(dtype)}{shape}")
         if n < 1 or not np.isfinite(a["contributions"]).all():
             raise ValueError("cache entry has no tokens or non-finite contributions")
-        try:
-            tokens = Tokens(*(torch.from_numpy(a[name]) for name in ("latents", "mean", "std")), (H, W), torch.from_numpy(a["stage"]))
-        except ValueError as e:  # stages below 1
-            raise ValueError(f"malformed cache entry: {e}") from e
+        tokens = Tokens(*(torch.from_numpy(a[name]) for name in ("latents", "mean", "std")), (H, W), torch.from_numpy(a["stage"]))  # stages below 1: ValueError
         return cls(image, tokens, a["contributions"], a["reconstructions"], a.get("masks"), a["mse"])
 
 

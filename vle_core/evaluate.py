@@ -122,10 +122,11 @@ def region_bound(vle, images, n_tokens: int, whole_from=None) -> dict:
 
     rows = []
     for image in tqdm(images, desc="bound", leave=False):
-        with torch.inference_mode():  # S's proposals are the loop's; the pictures are what the tokens show (as the kodak suite)
-            proposals = residual_loop(vle.model, torch.from_numpy(image).permute(2, 0, 1)[None].to(vle.device) * 2 - 1, n_tokens).proposals
-        covered = torch.stack(proposals[whole:]).amax(0)[0, 0].float().cpu().numpy()[..., None]
-        shown = vle.encode(image, n_tokens).reconstructions
+        with torch.inference_mode():
+            out = residual_loop(vle.model, torch.from_numpy(image).permute(2, 0, 1)[None].to(vle.device) * 2 - 1, n_tokens)
+        covered = torch.stack(out.proposals[whole:]).amax(0)[0, 0].float().cpu().numpy()[..., None]
+        # What the tokens show, as VLE.encode renders them (tokens.Rendering: EMPTY + the contributions so far)
+        shown = ((torch.cat(out.contributions).float().cumsum(0) + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
         drawn = [shown[whole - 1] if whole else np.full_like(image, 0.5)]  # what the region tokens start from
         if whole_from is not None:
             drawn.append(whole_from.encode(image, whole).reconstructions[-1] if whole else np.full_like(image, 0.5))
@@ -374,8 +375,7 @@ def precursor_settings(pairs: list[str], config) -> dict:
         name = name if name.startswith("precursor_") else f"precursor_{name}"
         if not sep or name not in known:
             raise ValueError(f"--precursor takes NAME=VALUE with NAME one of {sorted(n.removeprefix('precursor_') for n in known)}, got {pair!r}")
-        cast = {"float": float, "int": int, "str": str}[getattr(known[name], "__name__", known[name])]  # the field's type, or its name
-        settings[name] = cast(value)  # a value that is no number: ValueError
+        settings[name] = known[name](value)  # the field's type (float, int, str); a value that is no number: ValueError
     return settings
 
 
