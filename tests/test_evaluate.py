@@ -191,6 +191,51 @@ def test_region_bound_is_what_lossless_region_tokens_would_rebuild():
         evaluate.region_bound(vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny")), device="cpu"), [image], 3)
 
 
+def test_linear_regions_spend_a_tokens_values_where_the_format_puts_them():
+    """With the identity as the code, a token keeps the residual's first components at each patch
+    it codes: 4 per patch across its region's frame, or all its values (4 per patch of the image)
+    on the region's patches when dense; a later token takes the next components, and pixels its
+    proposal leaves out keep what was drawn."""
+    rng = np.random.default_rng(0)
+    image, start = rng.random((16, 32, 3)), np.full((16, 32, 3), 0.5)  # 2 x 4 patches of 8 x 8
+    region = np.zeros((16, 32))
+    region[:, :8] = 1  # the first column of patches: 2 of the 8
+    region[0, 0] = 0  # a pixel of it the proposal leaves out
+    residual = evaluate.patches(image - start)
+
+    def kept(rebuilt, n):  # per patch: is the rebuilt patch the start plus the residual's first n components?
+        ours = evaluate.patches(rebuilt - start)
+        return [np.allclose(ours[i][3:], np.r_[residual[i][:n], np.zeros(192 - n)][3:]) for i in range(8)]  # less pixel (0, 0)
+
+    basis = np.eye(192)
+    frame = evaluate.linear_regions(image, start, [region], basis, dense=False)
+    dense = evaluate.linear_regions(image, start, [region], basis, dense=True)
+    twice = evaluate.linear_regions(image, start, [region, region], basis, dense=False)
+    assert kept(frame, 4) == [True, False, False, False, True, False, False, False]
+    assert kept(dense, 16) == kept(frame, 4) and not any(kept(frame, 16))  # 8 patches x 4 values on 2 patches
+    assert kept(twice, 8) == kept(frame, 4)  # the second token coded components 5-8, not 1-4 again
+    outside = region == 0
+    for rebuilt in (frame, dense, twice):
+        np.testing.assert_array_equal(rebuilt[outside], start[outside])
+    everywhere = evaluate.linear_regions(image, start, [np.ones((16, 32))], basis, dense=True)
+    assert all(kept(everywhere, 4))  # a whole-image proposal: dense is the frame
+
+
+def test_region_bound_with_a_basis_scores_the_three_ways_to_spend_the_values():
+    """On the halves: a linear code within the lossless bound, and spending the values on the
+    region alone beats spending them on its frame."""
+    from test_masked_photos import halves, photo_model
+
+    vle = vle_core.VLE(photo_model(), device="cpu")
+    image = halves().astype(np.float32) / 255
+    basis = evaluate.residual_basis(vle, [image])
+    assert basis.shape == (192, 192) and np.allclose(basis.T @ basis, np.eye(192), atol=1e-8)
+    result = evaluate.region_bound(vle, [image], 2, basis=basis)
+    assert {"linear_whole", "linear_frame", "linear_dense"} <= set(result)
+    assert result["linear_frame"] < result["linear_dense"] <= result["bound"] + 1e-6
+    assert "linear_whole" not in evaluate.region_bound(vle, [image], 2)
+
+
 def test_precursor_settings_change_s_on_the_trained_model_by_name_and_type(masked_tiny, capsys, monkeypatch):
     config = masked_tiny.config
     assert evaluate.precursor_settings(["tau=1.5", "precursor_min_area=0.02", "seed=largest", "tries=3"], config) == {

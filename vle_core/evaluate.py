@@ -26,7 +26,9 @@ compares settings of a masked VLE's weightless S by its masks' ARI on BSDS500 tr
     python -m vle_core.evaluate checkpoints/masked-natural --region-bound --tokens 8
 
 bounds what a masked VLE's region tokens can rebuild on Kodak: the PSNR if every token after the
-whole-image ones rebuilt the photo losslessly inside S's proposals (`region_bound`). With
+whole-image ones rebuilt the photo losslessly inside S's proposals (`region_bound`); `--linear`
+adds what those tokens' values buy under the best linear code, spent on the whole photo, on the
+region's frame or on the region alone (`linear_regions`). With
 `--precursor tau=1.0` (any of S's settings, repeatable) a suite or the bound runs with S changed
 on the trained model, which S allows as it has no weights.
 """
@@ -50,7 +52,7 @@ from . import metrics
 from .checkpoint import load_vle
 from .data import data_root
 from .loop import residual_loop
-from .pca import PatchPCA
+from .pca import PATCH, VALUES_PER_TOKEN, PatchPCA, patches
 from .scenes import HELDOUT_SEED, SceneSet
 
 DATA_HINT = "point --data or $VLE_DATA at the folder holding kodak/ and bsds500/ (see vle_core/data.py)"
@@ -107,14 +109,18 @@ def kodak_suite(vle, n_tokens: int) -> dict:
     return curves
 
 
-def region_bound(vle, images, n_tokens: int, whole_from=None) -> dict:
+def region_bound(vle, images, n_tokens: int, whole_from=None, basis=None) -> dict:
     """How far S's regions let a masked VLE go: mean PSNR over the images if its tokens past the
     whole-image ones (config.whole_tokens) rebuilt the image losslessly inside the union of S's
     proposals and left the rest as the whole-image tokens drew it. `whole_from`, another VLE: the
     same with that model's first whole_tokens tokens drawing the rest. Tokens cannot rebuild
     more than their regions cover, so no training of E and D goes past this with the same S.
-    Returns psnr (the model's own, n_tokens), bound, bound_whole_from (if given) and coverage,
-    the share of the image the proposals cover."""
+    `basis` (residual_basis): also what those tokens' values buy when the best linear code spends
+    them (linear_regions), in three places: every patch of the image (linear_whole, as a vanilla
+    token), every patch of the region (linear_frame, this model's token format) or, the token's
+    values concentrated, only the region's patches (linear_dense).
+    Returns psnr (the model's own, n_tokens), bound, bound_whole_from (if given), the linear
+    figures (if a basis is given) and coverage, the share of the image the proposals cover."""
     require_masks(vle, "--region-bound")
     whole = vle.config.whole_tokens
     if not whole < n_tokens:
@@ -124,16 +130,59 @@ def region_bound(vle, images, n_tokens: int, whole_from=None) -> dict:
     for image in tqdm(images, desc="bound", leave=False):
         with torch.inference_mode():
             out = residual_loop(vle.model, torch.from_numpy(image).permute(2, 0, 1)[None].to(vle.device) * 2 - 1, n_tokens)
-        covered = torch.stack(out.proposals[whole:]).amax(0)[0, 0].float().cpu().numpy()[..., None]
+        proposals = [p[0, 0].float().cpu().numpy() for p in out.proposals[whole:]]
+        covered = np.stack(proposals).max(0)[..., None]
         # What the tokens show, as VLE.encode renders them (tokens.Rendering: EMPTY + the contributions so far)
         shown = ((torch.cat(out.contributions).float().cumsum(0) + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
         drawn = [shown[whole - 1] if whole else np.full_like(image, 0.5)]  # what the region tokens start from
         if whole_from is not None:
             drawn.append(whole_from.encode(image, whole).reconstructions[-1] if whole else np.full_like(image, 0.5))
-        bounds = [metrics.psnr(image, rest + covered * (image - rest)) for rest in drawn]
-        rows.append([metrics.psnr(image, shown[-1]), *bounds, float(covered.mean())])
-    names = ["psnr", "bound", *(["bound_whole_from"] if whole_from is not None else []), "coverage"]
+        row = [metrics.psnr(image, shown[-1]), *(metrics.psnr(image, rest + covered * (image - rest)) for rest in drawn)]
+        if basis is not None:
+            everywhere = [np.ones_like(p) for p in proposals]
+            for regions, dense in ((everywhere, False), (proposals, False), (proposals, True)):
+                rebuilt = linear_regions(image, drawn[0], regions, basis, dense)
+                row.append(metrics.psnr(image[: rebuilt.shape[0], : rebuilt.shape[1]], rebuilt))
+        rows.append([*row, float(covered.mean())])
+    names = ["psnr", "bound", *(["bound_whole_from"] if whole_from is not None else [])]
+    names += [*(["linear_whole", "linear_frame", "linear_dense"] if basis is not None else []), "coverage"]
     return dict(zip(names, np.mean(rows, axis=0).tolist())) | {"images": len(images)}
+
+
+def residual_basis(vle, images) -> np.ndarray:
+    """The best linear code of what a masked VLE's region tokens are given: PCA of the 8x8 RGB
+    patches of the residual its whole-image tokens leave (of the image less grey without any).
+    (192, 192), patches flattened as pca.patches does, strongest component first."""
+    whole = vle.config.whole_tokens
+    residuals = [image - (vle.encode(image, whole).reconstructions[-1] if whole else 0.5) for image in images]
+    data = np.concatenate([patches(r) for r in residuals]).astype(np.float64)
+    return np.linalg.eigh(np.cov(data, rowvar=False))[1][:, ::-1]
+
+
+def linear_regions(image, start, proposals, basis, dense: bool) -> np.ndarray:
+    """Tokens that code S's proposals in turn with the best linear code, from `start` (what the
+    whole-image tokens drew): at each 8x8 patch mostly inside its proposal, a token codes the
+    residual on the next components that patch has not used yet, and adds that gated by the
+    proposal, as the residual loop gates a token. A token has VALUES_PER_TOKEN values per patch
+    of the image: at every patch (dense False, a token's format in this VLE: its values outside
+    its region are spent on nothing) or concentrated on the region's patches (dense True).
+    Returns the reconstruction, HxWx3 in [0, 1] (the image cropped to multiples of 8)."""
+    H, W = (s - s % PATCH for s in image.shape[:2])
+    image, rebuilt = image[:H, :W], start[:H, :W].astype(np.float64)
+    used = np.zeros((H // PATCH) * (W // PATCH), int)  # per patch: components spent so far
+    for proposal in proposals:
+        proposal = proposal[:H, :W]
+        inside = proposal.reshape(H // PATCH, PATCH, W // PATCH, PATCH).mean((1, 3)).ravel() > 0.5
+        width = VALUES_PER_TOKEN * (used.size // max(int(inside.sum()), 1) if dense else 1)
+        residual, coded = patches(image - rebuilt), np.zeros((used.size, basis.shape[0]))
+        for first in np.unique(used[inside]):  # patches that used as many components share a code
+            at = inside & (used == first)
+            components = basis[:, first : first + width]
+            coded[at] = residual[at] @ components @ components.T
+        used[inside] += width
+        coded = coded.reshape(H // PATCH, W // PATCH, PATCH, PATCH, 3).transpose(0, 2, 1, 3, 4).reshape(H, W, 3)
+        rebuilt += proposal[..., None] * coded
+    return rebuilt.clip(0, 1)
 
 
 def require_masks(vle, suite: str) -> None:
@@ -401,6 +450,10 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--whole-from", metavar="CKPT", help="with --region-bound: also bound with this checkpoint's first tokens as the whole-image ones")
     parser.add_argument(
+        "--linear", action="store_true",
+        help="with --region-bound: also what the region tokens' values buy under the best linear code (fitted on BSDS500 train + val), spent on the whole image, the region's frame or the region alone",
+    )
+    parser.add_argument(
         "--precursor", action="append", default=[], metavar="NAME=VALUE", help="a suite or --region-bound with this setting of the weightless S changed (repeatable), e.g. tau=1.0"
     )
     parser.add_argument(
@@ -410,6 +463,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if not args.tune_baselines and not (args.checkpoint and (args.suite or args.tune_precursor or args.region_bound)):
         parser.error("give a checkpoint and --suite, --tune-precursor or --region-bound (or --tune-baselines)")
+    if args.linear and not args.region_bound:
+        parser.error("--linear is a part of --region-bound")
     if args.precursor and (args.tune_precursor or args.tune_baselines):
         parser.error("--precursor changes S for a suite or --region-bound; --tune-precursor sets S's settings itself")
     use_data(args.data)
@@ -426,7 +481,8 @@ def main(argv=None) -> None:
             vle.model.set_precursor(**precursor_settings(args.precursor, vle.config))
         if args.region_bound:
             whole_from = load_vle(args.whole_from, device=args.device) if args.whole_from else None
-            print(markdown("region-bound", region_bound(vle, [read_image(p) for p in kodak_paths()], args.tokens, whole_from)))
+            basis = residual_basis(vle, [read_image(p) for p in train_val_paths()[::16]]) if args.linear else None
+            print(markdown("region-bound", region_bound(vle, [read_image(p) for p in kodak_paths()], args.tokens, whole_from, basis)))
             return
         result = run_suite(args.suite, vle, args.tokens, args.every)
     except (ValueError, FileNotFoundError) as e:  # missing data, a bad checkpoint, a vanilla model for a mask suite
