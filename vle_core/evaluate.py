@@ -52,7 +52,7 @@ from . import metrics
 from .checkpoint import load_vle
 from .data import data_root
 from .loop import residual_loop
-from .pca import PATCH, VALUES_PER_TOKEN, PatchPCA, patches
+from .pca import PATCH, VALUES_PER_TOKEN, PatchPCA, patches, unpatch
 from .scenes import HELDOUT_SEED, SceneSet
 
 DATA_HINT = "point --data or $VLE_DATA at the folder holding kodak/ and bsds500/ (see vle_core/data.py)"
@@ -154,9 +154,7 @@ def residual_basis(vle, images) -> np.ndarray:
     patches of the residual its whole-image tokens leave (of the image less grey without any).
     (192, 192), patches flattened as pca.patches does, strongest component first."""
     whole = vle.config.whole_tokens
-    residuals = [image - (vle.encode(image, whole).reconstructions[-1] if whole else 0.5) for image in images]
-    data = np.concatenate([patches(r) for r in residuals]).astype(np.float64)
-    return np.linalg.eigh(np.cov(data, rowvar=False))[1][:, ::-1]
+    return PatchPCA([image - (vle.encode(image, whole).reconstructions[-1] if whole else 0.5) for image in images]).components
 
 
 def linear_regions(image, start, proposals, basis, dense: bool) -> np.ndarray:
@@ -180,8 +178,7 @@ def linear_regions(image, start, proposals, basis, dense: bool) -> np.ndarray:
             components = basis[:, first : first + width]
             coded[at] = residual[at] @ components @ components.T
         used[inside] += width
-        coded = coded.reshape(H // PATCH, W // PATCH, PATCH, PATCH, 3).transpose(0, 2, 1, 3, 4).reshape(H, W, 3)
-        rebuilt += proposal[..., None] * coded
+        rebuilt += proposal[..., None] * unpatch(coded, H, W)
     return rebuilt.clip(0, 1)
 
 

@@ -19,6 +19,11 @@ def patches(image: np.ndarray) -> np.ndarray:
     return blocks.reshape(-1, PATCH * PATCH * 3)
 
 
+def unpatch(rows: np.ndarray, H: int, W: int) -> np.ndarray:
+    """The inverse of `patches`: (N, 192) rows of an image H x W (multiples of 8) -> HxWx3."""
+    return rows.reshape(H // PATCH, W // PATCH, PATCH, PATCH, 3).transpose(0, 2, 1, 3, 4).reshape(H, W, 3)
+
+
 class PatchPCA:
     """The best linear code of 8x8 RGB patches (in mean squared error), fitted on training images."""
 
@@ -32,8 +37,7 @@ class PatchPCA:
         H, W = (s - s % PATCH for s in image.shape[:2])
         basis = self.components[:, :n_components]
         codes = (patches(image) - self.mean) @ basis
-        out = (codes @ basis.T + self.mean).reshape(H // PATCH, W // PATCH, PATCH, PATCH, 3)
-        return np.clip(out.transpose(0, 2, 1, 3, 4).reshape(H, W, 3), 0, 1)
+        return np.clip(unpatch(codes @ basis.T + self.mean, H, W), 0, 1)
 
     def psnr_curve(self, images, n_tokens: int) -> list[float]:
         """Mean PSNR over the images with 4k components, for k = 1..n_tokens."""
