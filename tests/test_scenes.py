@@ -98,3 +98,23 @@ def test_scene_set_items():
     assert not torch.equal(train[0][0], held_out[0][0])
     with pytest.raises(IndexError):
         train[4]
+
+
+def test_edited_scenes_are_the_exact_truth_of_an_object_edit():
+    from vle_core.scenes import edited_scene
+
+    for seed in range(40):
+        scene = make_scene(seed)
+        K = scene.num_objects
+        assert np.array_equal(edited_scene(seed).image, scene.image)
+        removed = edited_scene(seed, removed=(K,))
+        assert not (removed.labels == K).any()
+        top = scene.labels == K  # the top-most object is whole: everything else is as drawn without it
+        assert np.array_equal(removed.image[~top], scene.image[~top])
+        moved = edited_scene(seed, moves={K: (8, -16)})
+        shifted = np.zeros_like(top)
+        shifted[: 64 - 16, 8:] = top[16:, : 64 - 8]
+        assert np.array_equal(moved.labels == K, shifted)
+        assert np.array_equal(moved.image[shifted], scene.image[np.roll(np.roll(shifted, 16, axis=0), -8, axis=1)])
+    with pytest.raises(ValueError, match="objects"):
+        edited_scene(0, removed=(9,))

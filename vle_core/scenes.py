@@ -80,6 +80,35 @@ def min_visible_pixels(size: int) -> int:
 
 def make_scene(seed: int, size: int = 64) -> Scene:
     """Generate the scene for a non-negative `seed` at `size` x `size` pixels."""
+    background, canvas, objects = _layers(seed, size)
+    return _composite(canvas, objects, background)
+
+
+def edited_scene(seed: int, size: int = 64, removed: tuple[int, ...] = (), moves: dict[int, tuple[int, int]] | None = None) -> Scene:
+    """The scene of `make_scene(seed, size)` as it would be drawn with objects `removed` (labels
+    1..K) left out and objects in `moves` shifted by (dx, dy) whole pixels (right and down
+    positive), each at its own depth: the exact truth for an object edit. What a removed object
+    hid shows (the background, the objects under it, whole); a moved object's pixels that leave
+    the image are gone. Labels keep each object's id; an object hidden or gone has no pixels."""
+    background, canvas, objects = _layers(seed, size)
+    moves = moves or {}
+    for k in (*removed, *moves):
+        if not 1 <= k <= len(objects):
+            raise ValueError(f"scene {seed} has objects 1..{len(objects)}, not {k}")
+    kept = []
+    for k, (kind, mask, paint) in enumerate(objects, start=1):
+        if k in removed:
+            mask = np.zeros_like(mask)
+        elif k in moves:
+            dx, dy = (int(v) for v in moves[k])
+            mask, paint = _shift(mask, dx, dy), _shift(paint, dx, dy)
+        kept.append((kind, mask, paint))
+    return _composite(canvas, kept, background)
+
+
+def _layers(seed: int, size: int):
+    """(background kind, background [size, size, 3] float in [0, 255], objects in painting order:
+    (kind, bool mask [size, size], paint [size, size, 3] float)). A later object covers an earlier one."""
     rng = np.random.default_rng(seed)
     # Pixel centres, as a column and a row so that arithmetic broadcasts to [size, size].
     ys = (np.arange(size, dtype=np.float64) + 0.5)[:, None]
@@ -89,36 +118,53 @@ def make_scene(seed: int, size: int = 64) -> Scene:
     background_colour = canvas.reshape(-1, 3).mean(axis=0)
     labels = np.zeros((size, size), dtype=np.uint8)
     visible: list[int] = []  # visible pixel count of each object so far
-    kinds: list[str] = []
+    objects: list[tuple[str, np.ndarray, np.ndarray]] = []
     colours: list[np.ndarray] = []
     min_pixels = min_visible_pixels(size)
 
     target = int(rng.integers(2, 6))
     rejections = 0
-    while len(kinds) < target:
+    while len(objects) < target:
         kind, mask, shade = _shape(rng, size, ys, xs)
         area = int(mask.sum())
         # Pixels each earlier object would lose under the new one. Rejecting any placement
         # that leaves an object too small also means no object is ever fully hidden, so
         # the label ids stay 1..K without gaps and need no relabelling.
-        covered = np.bincount(labels[mask], minlength=len(kinds) + 1)[1:]
+        covered = np.bincount(labels[mask], minlength=len(objects) + 1)[1:]
         remaining = np.asarray(visible, dtype=np.int64) - covered
         if area < min_pixels or (remaining < min_pixels).any():
             rejections += 1
-            if rejections >= _MAX_REJECTIONS and len(kinds) >= 2:
+            if rejections >= _MAX_REJECTIONS and len(objects) >= 2:
                 break
             continue
         colour = _object_colour(rng, colours, background_colour)
-        canvas[mask] = (colour * shade[..., None])[mask]
-        labels[mask] = len(kinds) + 1
+        labels[mask] = len(objects) + 1
         visible = [*remaining.tolist(), area]
-        kinds.append(kind)
+        objects.append((kind, mask, colour * shade[..., None]))
         colours.append(colour)
+    return background, canvas, objects
 
+
+def _composite(canvas: np.ndarray, objects: list, background: str) -> Scene:
+    """Paint the objects over the background in order: the Scene, with its labels."""
+    canvas = canvas.copy()
+    labels = np.zeros(canvas.shape[:2], dtype=np.uint8)
+    for k, (_, mask, paint) in enumerate(objects, start=1):
+        canvas[mask] = paint[mask]
+        labels[mask] = k
     image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
     image.setflags(write=False)
     labels.setflags(write=False)
-    return Scene(image=image, labels=labels, kinds=tuple(kinds), background=background)
+    return Scene(image=image, labels=labels, kinds=tuple(kind for kind, _, _ in objects), background=background)
+
+
+def _shift(array: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """array [H, W, ...] moved by whole pixels; what enters is zero (False), nothing wraps."""
+    out = np.zeros_like(array)
+    H, W = array.shape[:2]
+    if abs(dx) < W and abs(dy) < H:
+        out[max(dy, 0) : H + min(dy, 0), max(dx, 0) : W + min(dx, 0)] = array[max(-dy, 0) : H + min(-dy, 0), max(-dx, 0) : W + min(-dx, 0)]
+    return out
 
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
