@@ -132,28 +132,88 @@ def test_joining_tokens_keeps_order_and_refuses_mixed_image_sizes(encoding):
         vle_core.Tokens.cat([encoding.tokens, other])
 
 
-def test_a_region_token_carries_its_object_and_takes_it_away():
-    """carry_objects: a whole-image token draws a picture; a region token's mask is a square.
-    Switched off, the square's part of the picture goes; moved, it goes along, and the rest stays."""
-    H, W = 16, 24
-    picture = np.random.default_rng(0).uniform(-0.5, 0.5, (H, W, 3)).astype(np.float32)
-    detail = np.zeros((H, W, 3), np.float32)
-    detail[4:8, 4:8] = 0.1  # the region token's own refinement
-    contributions = np.stack([picture, detail])
-    square = np.zeros((2, H, W), np.float32)
-    square[1, 4:8, 4:8] = 1.0
-    before = contributions.copy()
-    off = edit.carry_objects(contributions, square, whole=[True, False], on=[True, False], offsets=[(0.0, 0.0)] * 2)
-    assert np.array_equal(contributions, before)  # the input is unchanged
-    assert np.all(off[0, 4:8, 4:8] == 0) and np.array_equal(off[0][square[1] == 0], picture[square[1] == 0])
-    moved_detail = np.zeros_like(detail)
-    moved_detail[4:8, 12:16] = 0.1  # as the decoder would draw the token moved by 8 px
-    moved = edit.carry_objects(np.stack([picture, moved_detail]), square, whole=[True, False], on=[True, True], offsets=[(0.0, 0.0), (8.0, 0.0)])
-    image = moved.sum(0)
-    assert np.allclose(image[4:8, 12:16], picture[4:8, 4:8] + 0.1)  # the object, where it went
-    assert np.all(image[4:8, 4:8] == 0)  # nothing draws where it was
-    rest = np.ones((H, W), bool)
-    rest[4:8, 4:8] = rest[4:8, 12:16] = False
-    assert np.array_equal(image[rest], picture[rest])
-    unedited = edit.carry_objects(contributions, square, whole=[True, False], on=[True, True], offsets=[(0.0, 0.0)] * 2)
-    assert np.array_equal(unedited, contributions)
+# Object edits: VLE.apply_edits, edit.layered, fill.fill_holes
+
+
+def test_apply_edits_without_edits_is_the_reconstruction(tiny_vle, encoding):
+    np.testing.assert_allclose(tiny_vle.apply_edits(encoding), encoding.reconstructions[-1], atol=1e-5)
+
+
+def test_apply_edits_on_additive_tokens_is_the_edited_tokens_decoded(tiny_vle, encoding):
+    """A vanilla VLE's tokens are additions: off leaves a token out of the sum, a move moves its latent."""
+    if tiny_vle.kind == "masked":
+        pytest.skip("a masked VLE's region tokens are layers")
+    off = tiny_vle.apply_edits(encoding, off=[1])
+    np.testing.assert_allclose(off, tiny_vle.decode(edit.drop(encoding.tokens, 1)), atol=1e-5)
+    moved = tiny_vle.apply_edits(encoding, moves={2: (16, -8)})
+    np.testing.assert_allclose(moved, tiny_vle.decode(edit.translate(encoding.tokens, 2, 16, -8)), atol=1e-5)
+
+
+def test_apply_edits_refuses_impossible_edits(tiny_vle, encoding):
+    for bad in ({"off": [4]}, {"off": [-5]}, {"moves": {9: (8, 0)}}, {"moves": {0: (float("nan"), 0)}}, {"moves": {0: (161, 0)}}, {"moves": {0: "far"}}):
+        with pytest.raises(ValueError):
+            tiny_vle.apply_edits(encoding, **bad)
+
+
+def square_scene(size=64, box=(slice(16, 32), slice(8, 24))):
+    """A red square on a horizontal grey ramp: (picture, its mask)."""
+    ramp = np.linspace(0.2, 0.8, size, dtype=np.float32)
+    picture = np.repeat(np.broadcast_to(ramp, (size, size))[..., None], 3, axis=-1).copy()
+    mask = np.zeros((size, size), np.float32)
+    mask[box] = 1
+    picture[mask > 0] = (0.8, 0.1, 0.1)
+    return picture, mask
+
+
+def test_a_removed_object_leaves_its_surroundings_not_grey():
+    picture, mask = square_scene()
+    removed = edit.layered(picture, mask[None], on=[False], offsets=[(0, 0)])
+    background, _ = square_scene(box=(slice(0, 0), slice(0, 0)))
+    hole = mask > 0
+    assert np.abs(removed[hole] - background[hole]).max() < 0.08  # the ramp goes on; grey or red would be 0.3 off
+    np.testing.assert_array_equal(removed[~edit.ndimage.binary_dilation(hole, iterations=edit.HOLE_GROW)], picture[~edit.ndimage.binary_dilation(hole, iterations=edit.HOLE_GROW)])
+
+
+def test_a_moved_object_keeps_its_colour_and_edges():
+    picture, mask = square_scene()
+    moved = edit.layered(picture, mask[None], on=[True], offsets=[(24, 8)])
+    landed = edit.shift_pixels(mask, 24, 8) > 0
+    np.testing.assert_allclose(moved[landed], np.broadcast_to([0.8, 0.1, 0.1], (landed.sum(), 3)), atol=1e-6)
+    left = (mask > 0) & ~landed
+    assert (moved[left][:, 0] < 0.85).all() and np.abs(moved[left] - moved[left][:, [1]]).max() < 0.08  # grey ramp where it was, not red
+    assert np.abs(moved[~landed & ~(mask > 0)] - picture[~landed & ~(mask > 0)]).max() < 0.08  # elsewhere all but unchanged
+
+
+def test_layered_edits_never_change_their_input():
+    picture, mask = square_scene()
+    before = picture.copy(), mask.copy()
+    edit.layered(picture, mask[None], on=[True], offsets=[(8, 8)])
+    np.testing.assert_array_equal(picture, before[0])
+    np.testing.assert_array_equal(mask, before[1])
+
+
+def test_masked_apply_edits_removes_a_region_tokens_object(encoding, tiny_vle):
+    if tiny_vle.kind != "masked":
+        pytest.skip("vanilla tokens have no objects")
+    i = int(np.argmax([(m > 0.5).sum() for m in encoding.masks]))
+    off = tiny_vle.apply_edits(encoding, off=[i])
+    plain = encoding.reconstructions[-1]
+    expected = edit.layered(plain, encoding.masks, [j != i for j in range(len(encoding.masks))], [(0, 0)] * len(encoding.masks))
+    np.testing.assert_allclose(off, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fill_keeps_known_pixels_and_continues_smooth_pictures(seed):
+    from vle_core.fill import fill_holes
+
+    rng = np.random.default_rng(seed)
+    H, W = rng.integers(5, 90, size=2)
+    ys, xs = np.mgrid[0:H, 0:W]
+    picture = np.stack([xs / W, ys / H, np.full((H, W), 0.3)], axis=-1).astype(np.float32)
+    hole = np.zeros((H, W), bool)
+    hole[H // 4 : H // 2 + 1, W // 4 : W // 2 + 1] = True
+    filled = fill_holes(np.where(hole[..., None], 0.0, picture), hole)
+    np.testing.assert_array_equal(filled[~hole], picture[~hole])
+    assert np.abs(filled[hole] - picture[hole]).max() < 0.25  # the ramp continues (0 would be 0.5 off)
+    np.testing.assert_allclose(fill_holes(np.full((H, W, 3), 0.7, np.float32), hole), 0.7, atol=1e-6)
+    assert np.array_equal(fill_holes(picture, np.ones((H, W), bool)), picture)  # nothing to continue from

@@ -1,18 +1,24 @@
-"""Token editing: pure functions from tokens to new tokens. They never change their input.
+"""Token editing: pure functions from tokens to new tokens, and from pictures to edited pictures.
+They never change their input.
 
 Because each token decodes independently of the others (`loop.decode_tokens`), any edited
 sequence decodes: an edit costs one decode, never an encode. Positions are in pixels; a token's
 latent grid has one cell per 8x8 pixels, so a move of 8 px is a shift of one cell.
+A masked VLE's region token is also an object: `layered` edits it as a layer of the picture, which
+is what `VLE.apply_edits` shows.
 """
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from .config import DOWNSAMPLING
-from .tokens import Tokens
+from .fill import fill_holes
+from .tokens import Tokens, latent_grid
 
 
-def _indices(tokens: Tokens, indices) -> list[int]:
+def token_indices(tokens: Tokens, indices) -> list[int]:
+    """0-based indices into `tokens` (negative ones count from the end), checked: a ValueError names one out of range."""
     indices = [indices] if isinstance(indices, int) else list(indices)
     for i in indices:
         if not -len(tokens) <= i < len(tokens):
@@ -22,12 +28,12 @@ def _indices(tokens: Tokens, indices) -> list[int]:
 
 def keep(tokens: Tokens, indices) -> Tokens:
     """Only the tokens at `indices`, in the original order."""
-    return tokens[sorted(set(_indices(tokens, indices)))]
+    return tokens[sorted(set(token_indices(tokens, indices)))]
 
 
 def drop(tokens: Tokens, indices) -> Tokens:
     """Every token but those at `indices`."""
-    dropped = set(_indices(tokens, indices))
+    dropped = set(token_indices(tokens, indices))
     return tokens[[i for i in range(len(tokens)) if i not in dropped]]
 
 
@@ -79,7 +85,7 @@ def _shift(z, dx: float, dy: float, vacated: str):
 def translate(tokens: Tokens, index: int, dx: float, dy: float, vacated: str = "zeros") -> Tokens:
     """Relocate what token `index` encodes by (dx, dy) pixels (right and down positive). vacated:
     what fills the cells the move leaves, "zeros" or (for a masked VLE's tokens) "background"."""
-    (i,) = _indices(tokens, index)
+    (i,) = token_indices(tokens, index)
     latents = tokens.latents.clone()
     latents[i] = _shift(tokens.latents[i], dx / DOWNSAMPLING, dy / DOWNSAMPLING, vacated)
     return Tokens(latents, tokens.mean.clone(), tokens.std.clone(), tokens.image_size, tokens.stage.clone())
@@ -88,7 +94,7 @@ def translate(tokens: Tokens, index: int, dx: float, dy: float, vacated: str = "
 def scale(tokens: Tokens, index: int, factor: float) -> Tokens:
     """Multiply token `index`'s addition to the image by `factor` (0 silences it, 2 doubles it).
     The addition is D(z) * std + mean (times the mask), so scaling std and mean scales it exactly."""
-    (i,) = _indices(tokens, index)
+    (i,) = token_indices(tokens, index)
     mean, std = tokens.mean.clone(), tokens.std.clone()
     mean[i] *= factor
     std[i] *= factor
@@ -99,7 +105,7 @@ def transplant(tokens: Tokens, donor: Tokens, donor_index: int, dx: float = 0.0,
     """Append token `donor_index` of another image's tokens, at the same pixel position in this
     image (then moved by dx, dy): its latent map is cropped or zero-padded at the bottom and right
     to this image's grid. Both must come from the same model (same latent channels)."""
-    (j,) = _indices(donor, donor_index)
+    (j,) = token_indices(donor, donor_index)
     if donor.latents.shape[1] != tokens.latents.shape[1]:
         raise ValueError(
             f"the donor tokens have {donor.latents.shape[1]} latent channels, these have {tokens.latents.shape[1]}: they come from different models"
@@ -112,53 +118,64 @@ def transplant(tokens: Tokens, donor: Tokens, donor_index: int, dx: float = 0.0,
     return Tokens.cat([tokens, Tokens(z[None], donor.mean[j : j + 1], donor.std[j : j + 1], tokens.image_size, donor.stage[j : j + 1])])
 
 
-def scatter(tokens: Tokens, seed: int = 0, vacated: str = "zeros") -> Tokens:
-    """Move every token by its own random offset, in whole cells, of up to half the image each
-    way: Section 4's proposed experiment of randomising where the objects are. vacated: as translate."""
+def scatter_offsets(n: int, image_size: tuple[int, int], seed: int = 0) -> list[tuple[int, int]]:
+    """n random moves (dx, dy) in pixels, whole cells of up to half the image each way: Section
+    4's proposed experiment of randomising where the objects are."""
     rng = np.random.default_rng(seed)
-    h, w = tokens.latents.shape[2:]
+    h, w = latent_grid(image_size)
+    cells = [(int(rng.integers(-(w // 2), w // 2 + 1)), int(rng.integers(-(h // 2), h // 2 + 1))) for _ in range(n)]
+    return [(dx * DOWNSAMPLING, dy * DOWNSAMPLING) for dx, dy in cells]
+
+
+def scatter(tokens: Tokens, seed: int = 0, vacated: str = "zeros") -> Tokens:
+    """Move every token by its own `scatter_offsets` move. vacated: as translate."""
+    offsets = scatter_offsets(len(tokens), tokens.image_size, seed)
     latents = (
-        torch.stack([_shift(z, int(rng.integers(-(w // 2), w // 2 + 1)), int(rng.integers(-(h // 2), h // 2 + 1)), vacated) for z in tokens.latents])
+        torch.stack([_shift(z, dx / DOWNSAMPLING, dy / DOWNSAMPLING, vacated) for z, (dx, dy) in zip(tokens.latents, offsets)])
         if len(tokens)
         else tokens.latents.clone()
     )
     return Tokens(latents, tokens.mean.clone(), tokens.std.clone(), tokens.image_size, tokens.stage.clone())
 
 
-def _shift_pixels(picture: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """picture [H, W] or [H, W, C] moved by whole pixels (dx, dy rounded) as shift_latent moves a
-    latent map: what enters is zero, nothing wraps around."""
-    channels_last = picture.ndim == 3
-    moved = shift_latent(torch.from_numpy(np.ascontiguousarray(np.moveaxis(picture, -1, 0) if channels_last else picture)), round(dx), round(dy)).numpy()
-    return np.moveaxis(moved, 0, -1) if channels_last else moved
-
-
-def carry_objects(contributions: np.ndarray, source_masks: np.ndarray, whole: list[bool], on: list[bool], offsets: list[tuple[float, float]]) -> np.ndarray:
-    """Object edits for a masked VLE whose first tokens code the whole image (`whole_tokens`).
-
-    There a region token only refines what the whole-image tokens drew, so switching it off or
-    moving it changes detail, not the object. Here a region token's object is its mask where it
-    was encoded and everything the tokens draw there: moved, it carries the whole-image tokens'
-    picture under its mask along and covers what they drew where it lands; moved or off, it takes
-    that picture away from where it was, which then shows what no token draws (as a switched-off
-    token of a regions-only model does).
-    This acts on what the tokens decode to, in pixels: the tokens themselves are edited as usual.
-
-    contributions: [m, H, W, 3], every token of the edited sequence decoded (on or off);
-    source_masks: [m, H, W] in [0, 1], each region token's mask where it was encoded (zeros for
-    the rest); whole: which tokens code the whole image; on: which are switched on; offsets: each
-    token's (dx, dy) in pixels. Returns new contributions, [m, H, W, 3]; the input is unchanged."""
-    out = contributions.astype(np.float32, copy=True)
-    drawn = sum((out[i] for i in range(len(out)) if whole[i] and on[i]), np.zeros(out.shape[1:], np.float32))  # the whole-image tokens' picture
-    holes = np.ones(out.shape[1:3], np.float32)
-    for i in range(len(out)):
-        if whole[i] or not source_masks[i].any() or (on[i] and offsets[i] == (0.0, 0.0)):
-            continue  # a whole-image token, a token without a region, or a region left where it was
-        holes *= 1 - source_masks[i]
-        if on[i]:
-            out[i] += _shift_pixels(source_masks[i][..., None] * drawn, *offsets[i])
-            holes *= 1 - _shift_pixels(source_masks[i], *offsets[i])  # where it goes, it covers what the whole-image tokens drew
-    for i in range(len(out)):
-        if whole[i]:
-            out[i] *= holes[..., None]
+def shift_pixels(picture: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """picture [H, W, ...] moved by whole pixels (right and down positive): what enters is zero,
+    what leaves is gone, nothing wraps around."""
+    out = np.zeros_like(picture)
+    H, W = picture.shape[:2]
+    if abs(dx) < W and abs(dy) < H:
+        out[max(dy, 0) : H + min(dy, 0), max(dx, 0) : W + min(dx, 0)] = picture[max(-dy, 0) : H + min(-dy, 0), max(-dx, 0) : W + min(-dx, 0)]
     return out
+
+
+HOLE_GROW = 1  # px a hole reaches past its mask: the decoded mask's soft rim still shows some of the object
+EDGE = 4.0  # a moved object's alpha is its mask sharpened about 0.5 by this factor: a crisp edge, not a halo of what was around it
+
+
+def layered(picture: np.ndarray, masks: np.ndarray, on: list[bool], offsets: list[tuple[int, int]]) -> np.ndarray:
+    """Object edits on a picture: each region token's object is a layer, the picture under its mask.
+
+    A region token adds a difference to what the tokens before it drew, so switching it off in the
+    sum leaves what was drawn before it (a grey hole, for the first token of a region), and moving
+    its latent moves that difference over whatever is where it lands. Here, instead, a token
+    switched off or moved takes its object out of the picture, and what was never drawn under it
+    is filled from the surroundings (`fill.fill_holes`); a moved token's object, its colour and
+    edges as the picture shows them, is then painted where it lands, over what is there (MONet's
+    alpha compositing), later tokens over earlier ones.
+
+    picture: [H, W, 3] in [0, 1], what every token draws where it was encoded;
+    masks: [m, H, W] in [0, 1], each region token's decoded mask where it was encoded;
+    on: m flags; offsets: m whole-pixel moves (dx, dy), right and down positive.
+    Returns [H, W, 3] float32 in [0, 1]; the inputs are unchanged."""
+    edited = [i for i in range(len(masks)) if not on[i] or tuple(offsets[i]) != (0, 0)]
+    if not edited:
+        return picture.astype(np.float32, copy=True)
+    kept = np.prod([1 - masks[i] for i in edited], axis=0)  # how much of each pixel no edited object holds
+    hole = ndimage.binary_dilation(kept < 0.5, iterations=HOLE_GROW)
+    out = fill_holes(picture, hole)
+    for i in edited:
+        if on[i]:
+            alpha = np.clip((masks[i] - 0.5) * EDGE + 0.5, 0, 1)[..., None]
+            dx, dy = (int(round(v)) for v in offsets[i])
+            out = out * (1 - shift_pixels(alpha, dx, dy)) + shift_pixels(picture * alpha, dx, dy)
+    return np.clip(out, 0, 1).astype(np.float32)

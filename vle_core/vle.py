@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import metrics
+from . import edit, metrics
 from .config import VLEConfig
 from .loop import decode_tokens, residual_loop
 from .masked import MaskedVLE
@@ -104,6 +104,41 @@ class VLE:
             return np.full((*tokens.image_size, 3), EMPTY, np.float32)
         return rendering.reconstructions[-1]
 
+    def region_tokens(self, tokens: Tokens) -> np.ndarray:
+        """[n] bool: which tokens are objects, a masked VLE's tokens coded after its whole-image ones."""
+        if self.kind != "masked":
+            return np.zeros(len(tokens), bool)
+        return tokens.stage.numpy() > self.config.whole_tokens
+
+    def apply_edits(self, rendering: Rendering, off=(), moves: dict | None = None) -> np.ndarray:
+        """The picture with tokens `off` switched off and tokens in `moves` moved by (dx, dy)
+        pixels (0-based indices; right and down positive): HxWx3 float32 in [0, 1].
+        rendering: an Encoding, or the Rendering of any (edited) token sequence (`render`).
+
+        A masked VLE's region token is an object (`edit.layered`): switched off or moved, it takes
+        the picture under its mask with it and leaves a smooth continuation of the surroundings;
+        moved, it is painted where it lands (by whole pixels). Every other token, a vanilla VLE's or
+        a masked VLE's whole-image token, is an addition: switched off, it is left out of the sum;
+        moved, its latent moves (`edit.translate`) and it alone is decoded again."""
+        tokens, (H, W) = rendering.tokens, rendering.tokens.image_size
+        off = set(edit.token_indices(tokens, list(off)))
+        moves = {i: _offset(d, (H, W)) for i, d in (moves or {}).items()}
+        moves = {i: d for i, d in zip(edit.token_indices(tokens, list(moves)), moves.values()) if d != (0.0, 0.0)}
+        regions = self.region_tokens(tokens)
+        on = [i not in off for i in range(len(tokens))]
+        moved = [i for i in moves if on[i] and not regions[i]]
+        kept = [i for i in range(len(tokens)) if regions[i] or (on[i] and i not in moved)]
+        picture = EMPTY + rendering.contributions[kept].sum(0) if kept else np.full((H, W, 3), EMPTY, np.float32)
+        if moved:
+            vacated = "background" if self.kind == "masked" else "zeros"  # a masked token's vacated cells hold its background, not a seam
+            shifted = Tokens.cat([edit.translate(tokens[[i]], 0, *moves[i], vacated=vacated) for i in moved])
+            picture = picture + self.render(shifted).contributions.sum(0)
+        picture = np.clip(picture, 0, 1).astype(np.float32)
+        if not regions.any():
+            return picture
+        r = np.flatnonzero(regions)
+        return edit.layered(picture, rendering.masks[r], [on[i] for i in r], [moves.get(i, (0.0, 0.0)) for i in r])
+
     def tokens_needed(self, image, max_tokens: int, mse: float | None = None, ssim: float | None = None) -> int | None:
         """The fewest tokens whose reconstruction reaches every given target (MSE at most `mse`,
         SSIM at least `ssim`, on [0, 1] pixels): the variable length of this image (footnote 1).
@@ -135,6 +170,18 @@ class VLE:
             _hwc(reconstructions.clamp(0, 1)),
             None if masks is None else masks[:, 0].float().cpu().numpy(),
         )
+
+
+def _offset(move, image_size: tuple[int, int]) -> tuple[float, float]:
+    """A move (dx, dy) as floats, refused if not finite or past the image (it would show nothing)."""
+    try:
+        dx, dy = (float(v) for v in move)
+    except (TypeError, ValueError):
+        raise ValueError(f"a move is a pair (dx, dy) of pixels, got {move!r}") from None
+    H, W = image_size
+    if not (np.isfinite(dx) and np.isfinite(dy) and abs(dx) <= W and abs(dy) <= H):
+        raise ValueError(f"a move of ({dx:+g}, {dy:+g}) px leaves the {W}x{H} image")
+    return dx, dy
 
 
 def _hwc(images) -> np.ndarray:
