@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from scipy.io import loadmat
 from torch.utils.data import ConcatDataset, Dataset
 
 from .scenes import TRAIN_SEED, SceneSet
@@ -36,6 +37,43 @@ def data_root() -> Path:
         return Path(override)
     repository = Path(__file__).resolve().parent.parent
     return repository.parent / "shared" / "data"
+
+
+# Evaluation data: read in place, never trained on.
+DATA_HINT = "point --data or $VLE_DATA at the folder holding kodak/ and bsds500/ (see vle_core/data.py)"
+
+
+def image_paths(folder: Path, pattern: str = "*.png") -> list[Path]:
+    """The images matching `pattern` in `folder`, sorted by name; a missing data set is a
+    one-line ValueError that says where the data is looked for and how to point elsewhere."""
+    paths = sorted(Path(folder).glob(pattern))
+    if not paths:
+        raise ValueError(f"no {pattern} images in {folder}: {DATA_HINT}")
+    return paths
+
+
+def read_image(path) -> np.ndarray:
+    """One image as HxWx3 float32 in [0, 1]."""
+    return np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
+
+
+def kodak_paths() -> list[Path]:
+    return image_paths(data_root() / "kodak")
+
+
+def bsds_test_paths() -> list[Path]:
+    return image_paths(data_root() / "bsds500" / "images" / "test", "*.jpg")
+
+
+def ground_truth_path(image_path: Path) -> Path:
+    """BSDS500's groundTruth/<split>/<id>.mat beside images/<split>/<id>.jpg."""
+    return image_path.parents[2] / "groundTruth" / image_path.parent.name / f"{image_path.stem}.mat"
+
+
+def human_segmentations(path) -> list[np.ndarray]:
+    """The label maps (H x W, one per annotator) of a BSDS500 groundTruth .mat file: a 1 x N cell
+    array of structs whose 'Segmentation' field is the map itself."""
+    return [np.asarray(cell[0, 0]["Segmentation"]) for cell in loadmat(path)["groundTruth"][0]]
 
 
 def _refuse_held_out(path: Path) -> None:

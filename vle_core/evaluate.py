@@ -14,6 +14,10 @@ Suites:
               images, beside three classical segmenters given as many segments: k-means on colour
               and position, SLIC superpixels and Felzenszwalb's graph segmentation (their settings
               picked on BSDS500 train + val: `python -m vle_core.evaluate --tune-baselines`).
+    edits     object edits on held-out scenes against the scene drawn without the object, or with
+              it moved (vle_core/edit_suites.py).
+    removal   switching off a pasted object's tokens on photo composites, against the photo it
+              was pasted on, beside classical fills given the exact mask (vle_core/edit_suites.py).
 
 Data: `--data DIR`, else $VLE_DATA, else ../shared/data beside the repository; DIR holds
 `kodak/kodim*.png` and `bsds500/{images,groundTruth}/{train,val,test}` (see vle_core/data.py).
@@ -42,34 +46,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from scipy.io import loadmat
 from skimage.segmentation import felzenszwalb, slic
 from sklearn.cluster import KMeans
 from tqdm import tqdm
 
 from . import metrics
 from .checkpoint import load_vle
-from .data import data_root
+from .data import bsds_test_paths, data_root, ground_truth_path, human_segmentations, image_paths, kodak_paths, read_image
+from .edit_suites import edits_suite, removal_suite
 from .loop import residual_loop
 from .pca import PATCH, VALUES_PER_TOKEN, PatchPCA, patches, unpatch
 from .scenes import HELDOUT_SEED, SceneSet
-
-DATA_HINT = "point --data or $VLE_DATA at the folder holding kodak/ and bsds500/ (see vle_core/data.py)"
-
-
-def image_paths(folder: Path, pattern: str = "*.png") -> list[Path]:
-    """The images matching `pattern` in `folder`, sorted by name; a missing data set is a
-    one-line ValueError that says where the data is looked for and how to point elsewhere."""
-    paths = sorted(Path(folder).glob(pattern))
-    if not paths:
-        raise ValueError(f"no {pattern} images in {folder}: {DATA_HINT}")
-    return paths
-
-
-def read_image(path) -> np.ndarray:
-    """One image as HxWx3 float32 in [0, 1]."""
-    return np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
 
 
 def image_curves(image: np.ndarray, reconstructions, ssim: bool = True) -> dict:
@@ -96,10 +83,6 @@ def train_val_paths() -> list[Path]:
 
 def bsds_training_images() -> list[np.ndarray]:
     return [read_image(path) for path in train_val_paths()]
-
-
-def kodak_paths() -> list[Path]:
-    return image_paths(data_root() / "kodak")
 
 
 def kodak_suite(vle, n_tokens: int) -> dict:
@@ -295,24 +278,9 @@ def felzenszwalb_segments(image: np.ndarray, k: int, sigma: float = FELZENSZWALB
 BASELINES = {"kmeans": kmeans_segments, "slic": slic_segments, "felzenszwalb": felzenszwalb_segments}
 
 
-def human_segmentations(path) -> list[np.ndarray]:
-    """The label maps (H x W, one per annotator) of a BSDS500 groundTruth .mat file: a 1 x N cell
-    array of structs whose 'Segmentation' field is the map itself."""
-    return [np.asarray(cell[0, 0]["Segmentation"]) for cell in loadmat(path)["groundTruth"][0]]
-
-
 def human_ari(truths: list[np.ndarray], labels: np.ndarray) -> float:
     """Mean ARI of one segmentation against every human map of the image."""
     return float(np.mean([metrics.fast_ari(t, labels) for t in truths]))
-
-
-def bsds_test_paths() -> list[Path]:
-    return image_paths(data_root() / "bsds500" / "images" / "test", "*.jpg")
-
-
-def ground_truth_path(image_path: Path) -> Path:
-    """BSDS500's groundTruth/<split>/<id>.mat beside images/<split>/<id>.jpg."""
-    return image_path.parents[2] / "groundTruth" / image_path.parent.name / f"{image_path.stem}.mat"
 
 
 def bsds_segmentation_suite(vle, n_tokens: int, limit: int | None = None, every: int = 1) -> dict:
@@ -389,7 +357,7 @@ def tune_precursor(checkpoint, every: int = 4, n_tokens: int = 8, grid=PRECURSOR
     return grid[best]
 
 
-SUITES = {"kodak": kodak_suite, "scenes": scene_suite, "bsds-seg": bsds_segmentation_suite}
+SUITES = {"kodak": kodak_suite, "scenes": scene_suite, "bsds-seg": bsds_segmentation_suite, "edits": edits_suite, "removal": removal_suite}
 
 
 def run_suite(suite: str, vle, n_tokens: int, every: int = 1) -> dict:
