@@ -1,5 +1,6 @@
-"""The Edit tab: switch, solo, scale, move, scatter and transplant tokens, undo and reset.
-Every handler appends one op to the history and shows the replayed result (edits.py)."""
+"""The Edit tab: switch, solo, remove, scale, move, scatter and transplant tokens, undo and reset.
+Every handler appends one op to the history and shows the replayed result (edits.py). The
+selected token is 1-based in the page; 0 is none."""
 
 import gradio as gr
 import numpy as np
@@ -24,8 +25,8 @@ def item_weights(state: dict, result: Edited, rows: list[int]) -> np.ndarray:
         key = (state["model_id"], state["key"], result.items[i].identity)
         weights = _weights.get(key)
         if weights is None:
-            item = result.items[i]
-            weights = token_weights(result.contributions[[i]], None if result.masks is None else result.masks[[i]], item.token.stage.numpy())[0]
+            contribution, mask = result.placed(i)
+            weights = token_weights(contribution[None], None if mask is None else mask[None], result.items[i].token.stage.numpy())[0]
             _weights.put(key, weights, weights.nbytes)
         maps.append(weights)
     return np.stack(maps)
@@ -42,11 +43,25 @@ def edit_overlay(state: dict, result: Edited, selected: int) -> np.ndarray:
     return highlight(overlay, labels, on.index(selected)) if selected in on else overlay
 
 
+def first_selection(vle, entry: Entry) -> int:
+    """The token the tab selects at first (0-based, -1 for none): a masked VLE's first region
+    token, never a whole-image token, which a click on the picture would move and wreck it."""
+    regions = np.flatnonzero(vle.region_tokens(entry.tokens))
+    return int(regions[0]) if len(regions) else -1
+
+
+OBJECTS_NOTE = (
+    " · a region token is an object: removed or moved, it takes the picture under its mask with it, and a"
+    " classical fill (no model) continues the surroundings where it was"
+)
+
+
 def edit_views(state: dict, entry: Entry, result: Edited, selected: int) -> tuple:
-    """(edited image, overlay, tokens-on choices, token picker, strength, dx, dy, log)."""
+    """(edited image, overlay, tokens-on choices, token picker, strength, dx, dy, log); selected
+    is 0-based, -1 for none."""
     m, (H, W) = len(result.items), entry.image.shape[:2]
-    selected = min(max(selected, 0), m - 1)
-    it = result.items[selected]
+    selected = min(max(selected, -1), m - 1)
+    it = result.items[selected] if selected >= 0 else None
     choices = [(f"{i + 1}" + (" (transplant)" if item.origin[0] == "transplant" else ""), i + 1) for i, item in enumerate(result.items)]
     history = state["history"]
     log = f"**{len(result.on)} of {m} tokens on**"
@@ -57,18 +72,28 @@ def edit_views(state: dict, entry: Entry, result: Edited, selected: int) -> tupl
         log += " …" if len(history) > 6 else ""
     else:
         log += " · no edits yet"
-    if result.objects:
-        log += " · a region token takes its object with it: the whole-image tokens' picture under its mask moves or goes with it (strength scales the token alone)"
+    if entry.masks is not None:
+        log += OBJECTS_NOTE
     return (
         view_file(result.image),
         view_file(edit_overlay(state, result, selected)),
         gr.update(choices=choices, value=[i + 1 for i in result.on]),
-        gr.update(maximum=max(m, 2), value=selected + 1, interactive=m > 1),
-        it.strength,
-        gr.update(value=it.dx, minimum=-W, maximum=W),
-        gr.update(value=it.dy, minimum=-H, maximum=H),
+        gr.update(maximum=max(m, 2), value=selected + 1),
+        1.0 if it is None else it.strength,
+        gr.update(value=0 if it is None else it.dx, minimum=-W, maximum=W),
+        gr.update(value=0 if it is None else it.dy, minimum=-H, maximum=H),
         log,
     )
+
+
+def selected_item(result: Edited, token: float, verb: str) -> int:
+    """The 0-based index of the 1-based `token`, refused with a message if none is selected."""
+    i = int(token) - 1
+    if i < 0:
+        raise UserError(f"Select a token to {verb} first: click its region in the picture on the right.")
+    if i >= len(result.items):
+        raise UserError(f"There is no token {i + 1}.")
+    return i
 
 
 def apply_edit(state: dict | None, op: list, selected: int) -> tuple:
@@ -87,7 +112,9 @@ def on_pick_edit_token(token: float, state: dict | None):
     if not state:
         return 1.0, 0, 0, None
     _, entry, result = edited(state)
-    i = int(min(max(int(token), 1), len(result.items))) - 1
+    i = int(min(max(int(token), 0), len(result.items))) - 1
+    if i < 0:
+        return 1.0, 0, 0, view_file(edit_overlay(state, result, -1))
     it = result.items[i]
     return it.strength, it.dx, it.dy, view_file(edit_overlay(state, result, i))
 
@@ -117,26 +144,33 @@ def on_all_on(state: dict | None, token: float = 1):
 
 def on_solo(token: float, state: dict | None):
     """Keep only this (1-based) token on."""
-    return apply_edit(state, ["solo", int(token) - 1], int(token) - 1)
+    i = selected_item(edited(require(state))[2], token, "solo")
+    return apply_edit(state, ["solo", i], i)
+
+
+def on_remove(token: float, state: dict | None):
+    """Switch this (1-based) token off: a region token takes its object away."""
+    i = selected_item(edited(require(state))[2], token, "remove")
+    return apply_edit(state, ["remove", i], i)
 
 
 def on_strength(token: float, strength: float, state: dict | None):
     """Scale the token's addition: 0 silences it, 1 is as encoded, 2 doubles it."""
-    return apply_edit(state, ["strength", int(token) - 1, round(float(strength), 4)], int(token) - 1)
+    i = selected_item(edited(require(state))[2], token, "change the strength of")
+    return apply_edit(state, ["strength", i, round(float(strength), 4)], i)
 
 
 def on_move(token: float, dx: float, dy: float, state: dict | None):
     """Relocate the token to (dx, dy) px from where it was encoded (right and down positive)."""
-    return apply_edit(state, ["move", int(token) - 1, round(float(dx)), round(float(dy))], int(token) - 1)
+    i = selected_item(edited(require(state))[2], token, "move")
+    return apply_edit(state, ["move", i, round(float(dx)), round(float(dy))], i)
 
 
 def on_move_to(token: float, state: dict | None, evt: gr.SelectData):
     """A click on the edited image moves the token so that its centre lands there."""
     state = require(state)
     _, entry, result = edited(state)
-    i = int(token) - 1
-    if not 0 <= i < len(result.items):
-        raise UserError(f"There is no token {i + 1}.")
+    i = selected_item(result, token, "move")
     it = result.items[i]
     if not it.on:
         raise UserError(f"Token {i + 1} is switched off: switch it on to move it.")
@@ -211,5 +245,5 @@ def on_undo(state: dict | None, token: float = 1):
 
 def on_reset(state: dict | None, token: float = 1):
     state = {**require(state), "history": []}
-    _, entry, result = edited(state)
-    return (state, *edit_views(state, entry, result, int(token) - 1))
+    vle, entry, result = edited(state)
+    return (state, *edit_views(state, entry, result, first_selection(vle, entry)))

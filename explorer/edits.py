@@ -1,5 +1,7 @@
 """Edits: the session keeps a list of operations; replaying them over the encoded tokens gives
-the edited sequence, and only tokens that differ from any decoded before are decoded again."""
+the edited sequence. Each token is decoded where it was encoded (only tokens that differ from any
+decoded before are decoded again), and `VLE.apply_edits` switches off and moves them: what the
+page shows is what the library computes."""
 
 from dataclasses import dataclass
 from functools import cached_property
@@ -30,18 +32,27 @@ class Item:
 
     @property
     def identity(self) -> tuple:
-        return (self.origin, self.dx, self.dy, self.strength)
+        """What the token shows, placed: its decode and its offset."""
+        return (*self.decoded_as, self.dx, self.dy)
+
+    @property
+    def decoded_as(self) -> tuple:
+        """What its decode depends on: where it came from and its strength, not where it moves."""
+        return (self.origin, self.strength)
 
     @property
     def unedited(self) -> bool:
-        return len(self.origin) == 2 and self.origin[0] == "token" and (self.dx, self.dy, self.strength) == (0.0, 0.0, 1.0)
+        return len(self.origin) == 2 and self.origin[0] == "token" and self.strength == 1.0
+
+    def decoded(self) -> Tokens:
+        """The token to decode where it was encoded: its strength applied, not its move."""
+        return self.token if self.strength == 1.0 else edit.scale(self.token, 0, self.strength)
 
     def final(self) -> Tokens:
-        token = self.token
+        """The token as edited, its latent moved: what a tokens file holds."""
+        token = self.decoded()
         if self.dx or self.dy:
             token = edit.translate(token, 0, self.dx, self.dy, vacated=self.vacated)
-        if self.strength != 1.0:
-            token = edit.scale(token, 0, self.strength)
         return token
 
 
@@ -91,10 +102,12 @@ def replay(entry: Entry, history: list, donors: dict) -> list[Item]:
                 raise ValueError(f"The donor has no token {j + 1}: its tokens are 1 to {len(donor)}.")
             moved = edit.transplant(Tokens.empty(entry.tokens.latents.shape[1], entry.tokens.image_size), donor.tokens, j)
             items.append(Item(moved, ("transplant", donor_key, j), vacated=vacated))
+        elif kind == "remove":
+            item(args[0], "remove").on = False
         elif kind == "scatter":
-            scattered = edit.scatter(Tokens.cat([it.token for it in items]), seed=int(args[0]), vacated=vacated)
-            for i, it in enumerate(items):
-                it.token, it.origin = scattered[i], (*it.origin, "scatter", int(args[0]), i)
+            H, W = entry.image.shape[:2]
+            for it, (dx, dy) in zip(items, edit.scatter_offsets(len(items), (H, W), seed=int(args[0]))):
+                it.dx, it.dy = float(np.clip(it.dx + dx, -W, W)), float(np.clip(it.dy + dy, -H, H))
         else:
             raise ValueError(f"Unknown edit {kind!r}.")
     return items
@@ -102,23 +115,23 @@ def replay(entry: Entry, history: list, donors: dict) -> list[Item]:
 
 def render_items(vle: vle_core.VLE, model_id: str, key: str, entry: Entry, items: list[Item]) -> tuple[np.ndarray, np.ndarray | None]:
     """(contributions (m, H, W, 3) float32, masks (m, H, W) uint8 or None) of every item, on or
-    off; unedited tokens come from the entry (cache key `key`), others from earlier decodes or
-    one batched decode."""
+    off, where it was encoded; unedited tokens come from the entry (cache key `key`), others from
+    earlier decodes or one batched decode."""
     H, W = entry.image.shape[:2]
     found, missing = {}, []
     for i, it in enumerate(items):
         if it.unedited:
             index = it.origin[1]
             found[i] = (entry.contributions[index], None if entry.masks is None else entry.masks[index])
-        elif (hit := _decoded.get((model_id, key, it.identity))) is not None:
+        elif (hit := _decoded.get((model_id, key, it.decoded_as))) is not None:
             found[i] = hit
         else:
             missing.append(i)
     if missing:
-        rendering = render_tokens(vle, Tokens.cat([items[i].final() for i in missing]))
+        rendering = render_tokens(vle, Tokens.cat([items[i].decoded() for i in missing]))
         for row, i in enumerate(missing):
             value = (rendering.contributions[row].astype(np.float16), None if rendering.masks is None else to_uint8(rendering.masks[row]))
-            _decoded.put((model_id, key, items[i].identity), value, value[0].nbytes + (0 if value[1] is None else value[1].nbytes))
+            _decoded.put((model_id, key, items[i].decoded_as), value, value[0].nbytes + (0 if value[1] is None else value[1].nbytes))
             found[i] = value
     contributions = np.stack([found[i][0] for i in range(len(items))]).astype(np.float32) if items else np.zeros((0, H, W, 3), np.float32)
     masks = None if entry.masks is None or not items else np.stack([found[i][1] for i in range(len(items))])
@@ -142,6 +155,8 @@ def describe(history: list) -> list[str]:
             offsets[op[1]] = (op[2], op[3])
             text = f"token {op[1] + 1} moved by ({op[2] - x0:+g}, {op[3] - y0:+g}) px"
             words.append(text if (x0, y0) == (0, 0) else text + f", to ({op[2]:+g}, {op[3]:+g}) from where it was encoded")
+        elif kind == "remove":
+            words.append(f"token {op[1] + 1} removed")
         elif kind == "transplant":
             words.append(f"transplanted donor token {op[2] + 1}")
         else:
@@ -151,12 +166,15 @@ def describe(history: list) -> list[str]:
 
 @dataclass
 class Edited:
-    """The edited sequence and what it decodes to."""
+    """The edited sequence and what it shows.
+
+    contributions, masks: every item decoded where it was encoded, (m, H, W, 3) float32 and
+    (m, H, W) uint8 or None; picture: (H, W, 3) float32 in [0, 1], `VLE.apply_edits` of them."""
 
     items: list[Item]
-    contributions: np.ndarray  # (m, H, W, 3) float32, every item
-    masks: np.ndarray | None  # (m, H, W) uint8
-    objects: bool = False  # contributions carry each region token's object (session.object_edits)
+    contributions: np.ndarray
+    masks: np.ndarray | None
+    picture: np.ndarray
 
     @property
     def on(self) -> list[int]:
@@ -164,7 +182,13 @@ class Edited:
 
     @cached_property
     def image(self) -> np.ndarray:
-        return to_uint8(EMPTY + self.contributions[self.on].sum(0))
+        return to_uint8(self.picture)
+
+    def placed(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Item i's contribution and mask where its move puts them (whole pixels)."""
+        dx, dy = round(self.items[i].dx), round(self.items[i].dy)
+        mask = None if self.masks is None else edit.shift_pixels(self.masks[i], dx, dy)
+        return edit.shift_pixels(self.contributions[i], dx, dy), mask
 
     def tokens(self) -> Tokens:
         return (
@@ -172,3 +196,15 @@ class Edited:
             if self.on
             else Tokens.empty(self.items[0].token.latents.shape[1], self.items[0].token.image_size)
         )
+
+
+def apply(vle: vle_core.VLE, entry: Entry, items: list[Item], contributions: np.ndarray, masks: np.ndarray | None) -> Edited:
+    """The edited picture: the items' decodes as a Rendering, through `VLE.apply_edits`."""
+    H, W = entry.image.shape[:2]
+    if not items:
+        return Edited(items, contributions, masks, np.full((H, W, 3), EMPTY, np.float32))
+    tokens = Tokens.cat([it.decoded() for it in items])
+    rendering = vle_core.Rendering(tokens, contributions, contributions[:0], None if masks is None else masks.astype(np.float32) / 255)
+    moves = {i: (it.dx, it.dy) for i, it in enumerate(items) if it.dx or it.dy}
+    picture = vle.apply_edits(rendering, off=[i for i, it in enumerate(items) if not it.on], moves=moves)
+    return Edited(items, contributions, masks, picture)

@@ -5,6 +5,7 @@ import uuid
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
@@ -15,25 +16,29 @@ from .cache import Entry, get_entry
 from .errors import UserError
 from .images import remove_old_files
 from .models import get_model
-from .session import edited, new_state, require, session
+from .session import edited, new_state, require
 from .tokens_tab import empty_outputs, in_page, session_outputs
 from .views import PAST_TRAINING, load_font, paper_strip, past_training
 
 
-def progressive_gif(entry: Entry, trained: int | None, path: Path) -> Path:
-    """An animated GIF: the source beside the image from the first k tokens, k = 1..n."""
+def progressive_gif(entry: Entry, trained: int | None, path: Path, edited: np.ndarray | None = None) -> Path:
+    """An animated GIF: the source beside the image from the first k tokens, k = 1..n, and last,
+    where there are edits, beside the `edited` image ((H, W, 3) uint8)."""
     H, W = entry.image.shape[:2]
     scale = max(1, 256 // max(H, W))  # small images are enlarged (nearest) so the GIF is legible
-    scale = min(scale, (settings.MAX_GIF_PIXELS / (len(entry) * 2 * H * W)) ** 0.5)  # and large ones shrunk to the bound
+    scale = min(scale, (settings.MAX_GIF_PIXELS / ((len(entry) + 1) * 2 * H * W)) ** 0.5)  # and large ones shrunk to the bound (an edited frame too)
     w, h = max(1, int(W * scale)), max(1, int(H * scale))
     resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BILINEAR
     frames, font = [], load_font(14)
-    for k in range(1, len(entry) + 1):
+    shown = [(entry.reconstructions[k - 1], f"source | first {k} of {len(entry)} tokens", past_training(k, trained)) for k in range(1, len(entry) + 1)]
+    if edited is not None:
+        shown.append((edited, "source | edited", False))
+    for picture, text, past in shown:
         frame = Image.new("RGB", (2 * w + 12, h + 28), "white")
-        for i, picture in enumerate((entry.image, entry.reconstructions[k - 1])):
-            frame.paste(Image.fromarray(picture).resize((w, h), resample), (4 + i * (w + 4), 24))
-        text = f"source | first {k} of {len(entry)} tokens" + (" (past training)" if past_training(k, trained) else "")
-        ImageDraw.Draw(frame).text((6, 4), text, fill=PAST_TRAINING if past_training(k, trained) else "black", font=font)
+        for i, side in enumerate((entry.image, picture)):
+            frame.paste(Image.fromarray(side).resize((w, h), resample), (4 + i * (w + 4), 24))
+        text += " (past training)" if past else ""
+        ImageDraw.Draw(frame).text((6, 4), text, fill=PAST_TRAINING if past else "black", font=font)
         frames.append(frame)
     durations = [500] * (len(frames) - 1) + [2000]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True)
@@ -49,19 +54,25 @@ def _export_path(state: dict, suffix: str) -> Path:
     return folder / f"vle-{state['checkpoint']}-{state['key'][:8]}{suffix}"
 
 
+def edited_image(state: dict) -> tuple:
+    """(model, entry, the edited image (H, W, 3) uint8, or None without edits)."""
+    vle, entry, result = edited(state)
+    return vle, entry, result.image if state["history"] else None
+
+
 def on_export_gif(state: dict | None):
-    """The progressive reconstruction (first 1, 2, ... n tokens) as an animated GIF."""
+    """The progressive reconstruction (first 1, 2, ... n tokens), then the edits, as an animated GIF."""
     state = require(state)
-    vle, entry = session(state)
-    return str(progressive_gif(entry, vle.trained_tokens, _export_path(state, "-progressive.gif")))
+    vle, entry, image = edited_image(state)
+    return str(progressive_gif(entry, vle.trained_tokens, _export_path(state, "-progressive.gif"), image))
 
 
 def on_export_strip(state: dict | None):
-    """The paper-style strip of all tokens as a PNG."""
+    """The paper-style strip of all tokens, with the edited image, as a PNG."""
     state = require(state)
-    vle, entry = session(state)
+    vle, entry, image = edited_image(state)
     path = _export_path(state, "-strip.png")
-    Image.fromarray(paper_strip(entry, vle.trained_tokens, tile=128, legend=True)).save(path)
+    Image.fromarray(paper_strip(entry, vle.trained_tokens, tile=128, legend=True, edited=image)).save(path)
     return str(path)
 
 

@@ -106,11 +106,12 @@ def edit_tab_ui(ui) -> None:
     ui.edit_log = gr.Markdown(label="Edits", elem_id="edit-log")
     ui.tokens_on = gr.CheckboxGroup(label="Tokens on", elem_id="tokens-on")
     with gr.Row():
-        ui.edit_token = gr.Slider(1, settings.N_TOKENS, value=1, step=1, label="Selected token", elem_id="edit-token")
+        ui.edit_token = gr.Slider(0, settings.N_TOKENS, value=0, step=1, label="Selected token (0: none)", elem_id="edit-token")
         ui.strength = gr.Slider(0, 3, value=1, step=0.05, label="Strength", elem_id="strength")
         ui.dx = gr.Slider(-settings.WORKING_SIZE, settings.WORKING_SIZE, value=0, step=1, label="Move right (px)", elem_id="dx")
         ui.dy = gr.Slider(-settings.WORKING_SIZE, settings.WORKING_SIZE, value=0, step=1, label="Move down (px)", elem_id="dy")
     with gr.Row():
+        ui.remove_btn = gr.Button("Remove selected", elem_id="remove")
         ui.solo_btn = gr.Button("Solo selected", elem_id="solo")
         ui.all_on_btn = gr.Button("All on", elem_id="all-on")
         ui.undo_btn = gr.Button("Undo", elem_id="undo")
@@ -203,6 +204,7 @@ def wire(ui) -> None:
 
     ui.tokens_on.input(edit_tab.on_switch, [ui.tokens_on, ui.state, ui.edit_token], edit_outputs, api_name="switch", **decoder)
     ui.all_on_btn.click(edit_tab.on_all_on, [ui.state, ui.edit_token], edit_outputs, api_name="all_on", **decoder)
+    ui.remove_btn.click(edit_tab.on_remove, [ui.edit_token, ui.state], edit_outputs, api_name="remove", **decoder)
     ui.solo_btn.click(edit_tab.on_solo, [ui.edit_token, ui.state], edit_outputs, api_name="solo", **decoder)
     ui.strength.release(edit_tab.on_strength, [ui.edit_token, ui.strength, ui.state], edit_outputs, api_name="strength", **decoder)
     gr.on([ui.dx.release, ui.dy.release], edit_tab.on_move, [ui.edit_token, ui.dx, ui.dy, ui.state], edit_outputs, api_name="move", **decoder)

@@ -12,7 +12,7 @@ import vle_core
 from . import settings
 from .cache import Entry, entropy, get_entry
 from .compare_tab import cannot_compare
-from .edit_tab import edit_views
+from .edit_tab import edit_views, first_selection
 from .errors import BadImage, UserError
 from .images import fit_working_size, picture_xy, read_image, view_file
 from .models import checkpoint_choices, checkpoint_names, checkpoint_summary, default_checkpoint, default_tokens, get_model, trained_tokens
@@ -141,7 +141,7 @@ def on_details(state: dict | None):
     vle, entry, result = edited(state)
     if "strip" not in entry.derived or not os.path.exists(entry.derived["strip"]):
         entry.derived["strip"] = view_file(paper_strip(entry, vle.trained_tokens), exact=True)
-    return entry.derived["strip"], strip_legend(entry, vle.trained_tokens), *edit_views(state, entry, result, 0)
+    return entry.derived["strip"], strip_legend(entry, vle.trained_tokens), *edit_views(state, entry, result, first_selection(vle, entry))
 
 
 def model_card(checkpoint: str | None) -> str:

@@ -152,12 +152,13 @@ def strip_legend(entry: Entry, trained: int | None) -> str:
     return legend
 
 
-def paper_strip(entry: Entry, trained: int | None, tile: int = 96, legend: bool = False) -> np.ndarray:
+def paper_strip(entry: Entry, trained: int | None, tile: int = 96, legend: bool = False, edited: np.ndarray | None = None) -> np.ndarray:
     """All tokens side by side as in the paper's Figs. 3, 5 and 6: each token alone, its mask
     (its signed heatmap for a vanilla model), the image from the first k tokens; a last column,
-    labelled on its right, with the source, every token's region and the source again. Counts
-    past training in orange. legend: the rows explained in words under the picture (the page
-    says it in text instead, where it stays readable)."""
+    labelled on its right, with the source, every token's region and the source again (or the
+    `edited` image, (H, W, 3) uint8, where there are edits). Counts past training in orange.
+    legend: the rows explained in words under the picture (the page says it in text instead,
+    where it stays readable)."""
     H, W = entry.image.shape[:2]
     th, tw = max(1, round(tile * H / max(H, W))), max(1, round(tile * W / max(H, W)))
     n = len(entry)
@@ -171,7 +172,7 @@ def paper_strip(entry: Entry, trained: int | None, tile: int = 96, legend: bool 
     else:
         rows.append((second, [signed_heatmap(c) for c in entry.contributions]))
     rows.append(("first k", list(entry.reconstructions)))
-    last = [("source", entry.image), ("regions", entry_overlay(entry)[1]), ("source", entry.image)]
+    last = [("source", entry.image), ("regions", entry_overlay(entry)[1]), ("source", entry.image) if edited is None else ("edited", edited)]
     words = strip_legend(entry, trained) if legend else ""
     width = left + (n + 1) * (tw + gap) + gap + right
     bottom = 0

@@ -28,10 +28,12 @@ def test_edits_decode_only_and_match_the_library(fresh, checkpoint):
     runs = cache.encoder_runs
 
     def check(out):
-        """The shown image is what vle_core decodes from the edited tokens."""
+        """The shown image is what VLE.apply_edits makes of the edited tokens, decoded afresh."""
         state = out[0]
-        tokens = session.edited(state)[2].tokens()
-        expected = images.to_uint8(vle.decode(tokens)) if len(tokens) else np.full_like(pixels(out[1]), 128)
+        items = session.edited(state)[2].items
+        rendering = vle.render(vle_core.Tokens.cat([it.decoded() for it in items]))
+        off = [i for i, it in enumerate(items) if not it.on]
+        expected = images.to_uint8(vle.apply_edits(rendering, off=off, moves={i: (it.dx, it.dy) for i, it in enumerate(items)}))
         assert np.abs(pixels(out[1]).astype(int) - expected).max() <= 2
         return state
 
@@ -56,7 +58,9 @@ def test_edits_decode_only_and_match_the_library(fresh, checkpoint):
     assert undone[0]["history"] == state["history"] and np.array_equal(pixels(undone[1]), session.edited(state)[2].image)
     assert np.array_equal(pixels(edit_tab.on_reset(state)[1]), unedited)
     silenced, off = edit_tab.on_strength(4, 0.0, edit_tab.on_reset(state)[0]), edit_tab.on_switch([1, 2, 3, 5, 6], edit_tab.on_reset(state)[0])
-    assert np.abs(pixels(silenced[1]).astype(int) - pixels(off[1])).max() <= 1
+    # An addition at strength 0 is one switched off; a region token switched off takes its object away.
+    same = np.abs(pixels(silenced[1]).astype(int) - pixels(off[1])).max() <= 1
+    assert same == (checkpoint == "vanilla-tiny")
 
 
 def test_impossible_edits_are_refused_and_change_nothing(fresh):
@@ -68,7 +72,8 @@ def test_impossible_edits_are_refused_and_change_nothing(fresh):
         (lambda: edit_tab.on_move(N + 3, 8, 0, state), "no token 9"),
         (lambda: edit_tab.on_move(1, 500, 0, state), "leaves the 64×64 image"),
         (lambda: edit_tab.on_strength(1, 99, state), "out of range"),
-        (lambda: edit_tab.on_solo(0, state), "no token 0"),
+        (lambda: edit_tab.on_solo(0, state), "Select a token to solo"),
+        (lambda: edit_tab.on_remove(N + 1, state), f"no token {N + 1}"),
         (lambda: edit_tab.on_switch([1, 40], state), "no token 40"),
         (lambda: edit_tab.on_move_to(5, state, Select(10, 10)), "switched off"),
         (lambda: edit_tab.on_transplant(None, 1, state), "donor image"),
@@ -124,26 +129,40 @@ def test_region_maps_kept_per_token_equal_the_maps_of_all_tokens(fresh, checkpoi
         _, _, result = session.edited(state)
         on = result.on
         stages = np.array([int(result.items[i].token.stage[0]) for i in on])
-        want = views.token_weights(result.contributions[on], None if result.masks is None else result.masks[on], stages)
+        placed = [result.placed(i) for i in on]
+        masks = None if result.masks is None else np.stack([m for _, m in placed])
+        want = views.token_weights(np.stack([c for c, _ in placed]), masks, stages)
         assert np.array_equal(edit_tab.item_weights(state, result, on), want)
 
 
-def test_whole_image_token_models_take_a_region_tokens_object_along(fresh):
-    """masked-tiny-photos' token 1 codes the whole image: switching a region token off takes away
-    what token 1 draws under that token's mask, and undo brings back exactly what was there."""
+def test_whole_image_token_models_take_a_region_tokens_object_away(fresh):
+    """masked-tiny-photos' token 1 codes the whole image: removing a region token takes away what
+    every token draws under its mask (VLE.apply_edits), and undo brings back exactly what was there."""
     torch.manual_seed(0)
     model = vle_core.build_model(vle_core.preset("masked-tiny-photos"))
     vle_core.save_checkpoint(model, fresh / "own" / "photos-tiny", "# photos-tiny", training={"data": "test", "steps": 0, "max_tokens": 4})
     explorer.configure(checkpoints=fresh / "own", cache_dir=fresh / "own-cache", cache_mb=64)  # the fixture's teardown configures back
     state = encode(save_png(fresh, "a.png", scene()), "photos-tiny")[0]
-    _, entry, unedited = session.edited(state)
-    assert unedited.objects
+    vle, entry, _ = session.edited(state)
     region = next(i for i in range(1, len(entry)) if (entry.masks[i] > 127).mean() > 0.01)  # a region token with a mask
-    on = [i + 1 for i in range(len(entry)) if i != region]
-    out = edit_tab.on_switch(on, state)
-    result = session.edited(out[0])[2]
-    under = entry.masks[region] / 255
-    expected = unedited.contributions[0] * (1 - under)[..., None]
-    assert np.allclose(result.contributions[0], expected, atol=1e-5)
-    assert "takes its object with it" in out[-1]
+    out = edit_tab.on_remove(region + 1, state)
+    expected = images.to_uint8(vle.apply_edits(vle.render(entry.tokens), off=[region]))
+    assert np.abs(pixels(out[1]).astype(int) - expected).max() <= 2
+    assert out[3]["value"] == [i + 1 for i in range(len(entry)) if i != region]
+    assert "classical fill" in out[-1]
     assert np.array_equal(pixels(edit_tab.on_undo(out[0])[1]), pixels(edit_tab.on_reset(state)[1]))
+
+
+@pytest.mark.parametrize("checkpoint, first", [("vanilla-tiny", 0), ("masked-tiny", 1)])
+def test_the_edit_tab_never_selects_a_whole_image_token_at_first(fresh, checkpoint, first):
+    """Vanilla tokens all code the whole image: none is selected, and a click on the picture asks
+    for a selection instead of moving one; a masked VLE's first region token is selected."""
+    state = encode(save_png(fresh, "a.png", scene()), checkpoint)[0]
+    details = tokens_tab.on_details(state)
+    assert details[5]["value"] == first
+    assert edit_tab.on_reset(state)[4]["value"] == first
+    if first == 0:
+        with pytest.raises(gr.Error, match="Select a token"):
+            edit_tab.on_move_to(0, state, Select(10, 10))
+        with pytest.raises(gr.Error, match="Select a token"):
+            edit_tab.on_remove(0, state)

@@ -32,6 +32,13 @@ def test_curve_compare_and_exports(fresh):
     assert Image.open(export_tab.on_export_strip(state)).width > 64 * 2
 
     edited = edit_tab.on_move(1, 8, 0, edit_tab.on_switch([1, 2, 3], state)[0])
+    gif = Image.open(export_tab.on_export_gif(edited[0]))  # the edits are the last frame
+    assert gif.n_frames == N + 1
+    gif.seek(N)
+    last = np.asarray(gif.convert("RGB"))
+    side = (last.shape[1] - 12) // 2
+    assert np.abs(last[24 : 24 + side, side + 8 : 2 * side + 8].astype(int) - np.asarray(Image.fromarray(pixels(edited[1])).resize((side, side), Image.NEAREST))).mean() < 8
+    assert not np.array_equal(np.asarray(Image.open(export_tab.on_export_strip(edited[0]))), np.asarray(Image.open(export_tab.on_export_strip(state))))
     saved = export_tab.on_export_tokens(edited[0])
     loaded = export_tab.on_load_tokens(saved, "vanilla-tiny")
     assert loaded[2]["maximum"] == 3 and loaded[0]["sources"][loaded[0]["key"]][0] == "tokens"

@@ -131,6 +131,74 @@ def test_upload_slide_and_relocate_in_a_real_browser(tmp_path, monkeypatch):
         demo.close()
 
 
+def held_out_object_scene(vle):
+    """(seed, scene, the top object's token, 0-based) of the first held-out scene whose top object
+    is large, found by one token (IoU over 0.9), on a background far from the empty grey."""
+    from vle_core.scenes import HELDOUT_SEED, SEED_STRIDE, make_scene
+
+    for i in range(200):
+        seed = HELDOUT_SEED * SEED_STRIDE + i
+        scene = make_scene(seed)
+        top = scene.labels == scene.num_objects
+        background = scene.image[scene.labels == 0].astype(float) / 255
+        if top.mean() < 0.06 or np.abs(background.mean(0) - 0.5).max() < 0.2:
+            continue
+        masks = vle.encode(scene.image, 8).masks > 0.5
+        ious = [(m & top).sum() / (m | top).sum() for m in masks]
+        if max(ious) > 0.9:
+            return seed, scene, int(np.argmax(ious))
+    raise AssertionError("no held-out scene fits")
+
+
+def test_a_moved_object_leaves_what_was_behind_it_in_a_real_browser(tmp_path, monkeypatch):
+    """The shipped masked-scenes checkpoint, a held-out scene: the top object's token moved by a
+    click leaves the scene's background where the object was, not the empty grey (issue 28)."""
+    sync_api = need_browser()
+    from app_helpers import save_png
+    from PIL import Image
+
+    import vle_core
+    from vle_core.scenes import edited_scene
+
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints"
+    seed, scene, token = held_out_object_scene(vle_core.load_vle(shipped / "masked-scenes", device="cpu"))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    demo, url = serve(shipped, tmp_path / "cache", default="masked-scenes")
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = open_browser(p)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                upload_and_encode(page, url, save_png(tmp_path, "scene.png", scene.image))
+                page.get_by_role("tab", name="Edit").click()
+                edited = page.locator("#edited img")
+                edited.wait_for(state="visible", timeout=TIMEOUT_MS)
+                page.locator("#edit-token input[type=number]").fill(str(token + 1))
+                page.locator("#edit-token input[type=number]").press("Enter")
+                page.wait_for_timeout(1000)
+                src = edited.get_attribute("src")
+                ys, xs = np.nonzero(scene.labels == scene.num_objects)
+                far = (0.15 if xs.mean() > 32 else 0.85, 0.15 if ys.mean() > 32 else 0.85)  # the opposite corner
+                click_picture(page, "#edited img", *far)
+                wait_for_new_src(page, "#edited img", src)
+                page.wait_for_function("() => document.querySelector('#edit-log').innerText.includes('moved by')", timeout=TIMEOUT_MS)
+                dx = round(float(page.locator("#dx input[type=number]").input_value()))
+                dy = round(float(page.locator("#dy input[type=number]").input_value()))
+                shown = Image.open(io.BytesIO(image_bytes(page, "#edited img"))).convert("RGB").resize((64, 64), Image.BOX)
+                shown = np.asarray(shown, float) / 255
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+    truth = edited_scene(seed, moves={scene.num_objects: (dx, dy)})
+    vacated = (scene.labels == scene.num_objects) & (truth.labels != scene.num_objects)
+    vacated = vacated & ~np.pad(~vacated, 1, constant_values=True)[2:, 1:-1] & ~np.pad(~vacated, 1, constant_values=True)[1:-1, 2:]  # off its edge
+    assert (dx, dy) != (0, 0) and vacated.sum() >= 20
+    expected = truth.image[vacated].astype(float) / 255
+    error, grey = np.abs(shown[vacated] - expected).mean(), np.abs(0.5 - expected).mean()
+    assert error < 0.08 and error < grey / 3, (error, grey)  # the background goes on; flat grey would be `grey` off
+
+
 def need_browser():
     """playwright's sync API, or a skip (a failure in CI) where the browser or playwright is missing."""
     required = os.environ.get("VLE_REQUIRE_BROWSER") == "1"
