@@ -92,7 +92,7 @@ def selected_item(result: Edited, token: float, verb: str) -> int:
     if i < 0:
         raise UserError(f"Select a token to {verb} first: click its region in the picture on the right.")
     if i >= len(result.items):
-        raise UserError(f"There is no token {i + 1}.")
+        raise UserError(f"There is no token {i + 1} to {verb}: the tokens are 1 to {len(result.items)}.")
     return i
 
 

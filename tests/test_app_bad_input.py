@@ -157,7 +157,7 @@ def tampered(path: str) -> bytes:
 
 EDITS = {
     "token index out of range": (lambda state: edit_tab.on_move(N + 5, 4, 4, state), "There is no token 11 to move: the tokens are 1 to 6"),
-    "token index below 1": (lambda state: edit_tab.on_strength(0, 2, state), "There is no token 0"),
+    "no token selected": (lambda state: edit_tab.on_strength(0, 2, state), "Select a token to change the strength of first"),
     "move off the canvas": (lambda state: edit_tab.on_move(2, 500, 0, state), r"A move of \(\+500, \+0\) px leaves the 40×32 image"),
     "strength out of range": (lambda state: edit_tab.on_strength(2, 1e9, state), "out of range"),
     "too many tokens asked": (lambda state: tokens_tab.on_encode(state["_path"], 10_000, 256, "vanilla-tiny"), "between 1 and 32 tokens"),
