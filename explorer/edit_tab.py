@@ -86,13 +86,12 @@ def edit_views(state: dict, entry: Entry, result: Edited, selected: int) -> tupl
     )
 
 
-def selected_item(result: Edited, token: float, verb: str) -> int:
-    """The 0-based index of the 1-based `token`, refused with a message if none is selected."""
+def selected_item(token: float, verb: str) -> int:
+    """The 0-based index of the 1-based `token`, refused with a message if none is selected.
+    An index past the tokens is refused by the replay (edits.replay), which names the range."""
     i = int(token) - 1
     if i < 0:
         raise UserError(f"Select a token to {verb} first: click its region in the picture on the right.")
-    if i >= len(result.items):
-        raise UserError(f"There is no token {i + 1} to {verb}: the tokens are 1 to {len(result.items)}.")
     return i
 
 
@@ -144,25 +143,25 @@ def on_all_on(state: dict | None, token: float = 1):
 
 def on_solo(token: float, state: dict | None):
     """Keep only this (1-based) token on."""
-    i = selected_item(edited(require(state))[2], token, "solo")
+    i = selected_item(token, "solo")
     return apply_edit(state, ["solo", i], i)
 
 
 def on_remove(token: float, state: dict | None):
     """Switch this (1-based) token off: a region token takes its object away."""
-    i = selected_item(edited(require(state))[2], token, "remove")
+    i = selected_item(token, "remove")
     return apply_edit(state, ["remove", i], i)
 
 
 def on_strength(token: float, strength: float, state: dict | None):
     """Scale the token's addition: 0 silences it, 1 is as encoded, 2 doubles it."""
-    i = selected_item(edited(require(state))[2], token, "change the strength of")
+    i = selected_item(token, "change the strength of")
     return apply_edit(state, ["strength", i, round(float(strength), 4)], i)
 
 
 def on_move(token: float, dx: float, dy: float, state: dict | None):
     """Relocate the token to (dx, dy) px from where it was encoded (right and down positive)."""
-    i = selected_item(edited(require(state))[2], token, "move")
+    i = selected_item(token, "move")
     return apply_edit(state, ["move", i, round(float(dx)), round(float(dy))], i)
 
 
@@ -170,7 +169,9 @@ def on_move_to(token: float, state: dict | None, evt: gr.SelectData):
     """A click on the edited image moves the token so that its centre lands there."""
     state = require(state)
     _, entry, result = edited(state)
-    i = selected_item(result, token, "move")
+    i = selected_item(token, "move")
+    if i >= len(result.items):
+        raise UserError(f"There is no token {i + 1} to move: the tokens are 1 to {len(result.items)}.")
     it = result.items[i]
     if not it.on:
         raise UserError(f"Token {i + 1} is switched off: switch it on to move it.")
