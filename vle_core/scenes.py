@@ -40,6 +40,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .edit import shift_pixels
+
 TRAIN_SEED = 0
 HELDOUT_SEED = 1
 SEED_STRIDE = 1_000_003
@@ -101,7 +103,7 @@ def edited_scene(seed: int, size: int = 64, removed: tuple[int, ...] = (), moves
             mask = np.zeros_like(mask)
         elif k in moves:
             dx, dy = (int(v) for v in moves[k])
-            mask, paint = _shift(mask, dx, dy), _shift(paint, dx, dy)
+            mask, paint = shift_pixels(mask, dx, dy), shift_pixels(paint, dx, dy)
         kept.append((kind, mask, paint))
     return _composite(canvas, kept, background)
 
@@ -156,15 +158,6 @@ def _composite(canvas: np.ndarray, objects: list, background: str) -> Scene:
     image.setflags(write=False)
     labels.setflags(write=False)
     return Scene(image=image, labels=labels, kinds=tuple(kind for kind, _, _ in objects), background=background)
-
-
-def _shift(array: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """array [H, W, ...] moved by whole pixels; what enters is zero (False), nothing wraps."""
-    out = np.zeros_like(array)
-    H, W = array.shape[:2]
-    if abs(dx) < W and abs(dy) < H:
-        out[max(dy, 0) : H + min(dy, 0), max(dx, 0) : W + min(dx, 0)] = array[max(-dy, 0) : H + min(-dy, 0), max(-dx, 0) : W + min(-dx, 0)]
-    return out
 
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:

@@ -122,8 +122,9 @@ class VLE:
         moved, its latent moves (`edit.translate`) and it alone is decoded again."""
         tokens, (H, W) = rendering.tokens, rendering.tokens.image_size
         off = set(edit.token_indices(tokens, list(off)))
-        moves = {i: _offset(d, (H, W)) for i, d in (moves or {}).items()}
-        moves = {i: d for i, d in zip(edit.token_indices(tokens, list(moves)), moves.values()) if d != (0.0, 0.0)}
+        moves = moves or {}
+        offsets = [_offset(d, (H, W)) for d in moves.values()]
+        moves = {i: d for i, d in zip(edit.token_indices(tokens, list(moves)), offsets) if d != (0.0, 0.0)}
         regions = self.region_tokens(tokens)
         on = [i not in off for i in range(len(tokens))]
         moved = [i for i in moves if on[i] and not regions[i]]
