@@ -366,35 +366,9 @@ def show_example(page, url: str, example: str, k: int, checkpoint: str | None = 
     page.wait_for_timeout(1500)
 
 
-OBJECT_TOKEN = 7  # masked-natural on kodak-parrots at its own 384x256: the red parrot
-
-
-def object_edit_screenshots(page, out: Path) -> None:
-    """docs/edit-photo-off.png and edit-photo-moved.png: a region token of the photo masked VLE
-    switched off (the red parrot goes), then on again and moved left, between the two (it goes along)."""
-    page.get_by_role("tab", name="Edit").click()
-    edited = page.locator("#edited img")
-    edited.wait_for(state="visible", timeout=TIMEOUT_MS)
-    page.locator("#edit-token input[type=number]").fill(str(OBJECT_TOKEN))
-    page.locator("#edit-token input[type=number]").press("Enter")
-    page.wait_for_timeout(1500)
-    src = edited.get_attribute("src")
-    page.locator("#tokens-on label").filter(has_text=str(OBJECT_TOKEN)).first.click()
-    src = wait_for_new_src(page, "#edited img", src)
-    page.wait_for_timeout(1500)
-    page.screenshot(path=out / "edit-photo-off.png", full_page=True)
-    page.locator("#undo").click()
-    src = wait_for_new_src(page, "#edited img", src)
-    page.wait_for_timeout(1000)
-    click_picture(page, "#edited img", 0.45, 0.55)
-    wait_for_new_src(page, "#edited img", src)
-    page.wait_for_timeout(1500)
-    page.screenshot(path=out / "edit-photo-moved.png", full_page=True)
-
-
 def screenshots(checkpoints: Path, out: Path = DOCS):
-    """docs/explorer.png (Tokens tab), quality.png, edit.png, compare.png, masks.png, masks-photo.png
-    and the object edits on a photo (object_edit_screenshots)."""
+    """docs/explorer.png (Tokens tab), quality.png, edit.png, compare.png, masks.png and
+    masks-photo.png. Object edits are drawn by the library: `python -m vle_core.edit_suites`."""
     import tempfile
 
     from playwright.sync_api import sync_playwright
@@ -444,8 +418,6 @@ def screenshots(checkpoints: Path, out: Path = DOCS):
                     page = browser.new_page(viewport={"width": 1440, "height": 1100}, device_scale_factor=1)
                     show_example(page, url, example, k, checkpoint=name)
                     page.screenshot(path=out / picture, full_page=True)
-            if "masked-natural" in models.checkpoint_names():  # the page is on it: object edits on a held-out photo
-                object_edit_screenshots(page, out)
             browser.close()
     finally:
         demo.close()
