@@ -151,8 +151,9 @@ def held_out_object_scene(vle):
 
 
 def test_a_moved_object_leaves_what_was_behind_it_in_a_real_browser(tmp_path, monkeypatch):
-    """The shipped masked-scenes checkpoint, a held-out scene: the top object's token moved by a
-    click leaves the scene's background where the object was, not the empty grey (issue 28)."""
+    """The shipped masked-scenes checkpoint, a held-out scene: the tab starts on a region token; the
+    top object's token moved by a click leaves the scene's background where the object was, not the
+    empty grey; "Remove selected" takes the object away; the GIF export ends on the edits (issue 28)."""
     sync_api = need_browser()
     from app_helpers import save_png
     from PIL import Image
@@ -173,6 +174,7 @@ def test_a_moved_object_leaves_what_was_behind_it_in_a_real_browser(tmp_path, mo
                 page.get_by_role("tab", name="Edit").click()
                 edited = page.locator("#edited img")
                 edited.wait_for(state="visible", timeout=TIMEOUT_MS)
+                first = page.locator("#edit-token input[type=number]").input_value()
                 page.locator("#edit-token input[type=number]").fill(str(token + 1))
                 page.locator("#edit-token input[type=number]").press("Enter")
                 page.wait_for_timeout(1000)
@@ -184,19 +186,46 @@ def test_a_moved_object_leaves_what_was_behind_it_in_a_real_browser(tmp_path, mo
                 page.wait_for_function("() => document.querySelector('#edit-log').innerText.includes('moved by')", timeout=TIMEOUT_MS)
                 dx = round(float(page.locator("#dx input[type=number]").input_value()))
                 dy = round(float(page.locator("#dy input[type=number]").input_value()))
-                shown = Image.open(io.BytesIO(image_bytes(page, "#edited img"))).convert("RGB").resize((64, 64), Image.BOX)
-                shown = np.asarray(shown, float) / 255
+                shown = picture_64(image_bytes(page, "#edited img"))
+
+                src = edited.get_attribute("src")
+                page.locator("#remove").click()
+                wait_for_new_src(page, "#edited img", src)
+                page.wait_for_function("() => document.querySelector('#edit-log').innerText.includes('removed')", timeout=TIMEOUT_MS)
+                removed = picture_64(image_bytes(page, "#edited img"))
+
+                page.get_by_role("tab", name="Export").click()
+                page.locator("#export-gif").click()
+                page.wait_for_selector("#export-file a", timeout=TIMEOUT_MS)
+                gif = Image.open(io.BytesIO(page.request.get(page.locator("#export-file a").first.get_attribute("href")).body()))
             finally:
                 browser.close()
     finally:
         demo.close()
-    truth = edited_scene(seed, moves={scene.num_objects: (dx, dy)})
-    vacated = (scene.labels == scene.num_objects) & (truth.labels != scene.num_objects)
-    vacated = vacated & ~np.pad(~vacated, 1, constant_values=True)[2:, 1:-1] & ~np.pad(~vacated, 1, constant_values=True)[1:-1, 2:]  # off its edge
+    assert first == "1"  # masked-scenes' tokens are all regions: the first is selected
+    K = scene.num_objects
+    truth = edited_scene(seed, moves={K: (dx, dy)})
+    vacated = inner((scene.labels == K) & (truth.labels != K))
     assert (dx, dy) != (0, 0) and vacated.sum() >= 20
     expected = truth.image[vacated].astype(float) / 255
     error, grey = np.abs(shown[vacated] - expected).mean(), np.abs(0.5 - expected).mean()
     assert error < 0.08 and error < grey / 3, (error, grey)  # the background goes on; flat grey would be `grey` off
+    gone = inner((scene.labels == K) | (truth.labels == K))  # neither where it was nor where it went
+    expected = edited_scene(seed, removed=(K,)).image[gone].astype(float) / 255
+    assert np.abs(removed[gone] - expected).mean() < 0.08
+    assert gif.n_frames == 8 + 1  # the progression, then the edited image
+
+
+def picture_64(png: bytes) -> np.ndarray:
+    """A view of a 64 px scene (shown enlarged) back at 64 x 64, float in [0, 1]."""
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB").resize((64, 64), Image.BOX), float) / 255
+
+
+def inner(region: np.ndarray) -> np.ndarray:
+    """The pixels of `region` whose right and lower neighbours are in it too: off its edge."""
+    return region & np.pad(region, 1)[2:, 1:-1] & np.pad(region, 1)[1:-1, 2:]
 
 
 def need_browser():
