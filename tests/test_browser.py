@@ -368,6 +368,11 @@ def test_first_screen_defaults_and_labels(site):
     wait_for_text(page, "#card", "Trained with up to 4 tokens")
     card, image = page.locator("#card").bounding_box(), page.locator("#image").bounding_box()
     assert card["width"] > 3 * image["width"]  # the card is as wide as the page, not the left column
+    page.get_by_role("tab", name="Edit").click()
+    page.locator("#edited img").wait_for(state="visible", timeout=TIMEOUT_MS)
+    assert page.locator("#edit-token input[type=number]").input_value() == "0"  # vanilla tokens all code the whole image: none selected
+    click_picture(page, "#edited img", 0.5, 0.5)
+    wait_for_text(page, ".toast-body", "Select a token to move first")  # a click asks for a token instead of moving token 1
 
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
