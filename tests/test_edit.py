@@ -155,41 +155,59 @@ def test_apply_edits_refuses_impossible_edits(tiny_vle, encoding):
             tiny_vle.apply_edits(encoding, **bad)
 
 
-def square_scene(size=64, box=(slice(16, 32), slice(8, 24))):
-    """A red square on a horizontal grey ramp: (picture, its mask)."""
+RED = np.array([0.8, 0.1, 0.1], np.float32)
+
+
+def square_scene(size=64, box=(slice(16, 32), slice(8, 24)), rim: float = 1.0):
+    """A red square on a horizontal grey ramp, drawn by a token that adds (red - ramp) times its
+    mask, which is 1 inside the box and `rim` on the box's outermost pixels: (picture, mask, the
+    token's addition)."""
     ramp = np.linspace(0.2, 0.8, size, dtype=np.float32)
-    picture = np.repeat(np.broadcast_to(ramp, (size, size))[..., None], 3, axis=-1).copy()
+    background = np.repeat(np.broadcast_to(ramp, (size, size))[..., None], 3, axis=-1).copy()
     mask = np.zeros((size, size), np.float32)
-    mask[box] = 1
-    picture[mask > 0] = (0.8, 0.1, 0.1)
-    return picture, mask
+    mask[box] = rim
+    mask[box][1:-1, 1:-1] = 1
+    addition = mask[..., None] * (RED - background)
+    return background + addition, mask, addition
 
 
 def test_a_removed_object_leaves_its_surroundings_not_grey():
-    picture, mask = square_scene()
-    removed = edit.layered(picture, mask[None], on=[False], offsets=[(0, 0)])
-    background, _ = square_scene(box=(slice(0, 0), slice(0, 0)))
+    picture, mask, addition = square_scene()
+    removed = edit.layered(picture, mask[None], addition[None], on=[False], offsets=[(0, 0)])
+    background, _, _ = square_scene(box=(slice(0, 0), slice(0, 0)))
     hole = mask > 0
     assert np.abs(removed[hole] - background[hole]).max() < 0.08  # the ramp goes on; grey or red would be 0.3 off
     np.testing.assert_array_equal(removed[~edit.ndimage.binary_dilation(hole, iterations=edit.HOLE_GROW)], picture[~edit.ndimage.binary_dilation(hole, iterations=edit.HOLE_GROW)])
 
 
 def test_a_moved_object_keeps_its_colour_and_edges():
-    picture, mask = square_scene()
-    moved = edit.layered(picture, mask[None], on=[True], offsets=[(24, 8)])
+    picture, mask, addition = square_scene()
+    moved = edit.layered(picture, mask[None], addition[None], on=[True], offsets=[(24, 8)])
     landed = edit.shift_pixels(mask, 24, 8) > 0
-    np.testing.assert_allclose(moved[landed], np.broadcast_to([0.8, 0.1, 0.1], (landed.sum(), 3)), atol=1e-6)
+    np.testing.assert_allclose(moved[landed], np.broadcast_to(RED, (landed.sum(), 3)), atol=1e-6)
     left = (mask > 0) & ~landed
     assert (moved[left][:, 0] < 0.85).all() and np.abs(moved[left] - moved[left][:, [1]]).max() < 0.08  # grey ramp where it was, not red
     assert np.abs(moved[~landed & ~(mask > 0)] - picture[~landed & ~(mask > 0)]).max() < 0.08  # elsewhere all but unchanged
 
 
+def test_a_moved_objects_soft_rim_keeps_its_colour():
+    """Where a soft mask (0.25) faded the token's addition into the ramp, the moved object is still
+    red, covering what is under it by the rim's alpha (neither 0 nor 1 there)."""
+    picture, mask, addition = square_scene(rim=0.25)
+    moved = edit.layered(picture, mask[None], addition[None], on=[True], offsets=[(24, 8)])
+    rim = edit.shift_pixels((mask > 0) & (mask < 1), 24, 8)
+    alpha = np.clip((0.25 - edit.OBJECT_FROM) * edit.EDGE + 0.5, 0, 1)
+    assert 0 < alpha < 1
+    background, _, _ = square_scene(box=(slice(0, 0), slice(0, 0)))
+    np.testing.assert_allclose(moved[rim], alpha * RED + (1 - alpha) * background[rim], atol=1e-5)
+
+
 def test_layered_edits_never_change_their_input():
-    picture, mask = square_scene()
-    before = picture.copy(), mask.copy()
-    edit.layered(picture, mask[None], on=[True], offsets=[(8, 8)])
-    np.testing.assert_array_equal(picture, before[0])
-    np.testing.assert_array_equal(mask, before[1])
+    picture, mask, addition = square_scene(rim=0.6)
+    before = picture.copy(), mask.copy(), addition.copy()
+    edit.layered(picture, mask[None], addition[None], on=[True], offsets=[(8, 8)])
+    for array, copy in zip((picture, mask, addition), before):
+        np.testing.assert_array_equal(array, copy)
 
 
 def test_masked_apply_edits_removes_a_region_tokens_object(encoding, tiny_vle):
@@ -198,7 +216,8 @@ def test_masked_apply_edits_removes_a_region_tokens_object(encoding, tiny_vle):
     i = int(np.argmax([(m > 0.5).sum() for m in encoding.masks]))
     off = tiny_vle.apply_edits(encoding, off=[i])
     plain = encoding.reconstructions[-1]
-    expected = edit.layered(plain, encoding.masks, [j != i for j in range(len(encoding.masks))], [(0, 0)] * len(encoding.masks))
+    others = [j != i for j in range(len(encoding.masks))]
+    expected = edit.layered(plain, encoding.masks, encoding.contributions, others, [(0, 0)] * len(encoding.masks))
     np.testing.assert_allclose(off, expected, atol=1e-5)
 
 

@@ -7,7 +7,7 @@ from PIL import Image
 from scipy.io import savemat
 
 import vle_core
-from vle_core import evaluate, metrics
+from vle_core import edit_suites, evaluate, metrics
 from vle_core.evaluate import BASELINES, bsds_segmentation_suite, human_segmentations, scene_suite, tune_precursor
 
 
@@ -152,7 +152,7 @@ def test_scene_suite_scores_masks_and_refuses_a_model_without_them(masked_tiny):
 
 def test_a_mask_suite_refuses_a_vanilla_model_before_any_progress_bar(capsys):
     vanilla = vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny")), device="cpu")
-    for suite in (scene_suite, bsds_segmentation_suite):
+    for suite in (scene_suite, bsds_segmentation_suite, edit_suites.edits_suite, edit_suites.removal_suite):
         with pytest.raises(ValueError, match="masked checkpoint"):
             suite(vanilla, n_tokens=2)
     assert capsys.readouterr().err == ""
@@ -254,3 +254,39 @@ def test_precursor_settings_change_s_on_the_trained_model_by_name_and_type(maske
     monkeypatch.setattr(evaluate, "run_suite", lambda suite, vle, n, every: seen.update(tau=vle.model.config.precursor_tau) or {"ari": 0.5})
     evaluate.main(["ckpt", "--suite", "bsds-seg", "--precursor", "tau=0.25"])
     assert seen == {"tau": 0.25} and "ari: 0.500" in capsys.readouterr().out
+
+
+def test_the_edits_suite_scores_against_the_scenes_drawn_edited(masked_tiny):
+    result = edit_suites.edits_suite(masked_tiny, n_tokens=3, n_scenes=3, size=32)
+    assert result["scenes"] == 3 and 0 <= result["iou"] <= 1
+    for key in ("psnr_plain", "removed_psnr", "removed_psnr_left", "removed_psnr_left_paper", "moved_psnr", "moved_psnr_region"):
+        assert np.isfinite(result[key]), key
+    assert result["removed_gap"] == pytest.approx(result["psnr_plain"] - result["removed_psnr"])
+    tuned = edit_suites.tune_object_from(masked_tiny, thresholds=(0.2, 0.5), n_scenes=2, n_tokens=3, size=32)
+    assert set(tuned) == {0.2, 0.5} and all(np.isfinite(v) for row in tuned.values() for v in row.values())
+
+
+def test_a_composite_pastes_a_whole_human_segment_on_a_kodak_photo(tmp_path, monkeypatch, masked_tiny):
+    (tmp_path / "kodak").mkdir()
+    photo = np.full((48, 64, 3), 90, np.uint8)
+    Image.fromarray(photo).save(tmp_path / "kodak" / "kodim01.png")
+    root = tmp_path / "bsds500"
+    (root / "images" / "test").mkdir(parents=True)
+    (root / "groundTruth" / "test").mkdir(parents=True)
+    source = np.zeros((321, 481, 3), np.uint8)  # a BSDS500 photo's size
+    source[100:200, 150:300] = (250, 20, 20)  # a red box, 10% of the photo, off its border
+    Image.fromarray(source).save(root / "images" / "test" / "1.png")
+    (root / "images" / "test" / "1.png").rename(root / "images" / "test" / "1.jpg")  # lossless, under BSDS500's name
+    labels = np.ones((321, 481), np.uint16)
+    labels[100:200, 150:300] = 2
+    write_ground_truth(root / "groundTruth" / "test" / "1.mat", [labels])
+    monkeypatch.setenv("VLE_DATA", str(tmp_path))
+    monkeypatch.setattr(edit_suites, "COMPOSITE_SIDE", 64)
+    [(background, composite, pasted)] = list(edit_suites.composites(1))
+    assert np.array_equal(background, photo / np.float32(255))
+    assert pasted.sum() == round(150 * 64 / 481) * round(100 * 64 / 481)  # the whole box, scaled as the photo would be
+    assert np.abs(composite[pasted] - [250 / 255, 20 / 255, 20 / 255]).max() < 0.05
+    assert np.array_equal(composite[~pasted], background[~pasted])
+    result = edit_suites.removal_suite(masked_tiny, n_tokens=3, n_photos=1)
+    assert result["photos"] == 1 and 0 <= result["pasted_found"] <= 1
+    assert result["psnr_pasted_grey"] == pytest.approx(-10 * np.log10(np.mean((0.5 - 90 / 255) ** 2)), abs=1e-3)

@@ -148,34 +148,45 @@ def shift_pixels(picture: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return out
 
 
-HOLE_GROW = 1  # px a hole reaches past its mask: the decoded mask's soft rim still shows some of the object
-EDGE = 4.0  # a moved object's alpha is its mask sharpened about 0.5 by this factor: a crisp edge, not a halo of what was around it
+# A token's object is where its decoded mask passes OBJECT_FROM: a decoded mask is softer than the
+# region it coded, so at 0.5 an object would leave its rim behind (docs/object-edits.md).
+OBJECT_FROM = 0.2
+HOLE_GROW = 1  # px a hole reaches past the object: what the mask's faint outer rim still shows of it
+EDGE = 4.0  # a moved object's alpha is its mask sharpened about OBJECT_FROM by this factor: a crisp edge
 
 
-def layered(picture: np.ndarray, masks: np.ndarray, on: list[bool], offsets: list[tuple[int, int]]) -> np.ndarray:
+def layered(
+    picture: np.ndarray, masks: np.ndarray, contributions: np.ndarray, on: list[bool], offsets: list[tuple[int, int]], object_from: float = OBJECT_FROM
+) -> np.ndarray:
     """Object edits on a picture: each region token's object is a layer, the picture under its mask.
 
     A region token adds a difference to what the tokens before it drew, so switching it off in the
     sum leaves what was drawn before it (a grey hole, for the first token of a region), and moving
     its latent moves that difference over whatever is where it lands. Here, instead, a token
     switched off or moved takes its object out of the picture, and what was never drawn under it
-    is filled from the surroundings (`fill.fill_holes`); a moved token's object, its colour and
-    edges as the picture shows them, is then painted where it lands, over what is there (MONet's
-    alpha compositing), later tokens over earlier ones.
+    is filled from the surroundings (`fill.fill_holes`); a moved token's object is then painted
+    where it lands, over what is there (MONet's alpha compositing), later tokens over earlier ones.
+    Its colour is the picture with the token's own colour at full strength: a decoded mask's soft
+    rim fades what the token adds, which would blur the object's edges into what was around it.
 
     picture: [H, W, 3] in [0, 1], what every token draws where it was encoded;
     masks: [m, H, W] in [0, 1], each region token's decoded mask where it was encoded;
-    on: m flags; offsets: m whole-pixel moves (dx, dy), right and down positive.
+    contributions: [m, H, W, 3], each region token's addition there (its colour times its mask);
+    on: m flags; offsets: m whole-pixel moves (dx, dy), right and down positive;
+    object_from: the mask past which a pixel is the token's object (OBJECT_FROM).
     Returns [H, W, 3] float32 in [0, 1]; the inputs are unchanged."""
     edited = [i for i in range(len(masks)) if not on[i] or tuple(offsets[i]) != (0, 0)]
     if not edited:
         return picture.astype(np.float32, copy=True)
     kept = np.prod([1 - masks[i] for i in edited], axis=0)  # how much of each pixel no edited object holds
-    hole = ndimage.binary_dilation(kept < 0.5, iterations=HOLE_GROW)
+    hole = ndimage.binary_dilation(kept < 1 - object_from, iterations=HOLE_GROW)
     out = fill_holes(picture, hole)
+    transparent = max(object_from - 0.5 / EDGE, 0.01)  # the mask under which alpha is 0, so no colour is needed
     for i in edited:
         if on[i]:
-            alpha = np.clip((masks[i] - 0.5) * EDGE + 0.5, 0, 1)[..., None]
+            mask = masks[i][..., None]
+            alpha = np.clip((mask - object_from) * EDGE + 0.5, 0, 1)
+            colour = np.clip(picture + (1 - mask) * contributions[i] / np.maximum(mask, transparent), 0, 1)
             dx, dy = (int(round(v)) for v in offsets[i])
-            out = out * (1 - shift_pixels(alpha, dx, dy)) + shift_pixels(picture * alpha, dx, dy)
+            out = out * (1 - shift_pixels(alpha, dx, dy)) + shift_pixels(colour * alpha, dx, dy)
     return np.clip(out, 0, 1).astype(np.float32)

@@ -15,6 +15,7 @@ removal  An object cut from a BSDS500 test photo along a human outline, pasted o
 PSNRs are means over images of each image's PSNR in dB, as the scenes suite's.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from . import edit, metrics
 from .config import DOWNSAMPLING
 from .data import bsds_test_paths, ground_truth_path, human_segmentations, kodak_paths, read_image
 from .fill import fill_holes
-from .scenes import HELDOUT_SEED, SEED_STRIDE, edited_scene, make_scene
+from .scenes import HELDOUT_SEED, SEED_STRIDE, TRAIN_SEED, Scene, edited_scene, make_scene
 
 MOVE_CELLS = 2  # a scene's object moves by up to this many 8 px cells each way (never by none)
 
@@ -53,6 +54,46 @@ def scene_move(rng: np.random.Generator) -> tuple[int, int]:
             return dx, dy
 
 
+@dataclass
+class SceneEdit:
+    """One scene's object edit and its truth: the top-most object (label K, pixels `obj`), the
+    token that took it (t, IoU), a move (dx, dy), and the scene drawn without the object
+    (`removed`, [H, W, 3] in [0, 1]) and with it moved (`moved`, and its labels)."""
+
+    scene: Scene
+    encoding: object
+    t: int
+    iou: float
+    move: tuple[int, int]
+    removed: np.ndarray
+    moved: np.ndarray
+    moved_labels: np.ndarray
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.scene.image.astype(np.float32) / 255
+
+    @property
+    def obj(self) -> np.ndarray:
+        return self.scene.labels == self.scene.num_objects
+
+    @property
+    def entered(self) -> np.ndarray:
+        return self.moved_labels == self.scene.num_objects
+
+
+def scene_edit(vle, seed: int, rng: np.random.Generator, n_tokens: int, size: int) -> SceneEdit:
+    """Scene `seed` encoded, its top-most object's token found and a move drawn from `rng`."""
+    scene = make_scene(seed, size)
+    K = scene.num_objects
+    encoding = vle.encode(scene.image, n_tokens)
+    t, iou = object_token(vle, encoding, scene.labels == K)
+    move = scene_move(rng)
+    truth = edited_scene(seed, size, moves={K: move})
+    removed = edited_scene(seed, size, removed=(K,)).image.astype(np.float32) / 255
+    return SceneEdit(scene, encoding, t, iou, move, removed, truth.image.astype(np.float32) / 255, truth.labels)
+
+
 def edits_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64) -> dict:
     """Removing and moving each held-out scene's top-most object (module docstring)."""
     if vle.kind != "masked":
@@ -60,42 +101,64 @@ def edits_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64) -> dict
     rng = np.random.default_rng(0)
     rows = []
     for i in tqdm(range(n_scenes), desc="edits", leave=False):
-        seed = HELDOUT_SEED * SEED_STRIDE + i
-        scene = make_scene(seed, size)
-        image = scene.image.astype(np.float32) / 255
-        K = scene.num_objects
-        obj = scene.labels == K
-        encoding = vle.encode(image, n_tokens)
-        t, iou = object_token(vle, encoding, obj)
-        dx, dy = scene_move(rng)
-        removed = edited_scene(seed, size, removed=(K,)).image.astype(np.float32) / 255
-        truth = edited_scene(seed, size, moves={K: (dx, dy)})
-        moved = truth.image.astype(np.float32) / 255
-        region = obj | (truth.labels == K)  # the pixels the object left and entered
+        case = scene_edit(vle, HELDOUT_SEED * SEED_STRIDE + i, rng, n_tokens, size)
+        encoding, t, (dx, dy), plain = case.encoding, case.t, case.move, case.encoding.reconstructions[-1]
+        region = case.obj | case.entered  # the pixels the object left and entered
         ours_off = vle.apply_edits(encoding, off=[t])
         ours_moved = vle.apply_edits(encoding, moves={t: (dx, dy)})
         paper_off = vle.decode(edit.drop(encoding.tokens, t))
         paper_moved = vle.decode(edit.translate(encoding.tokens, t, dx, dy))
         rows.append(
             {
-                "iou": iou,
-                "fg_ari": metrics.foreground_ari(scene.labels, metrics.masks_to_labels(encoding.masks)),
-                "psnr_plain": metrics.psnr(image, encoding.reconstructions[-1]),
-                "psnr_plain_object": psnr_over(encoding.reconstructions[-1], image, obj),
-                "removed_psnr": metrics.psnr(removed, ours_off),
-                "removed_psnr_left": psnr_over(ours_off, removed, obj),
-                "removed_psnr_left_paper": psnr_over(paper_off, removed, obj),
-                "removed_psnr_left_nothing": psnr_over(encoding.reconstructions[-1], removed, obj),
-                "moved_psnr": metrics.psnr(moved, ours_moved),
-                "moved_psnr_region": psnr_over(ours_moved, moved, region),
-                "moved_psnr_entered": psnr_over(ours_moved, moved, truth.labels == K),
-                "moved_psnr_region_paper": psnr_over(paper_moved, moved, region),
+                "iou": case.iou,
+                "fg_ari": metrics.foreground_ari(case.scene.labels, metrics.masks_to_labels(encoding.masks)),
+                "psnr_plain": metrics.psnr(case.image, plain),
+                "psnr_plain_object": psnr_over(plain, case.image, case.obj),
+                "removed_psnr": metrics.psnr(case.removed, ours_off),
+                "removed_psnr_left": psnr_over(ours_off, case.removed, case.obj),
+                "removed_psnr_left_paper": psnr_over(paper_off, case.removed, case.obj),
+                "removed_psnr_left_nothing": psnr_over(plain, case.removed, case.obj),
+                "moved_psnr": metrics.psnr(case.moved, ours_moved),
+                "moved_psnr_region": psnr_over(ours_moved, case.moved, region),
+                "moved_psnr_entered": psnr_over(ours_moved, case.moved, case.entered),
+                "moved_psnr_region_paper": psnr_over(paper_moved, case.moved, region),
             }
         )
     result = {key: float(np.nanmean([row[key] for row in rows])) for key in rows[0]}  # nan: a move took the object out of the image
     result["removed_gap"] = result["psnr_plain"] - result["removed_psnr"]
     result["moved_gap"] = result["psnr_plain"] - result["moved_psnr"]
     return {**result, "scenes": n_scenes, "size": size}
+
+
+TUNE_FIRST_SEED = 500_000  # training-stream scenes the object threshold is picked on (held-out ones never)
+
+
+def tune_object_from(vle, thresholds=(0.1, 0.15, 0.2, 0.3, 0.5), n_scenes: int = 120, n_tokens: int = 8, size: int = 64) -> dict:
+    """Per threshold (`edit.layered`'s object_from): mean PSNR of removing and of moving the top-most
+    object of training-stream scenes, over the whole picture and over the pixels the object left
+    (and entered). The whole-picture figures are what a looser object costs: more of its
+    surroundings go with it."""
+    rng = np.random.default_rng(0)
+    rows = {T: [] for T in thresholds}
+    for i in tqdm(range(n_scenes), desc="tune", leave=False):
+        case = scene_edit(vle, TRAIN_SEED * SEED_STRIDE + TUNE_FIRST_SEED + i, rng, n_tokens, size)
+        picture, masks, contributions = case.encoding.reconstructions[-1], case.encoding.masks, case.encoding.contributions
+        offsets = [(0, 0)] * len(masks)
+        offsets[case.t] = case.move
+        others = [j != case.t for j in range(len(masks))]
+        for T in thresholds:
+            off = edit.layered(picture, masks, contributions, others, [(0, 0)] * len(masks), object_from=T)
+            moved = edit.layered(picture, masks, contributions, [True] * len(masks), offsets, object_from=T)
+            rows[T].append(
+                (
+                    metrics.psnr(case.removed, off),
+                    psnr_over(off, case.removed, case.obj),
+                    metrics.psnr(case.moved, moved),
+                    psnr_over(moved, case.moved, case.obj | case.entered),
+                )
+            )
+    names = ("removed_psnr", "removed_psnr_left", "moved_psnr", "moved_psnr_region")
+    return {T: dict(zip(names, np.nanmean(rows[T], axis=0).tolist())) for T in thresholds}
 
 
 COMPOSITE_SIDE = 384  # px, the Kodak photo's long side in a composite (half size: a cheap encode)
@@ -209,14 +272,11 @@ def figure_rows(scenes_vle, photos_vle, photos: list) -> list[tuple[str, list[np
     for i in range(200):
         if len(rows) == 2:
             break
-        scene = make_scene(HELDOUT_SEED * SEED_STRIDE + i, size=64)
-        obj = scene.labels == scene.num_objects
-        encoding = scenes_vle.encode(scene.image, 8)
-        t, iou = object_token(scenes_vle, encoding, obj)
-        if obj.mean() < 0.06 or iou < 0.9:
+        case = scene_edit(scenes_vle, HELDOUT_SEED * SEED_STRIDE + i, rng, n_tokens=8, size=64)
+        if case.obj.mean() < 0.06 or case.iou < 0.9:
             continue
-        move = scene_move(rng)
-        pictures = [encoding.reconstructions[-1], scenes_vle.apply_edits(encoding, off=[t]), scenes_vle.apply_edits(encoding, moves={t: move})]
+        encoding, t = case.encoding, case.t
+        pictures = [encoding.reconstructions[-1], scenes_vle.apply_edits(encoding, off=[t]), scenes_vle.apply_edits(encoding, moves={t: case.move})]
         rows.append((f"held-out scene {i}, token {t + 1}", pictures))
     for path, t, move in photos:
         encoding = photos_vle.encode(Image.open(path), 8)
@@ -244,14 +304,21 @@ def edits_figure(rows, height: int = 192) -> Image.Image:
 
 
 def main() -> None:
-    """python -m vle_core.edit_suites [OUT]: docs/edits.png from the shipped checkpoints and assets."""
+    """python -m vle_core.edit_suites [OUT]: docs/edits.png from the shipped checkpoints and assets.
+    python -m vle_core.edit_suites --tune: edit.OBJECT_FROM compared on training-stream scenes."""
     import sys
 
     from .checkpoint import load_vle
 
     root = Path(__file__).resolve().parents[1]
+    scenes_vle = load_vle(root / "checkpoints" / "masked-scenes")
+    if sys.argv[1:] == ["--tune"]:
+        print("| object_from | removed | removed, where it was | moved | moved, where it left and entered |\n|---|---|---|---|---|")
+        for T, row in tune_object_from(scenes_vle).items():
+            print(f"| {T:g} | " + " | ".join(f"{v:.2f}" for v in row.values()) + " |")
+        return
     photos = [(root / "assets" / "kodak-parrots.png", 6, (-96, 0)), (root / "assets" / "kodak-hats.png", 7, (-200, -40))]
-    rows = figure_rows(load_vle(root / "checkpoints" / "masked-scenes"), load_vle(root / "checkpoints" / "masked-natural"), photos)
+    rows = figure_rows(scenes_vle, load_vle(root / "checkpoints" / "masked-natural"), photos)
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else root / "docs" / "edits.png"
     edits_figure(rows).save(out)
     print(out)

@@ -138,7 +138,7 @@ class VLE:
         if not regions.any():
             return picture
         r = np.flatnonzero(regions)
-        return edit.layered(picture, rendering.masks[r], [on[i] for i in r], [moves.get(i, (0.0, 0.0)) for i in r])
+        return edit.layered(picture, rendering.masks[r], rendering.contributions[r], [on[i] for i in r], [moves.get(i, (0.0, 0.0)) for i in r])
 
     def tokens_needed(self, image, max_tokens: int, mse: float | None = None, ssim: float | None = None) -> int | None:
         """The fewest tokens whose reconstruction reaches every given target (MSE at most `mse`,
