@@ -54,8 +54,11 @@ def denormalise(y, mean, std):
     return y * std[:, :, None, None] + mean[:, :, None, None]
 
 
-def residual_loop(model, x, n_tokens: int) -> LoopOutput:
-    """Encode x into n_tokens tokens, each from what the earlier ones have not yet rebuilt."""
+def residual_loop(model, x, n_tokens: int, stop=None) -> LoopOutput:
+    """Encode x into n_tokens tokens, each from what the earlier ones have not yet rebuilt.
+    stop: None, or a function called after each token with what the tokens so far show, the sum
+    of their contributions [B, 3, H, W] in [-1, 1] units; the loop ends early when it returns True
+    (an image's own length: VLE.encode with a target)."""
     H, W = x.shape[-2:]
     target = pad_to_grid(x)
     reconstruction = torch.zeros_like(target)  # X^_0 = 0
@@ -67,6 +70,7 @@ def residual_loop(model, x, n_tokens: int) -> LoopOutput:
     # what the first left in a region instead of repeating its code, where nothing is left.
     whole, by_pass = getattr(model.config, "whole_tokens", 0), getattr(model.config, "stage_by_pass", False)
     passes = torch.zeros(target.shape[0], dtype=torch.long, device=target.device)  # per image: S's passes completed
+    shown_sum = torch.zeros_like(target)  # what the tokens so far show (differs from `reconstruction` only for a masked VLE)
     out = LoopOutput([], [], [], [], [], [], [])
     for n in range(1, n_tokens + 1):
         stage = torch.full((target.shape[0],), n, dtype=torch.long, device=target.device)
@@ -99,6 +103,9 @@ def residual_loop(model, x, n_tokens: int) -> LoopOutput:
         out.std.append(std)
         out.contributions.append(shown[..., :H, :W])
         out.reconstructions.append(reconstruction[..., :H, :W])
+        shown_sum = shown_sum + shown
+        if stop is not None and stop(shown_sum[..., :H, :W]):
+            break
     if not out.masks:
         out.masks = out.proposals = None
     return out

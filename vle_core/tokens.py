@@ -155,9 +155,32 @@ class Rendering:
     reconstructions: np.ndarray
     masks: np.ndarray | None
 
+    def __len__(self) -> int:
+        return len(self.tokens)
 
-@dataclass(frozen=True)
+    def __repr__(self) -> str:
+        """A line, not the arrays."""
+        H, W = self.tokens.image_size
+        return f"{type(self).__name__}({len(self)} tokens of a {H}x{W} image, {'with' if self.masks is not None else 'no'} masks{self._more()})"
+
+    def _more(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True, repr=False)  # Rendering's one-line repr, not the arrays
 class Encoding(Rendering):
-    """A Rendering of the tokens an image was encoded into, with that image: (H, W, 3) float32 in [0, 1]."""
+    """A Rendering of the tokens an image was encoded into, with that image: (H, W, 3) float32 in [0, 1].
+
+    target: for an encode to a quality target, the target ({"psnr": dB} and/or {"ssim": value}),
+        else None; reached: whether its last token reached it (None for a fixed count): an
+        encode that did not stopped at its max_tokens."""
 
     image: np.ndarray = None
+    target: dict | None = None
+    reached: bool | None = None
+
+    def _more(self) -> str:
+        if self.target is None:
+            return ""
+        wanted = " and ".join(f"{name.upper()} {value:g}" for name, value in self.target.items())
+        return f", {wanted} {'reached' if self.reached else 'not reached'}"

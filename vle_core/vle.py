@@ -5,6 +5,9 @@
 through `loop.residual_loop`; every decode through `loop.decode_tokens`.
 """
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image
@@ -34,7 +37,11 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def image_to_array(image) -> np.ndarray:
-    """A PIL image, or an HxWx3 array (uint8, or float in [0, 1]), as HxWx3 float32 in [0, 1]."""
+    """An image file's path, a PIL image, or an HxWx3 array (uint8, or float in [0, 1]), as HxWx3
+    float32 in [0, 1]."""
+    if isinstance(image, (str, Path)):
+        with Image.open(image) as opened:
+            image = opened.convert("RGB")
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
@@ -49,6 +56,34 @@ def image_to_array(image) -> np.ndarray:
 
 
 MAX_TOKENS = 64  # per encode: 64 tokens of a 768 px image already hold ~1 GB of views; 1000 ran for minutes past 1.3 GB
+MAX_TOKENS_UNTIL = 32  # the default cap of an encode to a target quality
+
+
+def _token_count(n_tokens, name: str = "n_tokens") -> int:
+    if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or not 1 <= n_tokens <= MAX_TOKENS:
+        raise ValueError(f"{name} must be a whole number between 1 and {MAX_TOKENS} (vle_core.vle.MAX_TOKENS), got {n_tokens!r}")
+    return int(n_tokens)
+
+
+def _targets(n_tokens, target_psnr, target_ssim, max_tokens) -> dict:
+    """The quality targets of an encode ({} for a fixed count), checked: a count or a target, not both."""
+    targets = {name: value for name, value in (("target_psnr", target_psnr), ("target_ssim", target_ssim)) if value is not None}
+    if (n_tokens is None) == (not targets):
+        raise ValueError("give either n_tokens or a quality target (target_psnr=..., target_ssim=...), not both or neither")
+    for name, value in targets.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if "target_psnr" in targets and not targets["target_psnr"] > 0:
+        raise ValueError(f"target_psnr is in dB and above 0, got {target_psnr}")
+    if "target_ssim" in targets and not 0 < targets["target_ssim"] <= 1:
+        raise ValueError(f"target_ssim is between 0 and 1 (1: identical images), got {target_ssim}")
+    if targets:
+        _token_count(max_tokens, "max_tokens")
+    return {name: float(value) for name, value in targets.items()}
+
+
+def _reaches(image: np.ndarray, reconstruction: np.ndarray, target_psnr: float | None = None, target_ssim: float | None = None) -> bool:
+    return (target_psnr is None or metrics.psnr(image, reconstruction) >= target_psnr) and (target_ssim is None or metrics.ssim(image, reconstruction) >= target_ssim)
 
 
 class VLE:
@@ -73,13 +108,28 @@ class VLE:
     def _to_tensor(self, array: np.ndarray):
         return torch.from_numpy(array).permute(2, 0, 1)[None].to(self.device) * 2 - 1  # [1, 3, H, W]
 
-    @torch.inference_mode()
-    def encode(self, image, n_tokens: int) -> Encoding:
-        """Encode an image into n_tokens tokens (any number, also past the trained count)."""
-        if not 1 <= n_tokens <= MAX_TOKENS:
-            raise ValueError(f"n_tokens must be between 1 and {MAX_TOKENS} (vle_core.vle.MAX_TOKENS), got {n_tokens}")
+    def encode(self, image, n_tokens: int | None = None, *, target_psnr: float | None = None, target_ssim: float | None = None, max_tokens: int = MAX_TOKENS_UNTIL) -> Encoding:
+        """Encode an image (a path, a PIL image or an HxWx3 array) into tokens: n_tokens of them,
+        any number (also past the trained count), or as many as this image needs.
+
+        With target_psnr (dB) and/or target_ssim, the loop stops at the first token count whose
+        reconstruction reaches every target, or at max_tokens; `Encoding.reached` says which. The
+        loop already rebuilds the image after each token, so stopping costs no extra decode, and
+        the tokens are the first k of any longer encoding of the same image."""
+        targets = _targets(n_tokens, target_psnr, target_ssim, max_tokens)
         array = image_to_array(image)
-        out = residual_loop(self.model, self._to_tensor(array), n_tokens)
+        if not targets:
+            return self._encode(array, _token_count(n_tokens))
+        encoding = self._encode(array, max_tokens, stop=lambda reconstruction: _reaches(array, reconstruction, **targets))
+        reached = _reaches(array, encoding.reconstructions[-1], **targets)
+        return replace(encoding, target={key.removeprefix("target_"): value for key, value in targets.items()}, reached=reached)
+
+    @torch.inference_mode()
+    def _encode(self, array: np.ndarray, n_tokens: int, stop=None) -> Encoding:
+        """The residual loop on an HxWx3 [0, 1] array; stop(reconstruction HxWx3 in [0, 1]) ends it early."""
+        if stop is not None:
+            outer, stop = stop, lambda shown: outer(_hwc((shown + 1).clamp(0, 2) / 2)[0])
+        out = residual_loop(self.model, self._to_tensor(array), n_tokens, stop)
         tokens = Tokens(torch.cat(out.latents).float().cpu(), torch.cat(out.mean).float().cpu(), torch.cat(out.std).float().cpu(), array.shape[:2], torch.cat(out.stages).cpu())
         masks = None if out.masks is None else torch.cat(out.masks)
         rendering = self._rendering(tokens, torch.cat(out.contributions), masks)
@@ -146,11 +196,13 @@ class VLE:
         None if max_tokens tokens do not reach it."""
         if mse is None and ssim is None:
             raise ValueError("give a target: mse=..., ssim=... or both")
-        encoding = self.encode(image, max_tokens)
-        for k, reconstruction in enumerate(encoding.reconstructions, start=1):
-            if (mse is None or metrics.mse(encoding.image, reconstruction) <= mse) and (ssim is None or metrics.ssim(encoding.image, reconstruction) >= ssim):
-                return k
-        return None
+        array = image_to_array(image)
+
+        def reaches(reconstruction) -> bool:
+            return (mse is None or metrics.mse(array, reconstruction) <= mse) and (ssim is None or metrics.ssim(array, reconstruction) >= ssim)
+
+        encoding = self._encode(array, _token_count(max_tokens, "max_tokens"), stop=reaches)
+        return len(encoding) if reaches(encoding.reconstructions[-1]) else None
 
     def _check(self, tokens: Tokens):
         C = self.config.latent_channels
