@@ -21,7 +21,7 @@ from vle_core.report import PAPER_TABLE_1, main, tokens_needed
 
 ROOT = Path(__file__).parents[1]
 PAPER = ROOT.parent / "shared" / "reference" / "vle-paper.txt"
-PLOTS = ("table1.png", "fig1.png", "fig2.png", "masks.png")
+PLOTS = ("table1.png", "fig1.png", "fig2.png", "length.png", "masks.png")
 
 
 def tiny_data(root: Path) -> Path:
@@ -60,9 +60,9 @@ def report_args(tiny, out) -> list[str]:
 def test_the_report_writes_every_section_and_plot(tiny, tmp_path):
     main(report_args(tiny, tmp_path))
     page = (tmp_path / "README.md").read_text()
-    for heading in ("## 1. Table 1", "## 2. Fig. 1", "## 3. Fig. 2", "## 4. Masks"):
+    for heading in ("## 1. Table 1", "## 2. Fig. 1", "## 3. Fig. 2", "## 4. Length", "## 5. Masks"):
         assert heading in page
-    assert page.count("**Reading.**") == 4
+    assert page.count("**Reading.**") == 5
     for plot in PLOTS:
         assert f"]({plot})" in page
         with Image.open(tmp_path / plot) as png:
@@ -141,3 +141,23 @@ def test_torchrun_two_processes_give_the_numbers_of_one(tiny, tmp_path):
     one, two = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("one", "two"))
     assert (one.pop("settings")["processes"], two.pop("settings")["processes"]) == (1, 2)
     assert one == two  # every number, per image
+
+
+def test_the_length_section_counts_tokens_per_photo_and_ranks_them_against_complexity(tmp_path):
+    from vle_core.report import length_targets, measure_length, section_length
+
+    paper = list(length_targets())[1]
+    target = length_targets()[paper]
+    # photo i reaches the paper's threshold at token i + 1; the last never does in 4 tokens
+    mse = [[target * (0.5 if k >= i else 3) for k in range(4)] for i in range(5)]
+    data = {"curves": {"vle": {"mse": mse}}, "entropy": [5.0, 4.0, 7.0, 6.0, 3.0], "laplacian": [10.0, 20.0, 40.0, 80.0, 160.0]}
+    checkpoints = {"vle": {"kind": "vanilla", "training": {"max_tokens": 4}}}
+    found = measure_length(data, checkpoints)
+    assert found["vle", paper]["needed"].tolist() == [1, 2, 3, 4, 5]  # 5: past the 4 measured
+    assert found["vle", paper]["laplacian"]["spearman"] == pytest.approx(1.0)
+    assert found["vle", paper]["entropy"]["spearman"] == pytest.approx(-0.2)
+    text = section_length(data, checkpoints, tmp_path, 4)
+    assert "## 4. Length" in text and "(length.png)" in text and (tmp_path / "length.png").is_file()
+    assert "a strong rising rank correlation with the Laplacian's variance (rho = 1.00" in text
+    assert "a weak falling rank correlation with grayscale entropy (rho = -0.20, not significant" in text
+    assert "from 1 to more than 4 tokens (80% reach it within 4)" in text

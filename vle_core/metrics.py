@@ -4,6 +4,7 @@ MSE is measured on [0, 1] pixels; the authors measured on [-1, 1], which is 4x t
 """
 
 import numpy as np
+from scipy import ndimage
 from skimage.color import rgb2gray
 from skimage.measure import shannon_entropy
 from skimage.metrics import structural_similarity
@@ -39,6 +40,13 @@ def entropy(image) -> float:
     """Shannon entropy (bits) of the grayscale uint8 image, as in the paper's Fig. 2."""
     gray = rgb2gray(_float(image))
     return float(shannon_entropy(np.round(gray * 255).astype(np.uint8)))
+
+
+def laplacian_variance(image) -> float:
+    """The variance of the Laplacian of the grayscale image on 0..255 levels: how much fine detail
+    and edge it holds, the image complexity DOVE (2025) plots token length against."""
+    gray = rgb2gray(_float(image)) * 255
+    return float(ndimage.laplace(gray, mode="reflect").var())
 
 
 COVERING = 0.9  # a mask over this share of the image (a whole-image token) segments nothing

@@ -90,6 +90,12 @@ def photos(every: int) -> list[dict]:
     return chosen
 
 
+def complexity(image) -> dict:
+    """What an image's length is set against: grayscale entropy (the paper's Fig. 2) and the
+    variance of the Laplacian (DOVE)."""
+    return {"entropy": metrics.entropy(image), "laplacian": metrics.laplacian_variance(image)}
+
+
 # --- the work, one piece at a time ---------------------------------------------------------------
 
 
@@ -130,7 +136,7 @@ class Worker:
         image = read_image(path)
         reconstructions = [self.pca.reconstruct(image, VALUES_PER_TOKEN * k) for k in range(1, self.tokens + 1)]
         H, W = reconstructions[0].shape[:2]  # PCA codes whole 8x8 patches: scored on that crop
-        return {**image_curves(image[:H, :W], reconstructions), "entropy": metrics.entropy(image)}
+        return {**image_curves(image[:H, :W], reconstructions), **complexity(image)}
 
     def baselines(self, path: str, k: int) -> dict:
         """The classical segmenters at k segments on one BSDS500 test photo: ARI and the count they gave."""
@@ -195,7 +201,8 @@ def measure(checkpoints: dict, photo_list: list[dict], tokens: int, n_scenes: in
     for name in [*checkpoints, PCA]:
         rows = [results[("photo", name, p["path"]) if name != PCA else ("pca_photo", p["path"])] for p in photo_list]
         out["curves"][name] = {metric: [row[metric] for row in rows] for metric in ("mse", "psnr", "ssim")}
-    out["entropy"] = [results["pca_photo", p["path"]]["entropy"] for p in photo_list]
+    for measure_name in ("entropy", "laplacian"):
+        out[measure_name] = [results["pca_photo", p["path"]][measure_name] for p in photo_list]
     for name in masked:
         rows = [results["photo", name, p["path"]] for p in test_photos]
         k = counts[name]
@@ -522,13 +529,128 @@ def section_fig2(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
     return "\n".join(text + [""])
 
 
+LENGTH_PSNR = (28.0, 34.0)  # dB: a lower and a higher bar beside the paper's threshold (31.25 dB)
+
+
+def length_targets() -> dict:
+    """Label -> MSE threshold on [0, 1] pixels: the paper's, and LENGTH_PSNR's."""
+    paper = f"paper's MSE {FIG2_MSE:.5f} ({10 * np.log10(1 / FIG2_MSE):.2f} dB)"
+    return {f"PSNR {LENGTH_PSNR[0]:g} dB": 10 ** (-LENGTH_PSNR[0] / 10), paper: FIG2_MSE, f"PSNR {LENGTH_PSNR[1]:g} dB": 10 ** (-LENGTH_PSNR[1] / 10)}
+
+
+def measure_length(data: dict, checkpoints: dict) -> dict:
+    """Per checkpoint and target: tokens needed per photo, and Spearman's rho of that against each
+    complexity measure."""
+    found = {}
+    for name in checkpoints:
+        for label, target in length_targets().items():
+            needed = tokens_needed(data["curves"][name]["mse"], target)
+            found[name, label] = {"needed": needed, **{m: correlation(np.asarray(data[m]), needed) for m in ("entropy", "laplacian")}}
+    return found
+
+
+def _rho(c: dict) -> str:
+    return "-" if np.isnan(c["spearman"]) else f"{c['spearman']:.2f} (p = {c['spearman_p']:.2g})"
+
+
+def plot_length(data: dict, found: dict, names: list[str], out: Path, tokens: int) -> None:
+    """length.png: per checkpoint, the histogram of tokens needed for each target, and tokens
+    needed for the paper's threshold against the Laplacian's variance."""
+    plt = _pyplot()
+    labels = list(length_targets())
+    figure, axes = plt.subplots(len(names), 2, figsize=(11, 3.4 * len(names)), squeeze=False)
+    counts = np.arange(1, tokens + 2)
+    width = 0.8 / len(labels)
+    for row, name in zip(axes, names):
+        for j, label in enumerate(labels):
+            needed = found[name, label]["needed"]
+            row[0].bar(counts + (j - 1) * width, [(needed == k).sum() for k in counts], width, label=label)
+        row[0].set_xticks(counts, [*map(str, range(1, tokens + 1)), f">{tokens}"])
+        row[0].set(xlabel="tokens needed", ylabel="photos", title=f"{name}: tokens needed per photo")
+        row[0].legend(fontsize=7)
+        paper = found[name, labels[1]]
+        jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(paper["needed"]))
+        row[1].scatter(np.asarray(data["laplacian"]), paper["needed"] + jitter, s=14, alpha=0.7)
+        row[1].set_xscale("log")
+        row[1].set_yticks(counts, [*map(str, range(1, tokens + 1)), f">{tokens}"])
+        row[1].set(xlabel="variance of the Laplacian (log scale)", ylabel="tokens needed (paper's threshold)", title=f"{name}: Spearman rho {_rho(paper['laplacian'])}")
+        for axis in row:
+            axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(out / "length.png", dpi=100)
+    plt.close(figure)
+
+
+def reading_length(found: dict, names: list[str], tokens: int) -> list[str]:
+    """The reading, generated from the numbers: which complexity measure length follows, and how."""
+    labels = list(length_targets())
+    lines = []
+    for name in names:
+        paper = found[name, labels[1]]
+        reached = paper["needed"] <= tokens
+        if not reached.any():
+            lines.append(f"- `{name}`: no photo reaches the paper's threshold within {tokens} tokens, so its length there is not measured.")
+            continue
+        spread = f"from {paper['needed'].min()} to {'more than ' + str(tokens) if not reached.all() else paper['needed'].max()} tokens"
+        parts = []
+        for measure_name, title in (("entropy", "grayscale entropy"), ("laplacian", "the Laplacian's variance")):
+            c = paper[measure_name]
+            if np.isnan(c["spearman"]):
+                parts.append(f"no correlation with {title} can be measured (every photo needs the same count)")
+            else:
+                strength = "strong" if abs(c["spearman"]) >= 0.6 else "moderate" if abs(c["spearman"]) >= 0.3 else "weak"
+                sign = "rising" if c["spearman"] > 0 else "falling"
+                significant = "significant" if c["spearman_p"] < 0.05 else "not significant"
+                parts.append(f"a {strength} {sign} rank correlation with {title} (rho = {c['spearman']:.2f}, {significant} at 5%)")
+        lines.append(f"- `{name}`: at the paper's threshold the photos need {spread} ({reached.mean():.0%} reach it within {tokens}); " + "; ".join(parts) + ".")
+    if not names:
+        lines.append("- No VLE is shipped; nothing to read.")
+    lines.append(
+        "- A photo that does not reach a target within the tokens measured counts as one past them, a lower bound: the rank "
+        "correlations are then ties at the top. The Laplacian's variance measures edges and fine texture, which is what a "
+        "residual coder spends tokens on; entropy measures only the spread of grey levels."
+    )
+    return lines
+
+
+def section_length(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
+    found = measure_length(data, checkpoints)
+    labels = list(length_targets())
+    rows = []
+    for name in checkpoints:
+        for label in labels:
+            f = found[name, label]
+            reached = f["needed"] <= tokens
+            median = f"{np.median(f['needed']):.0f}" if np.median(f["needed"]) <= tokens else f">{tokens}"
+            rows.append([f"`{name}`", label, f"{reached.mean():.0%}", median, _rho(f["entropy"]), _rho(f["laplacian"])])
+    plotted = _names(checkpoints, "vle") + _names(checkpoints, "masked")
+    if plotted:
+        plot_length(data, found, plotted, out, tokens)
+    text = [
+        "## 4. Length: how many tokens each photo takes",
+        "",
+        f"Per held-out photo, the fewest tokens whose reconstruction reaches each target, the length `VLE.encode(image, "
+        f"target_psnr=...)` stops at; a photo that {tokens} tokens do not bring there counts as {tokens + 1}. Beside each: "
+        "Spearman's rank correlation of that length with the photo's grayscale entropy (the paper's Fig. 2) and with the "
+        "variance of its Laplacian (DOVE's measure of complexity), with two-sided p-values.",
+        "",
+        table(["checkpoint", "target", f"photos reaching it in {tokens} tokens", "median tokens", "Spearman rho, entropy", "Spearman rho, Laplacian variance"], rows),
+        "",
+        *(["![Tokens needed per photo, and against the Laplacian's variance](length.png)", ""] if plotted else []),
+        "**Reading.**",
+        "",
+        *reading_length(found, plotted, tokens),
+    ]
+    return "\n".join(text + [""])
+
+
 def section_masks(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
     plt = _pyplot()
     masked = _names(checkpoints, "masked")
     n_scenes = len(data["scenes_rgb_argmax"])
     rgb = float(np.mean(data["scenes_rgb_argmax"])) if n_scenes else float("nan")
     text = [
-        "## 4. Masks: objects in generated scenes, regions in photos",
+        "## 5. Masks: objects in generated scenes, regions in photos",
         "",
         f"Foreground ARI (background pixels ignored) of the per-pixel argmax over the first k tokens' decoded masks against "
         f"the true objects of {n_scenes} held-out generated scenes (64x64, seeds training never draws); the argmax of the RGB "
@@ -618,7 +740,7 @@ def page(data: dict, checkpoints: dict, out: Path, tokens: int, settings: dict) 
     counts = {key: sum(p["set"] == key for p in data["photos"]) for key in SETS}
     scope = "all of both sets" if settings["every"] == 1 else f"every {settings['every']}th photo of each set: a quick look, not the full held-out sets"
     head = [
-        "# Results: the paper's Table 1, Fig. 1 and Fig. 2, and the masks",
+        "# Results: the paper's Table 1, Fig. 1 and Fig. 2, length per image, and the masks",
         "",
         f"Written by `{settings['command']}` ({settings['processes']} process{'es' if settings['processes'] > 1 else ''}, "
         f"{settings['minutes']:.0f} minutes on {settings['hardware']}). Every number and every sentence with a number below "
@@ -635,6 +757,7 @@ def page(data: dict, checkpoints: dict, out: Path, tokens: int, settings: dict) 
             section_table1(data, checkpoints, out, tokens),
             section_fig1(data, checkpoints, out, tokens),
             section_fig2(data, checkpoints, out, tokens),
+            section_length(data, checkpoints, out, tokens),
             section_masks(data, checkpoints, out, tokens),
         ]
     )
@@ -658,6 +781,10 @@ def main(argv=None) -> None:
         if not (out / "results.json").is_file():
             sys.exit(f"vle_core.report: error: no {out / 'results.json'} to replot: run the report first")
         results = json.loads((out / "results.json").read_text())
+        if "laplacian" not in results:  # measured before the length section: only the photos are needed
+            use_data(args.data)
+            results["laplacian"] = [metrics.laplacian_variance(read_image(p["path"])) for p in results["photos"]]
+            (out / "results.json").write_text(json.dumps(results) + "\n")
         data = {key: value for key, value in results.items() if key not in ("tokens", "checkpoints", "settings")}
         (out / "README.md").write_text(page(data, results["checkpoints"], out, results["tokens"], results["settings"]))
         return
