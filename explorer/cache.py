@@ -266,23 +266,20 @@ def source_key(source: tuple, model_id: str) -> str:
     return h.hexdigest()
 
 
-def get_entry(model_id: str, vle: vle_core.VLE, source: tuple, n: int) -> tuple[str, Entry, bool]:
+def get_entry(model_id: str, vle: vle_core.VLE, source: tuple, n: int, on_token=None) -> tuple[str, Entry, bool]:
     """(key, the first n tokens of `source`'s entry, whether the model just ran). The encoder runs
     only when neither memory nor disk holds at least n tokens of this source for this model.
-    source: ("image", HxWx3 uint8 at working size) or ("tokens", Tokens)."""
+    source: ("image", HxWx3 uint8 at working size) or ("tokens", Tokens); on_token(k, most)
+    follows an encode."""
     global encoder_runs
     key = source_key(source, model_id)
-    entry = _entries.get(key)
-    if entry is None or len(entry) < n:
-        entry = _disk_get(f"entry/{key}", Entry.from_bytes)
-        if entry is not None and entry.image.shape != _source_shape(source):
-            entry = None  # a key collision cannot happen in practice; a wrong entry must still not be served
+    entry = _stored(key, source, lambda stored: len(stored) >= n)
     fresh = entry is None or len(entry) < n
     if fresh:
         kind, data = source
         if kind == "image":
             encoder_runs += 1
-            entry = Entry.from_rendering(encode_image(vle, data, n), data)
+            entry = Entry.from_rendering(encode_image(vle, data, n, on_token=on_token), data)
         else:
             try:
                 rendering = render_tokens(vle, data)
@@ -291,10 +288,53 @@ def get_entry(model_id: str, vle: vle_core.VLE, source: tuple, n: int) -> tuple[
             if not np.isfinite(rendering.contributions).all():  # finite numbers, but far outside what an encoder makes
                 raise UserError("These tokens decode to non-finite pixels: the file is damaged or was not made by this app.")
             entry = Entry.from_rendering(rendering, to_uint8(rendering.reconstructions[-1]))
-        _disk_set(f"entry/{key}", entry.to_bytes())
+        _store(key, entry)
     entry.source = source[0]
     _entries.put(key, entry, entry.nbytes)
     return key, entry.head(min(n, len(entry))), fresh
+
+
+def get_entry_until(model_id: str, vle: vle_core.VLE, image: np.ndarray, target_psnr: float, cap: int, on_token=None) -> tuple[str, Entry, bool]:
+    """(key, the first tokens of an image's entry whose reconstruction reaches target_psnr, or cap
+    of them, whether the model just ran): its own length. A stored entry answers if it reaches
+    the target or holds cap tokens; else the encoder runs until the target (VLE.encode), and its
+    tokens are the first ones of any longer encode, so the entry serves fixed counts too."""
+    global encoder_runs
+    source = ("image", image)
+    key = source_key(source, model_id)
+    entry = _stored(key, source, lambda stored: len(stored) >= cap or first_reaching(stored.mse, target_psnr) is not None)
+    k = None if entry is None else first_reaching(entry.mse, target_psnr)
+    fresh = entry is None or (k is None and len(entry) < cap)
+    if fresh:
+        encoder_runs += 1
+        entry = Entry.from_rendering(encode_image(vle, image, cap, target_psnr=target_psnr, on_token=on_token), image)
+        _store(key, entry)
+        k = first_reaching(entry.mse, target_psnr)
+    entry.source = "image"
+    _entries.put(key, entry, entry.nbytes)
+    return key, entry.head(min(k or cap, len(entry))), fresh
+
+
+def first_reaching(mse: np.ndarray, target_psnr: float) -> int | None:
+    """The fewest tokens whose MSE (on [0, 1] pixels) is within target_psnr dB; None if none are."""
+    reached = mse <= 10 ** (-target_psnr / 10)
+    return int(np.argmax(reached)) + 1 if reached.any() else None
+
+
+def _stored(key: str, source: tuple, enough) -> Entry | None:
+    """The entry of a source from memory, or from disk where memory's is missing or not
+    enough(entry); None if neither holds one."""
+    entry = _entries.get(key)
+    if entry is not None and enough(entry):
+        return entry
+    disk = _disk_get(f"entry/{key}", Entry.from_bytes)
+    if disk is not None and disk.image.shape != _source_shape(source):
+        disk = None  # a key collision cannot happen in practice; a wrong entry must still not be served
+    return disk if disk is not None and (entry is None or len(disk) > len(entry)) else entry
+
+
+def _store(key: str, entry: Entry) -> None:
+    _disk_set(f"entry/{key}", entry.to_bytes())
 
 
 def _source_shape(source: tuple) -> tuple:

@@ -115,6 +115,6 @@ def on_load_tokens(file, checkpoint: str, progress=gr.Progress()):  # noqa: B008
     return session_outputs(state, vle, entry, f"**{note}** (decoded, not encoded: there is no source image)")
 
 
-def on_load_tokens_in_page(file, checkpoint: str, image, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
-    """on_load_tokens for the page: a bad file is a message in the info line, not a failed event."""
-    return in_page(on_load_tokens, (file, checkpoint, progress), image)
+def on_load_tokens_in_page(file, checkpoint: str, image, state: dict | None = None, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
+    """on_load_tokens for the page: a bad file is a message (tokens_tab.in_page), the session kept."""
+    return in_page(on_load_tokens, (file, checkpoint, progress), image, state)

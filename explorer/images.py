@@ -75,6 +75,15 @@ def read_image(path) -> np.ndarray:
     return array
 
 
+def frame_count(path) -> int:
+    """How many frames an image file holds (an animated GIF, WebP or PNG: read_image takes the first)."""
+    try:
+        with Image.open(path) as im:
+            return int(getattr(im, "n_frames", 1))
+    except Exception:  # read_image has already said what is wrong with a bad file
+        return 1
+
+
 def eight_bit(values: np.ndarray) -> np.ndarray:
     """A grey picture of wider values (16-bit, 32-bit or float) as uint8: 16-bit ranges are divided
     by 257, floats in [0, 1] scaled by 255; anything else is stretched to its own range."""

@@ -33,7 +33,7 @@ def build_demo() -> gr.Blocks:
     second = next((name for _, name in choices if name != default), default)
     summary, card, _ = tokens_tab.on_checkpoint_info(default)
     with gr.Blocks(title="VLE Explorer", delete_cache=(3600, 3600)) as demo:
-        ui = SimpleNamespace(demo=demo, state=gr.State(None, time_to_live=settings.STATE_TTL_S))
+        ui = SimpleNamespace(demo=demo, state=gr.State(None, time_to_live=settings.STATE_TTL_S), default_n=default_tokens(default))
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
@@ -57,7 +57,8 @@ def build_demo() -> gr.Blocks:
 
 def left_column(ui, choices, default: str | None, summary: str) -> None:
     """The image (upload, webcam, clipboard, examples), the checkpoint, the working size and N."""
-    ui.image = image_input(label="Image", sources=["upload", "webcam", "clipboard"], height=300, elem_id="image")
+    first = str(settings.DEFAULT_EXAMPLE) if default and settings.DEFAULT_EXAMPLE.is_file() else None  # encoded on page load
+    ui.image = image_input(value=first, label="Image", sources=["upload", "webcam", "clipboard"], height=300, elem_id="image")
     ui.checkpoint = gr.Dropdown(choices=choices, value=default, label="Checkpoint", allow_custom_value=True, elem_id="checkpoint", render=False)
     ui.examples = gr.Examples(tokens_tab.example_rows(), inputs=[ui.image, ui.checkpoint], label="Examples (assets/), each with its checkpoint", examples_per_page=6)
     ui.checkpoint.render()
@@ -67,24 +68,34 @@ def left_column(ui, choices, default: str | None, summary: str) -> None:
             *settings.WORKING_SIZE_RANGE, value=settings.WORKING_SIZE, step=32, label="Working size (long side, px)", elem_id="working-size"
         )
         ui.n_tokens = gr.Slider(1, settings.N_TOKENS_MAX, value=default_tokens(default), step=1, label="Tokens to encode (N)", elem_id="n-tokens")
+    with gr.Row():
+        ui.length = gr.Radio(list(settings.LENGTH_MODES), value=settings.LENGTH_MODES[0], label="Length", elem_id="length")
+        ui.target_psnr = gr.Number(
+            settings.TARGET_PSNR,
+            label=f"Until PSNR (dB), at most {settings.N_TOKENS_MAX} tokens",
+            interactive=False,
+            elem_id="target-psnr",
+        )
     ui.info = gr.Markdown(label="About this encoding", elem_id="info")
 
 
 def tokens_tab_ui(ui) -> None:
     """The token slider, the four views of token k, the regions and the strip."""
-    ui.k = gr.Slider(1, settings.N_TOKENS, value=settings.N_TOKENS, step=1, label="First k tokens", elem_id="tokens")
+    ui.k = gr.Slider(1, ui.default_n, value=ui.default_n, step=1, label="First k tokens", elem_id="tokens")
     ui.caption = gr.Markdown(label="Caption", elem_id="caption")
     with gr.Row():
-        view = dict(format="png", height=220, interactive=False)
+        view = dict(format="png", height=220, interactive=False, buttons=[])  # no toolbar over the picture (Export saves them)
         ui.recon = gr.Image(label="First k tokens", elem_id="recon", **view)
         ui.alone = gr.Image(label="Token k alone", elem_id="alone", **view)
         ui.heat = gr.Image(label="Token k, signed", elem_id="heatmap", **view)
         ui.mask = gr.Image(label="Token k's mask", elem_id="mask", **view)
     with gr.Row():
-        ui.overlay = gr.Image(label="Regions: click one to select its token", format="png", height=300, interactive=False, elem_id="overlay", scale=2)
+        ui.overlay = gr.Image(
+            label="Regions: click one to select its token", format="png", height=300, interactive=False, buttons=[], elem_id="overlay", scale=2
+        )
         gr.Markdown(VIEWS_GUIDE)
     gr.Markdown("**All tokens**, like the paper's Figs. 3, 5 and 6", elem_id="strip-title")
-    ui.strip = gr.Image(show_label=False, format="png", interactive=False, elem_id="strip")
+    ui.strip = gr.Image(show_label=False, format="png", interactive=False, buttons=["fullscreen"], elem_id="strip")
     ui.strip_md = gr.Markdown(elem_id="strip-legend")
 
 
@@ -99,9 +110,9 @@ def quality_tab_ui(ui) -> None:
 def edit_tab_ui(ui) -> None:
     """The edited image and its tokens, the edit controls, the transplant."""
     with gr.Row():
-        ui.edited_img = gr.Image(label="Edited image: click to move the selected token there", format="png", height=360, interactive=False, elem_id="edited")
+        ui.edited_img = gr.Image(label="Edited image: click to move the selected token there", format="png", height=360, interactive=False, buttons=[], elem_id="edited")
         ui.edit_overlay_img = gr.Image(
-            label="Edited tokens: click a region to select its token", format="png", height=360, interactive=False, elem_id="edit-overlay"
+            label="Edited tokens: click a region to select its token", format="png", height=360, interactive=False, buttons=[], elem_id="edit-overlay"
         )
     ui.edit_log = gr.Markdown(label="Edits", elem_id="edit-log")
     ui.tokens_on = gr.CheckboxGroup(label="Tokens on", elem_id="tokens-on")
@@ -148,10 +159,10 @@ def compare_tab_ui(ui, choices, default: str | None, second: str | None) -> None
         ui.compare_k = gr.Slider(1, default_tokens(default), value=default_tokens(default), step=1, label="First k tokens", elem_id="compare-k")
         ui.compare_btn = gr.Button("Compare", variant="primary", elem_id="compare")
     with gr.Row():
-        ui.recon_a = gr.Image(label="A: first k tokens", format="png", height=256, interactive=False, elem_id="recon-a")
-        ui.recon_b = gr.Image(label="B: first k tokens", format="png", height=256, interactive=False, elem_id="recon-b")
-        ui.overlay_a = gr.Image(label="A: token k's region", format="png", height=256, interactive=False, elem_id="overlay-a")
-        ui.overlay_b = gr.Image(label="B: token k's region", format="png", height=256, interactive=False, elem_id="overlay-b")
+        ui.recon_a = gr.Image(label="A: first k tokens", format="png", height=256, interactive=False, buttons=[], elem_id="recon-a")
+        ui.recon_b = gr.Image(label="B: first k tokens", format="png", height=256, interactive=False, buttons=[], elem_id="recon-b")
+        ui.overlay_a = gr.Image(label="A: token k's region", format="png", height=256, interactive=False, buttons=[], elem_id="overlay-a")
+        ui.overlay_b = gr.Image(label="B: token k's region", format="png", height=256, interactive=False, buttons=[], elem_id="overlay-b")
     ui.compare_plot = gr.Plot(label="Both checkpoints (A solid, B dashed)", elem_id="compare-plot")
     ui.compare_md = gr.Markdown(label="Comparison", elem_id="compare-text")
 
@@ -162,7 +173,7 @@ def wire(ui) -> None:
     edit_outputs = [ui.state, ui.edited_img, ui.edit_overlay_img, ui.tokens_on, ui.edit_token, ui.strength, ui.dx, ui.dy, ui.edit_log]
     session_outputs = [ui.state, ui.info, ui.k, ui.recon, ui.alone, ui.heat, ui.mask, ui.overlay, ui.caption, ui.donor_token]
     compare_outputs = [ui.recon_a, ui.recon_b, ui.overlay_a, ui.overlay_b, ui.compare_plot, ui.compare_md]
-    page_outputs = [*session_outputs, ui.image, *compare_outputs, ui.compare_k]  # tokens_tab.in_page
+    page_outputs = [*session_outputs, ui.image, *compare_outputs, ui.compare_k, ui.compare_a]  # tokens_tab.in_page
     token_outputs = [ui.recon, ui.alone, ui.heat, ui.mask, ui.overlay, ui.caption]
     curve_inputs, curve_outputs = [ui.metric, ui.target, ui.state], [ui.curve, ui.quality_md]
     details = [ui.strip, ui.strip_md, *edit_outputs[1:]]
@@ -173,7 +184,8 @@ def wire(ui) -> None:
     decoder = dict(concurrency_id="decoder", concurrency_limit=2)
     exporter = dict(concurrency_id="exporter", concurrency_limit=1)
     viewer = dict(concurrency_id="viewer", concurrency_limit=4)
-    encode_inputs = [ui.image, ui.n_tokens, ui.working_size, ui.checkpoint]
+    encode_inputs = [ui.image, ui.n_tokens, ui.working_size, ui.checkpoint, ui.length, ui.target_psnr]
+    page_encode_inputs = [*encode_inputs, ui.state]  # the page's encodes keep the session if refused (tokens_tab.in_page)
     page_encoder = dict(api_visibility="private", **encoder)
     page_decoder = dict(api_visibility="private", **decoder)
 
@@ -186,12 +198,20 @@ def wire(ui) -> None:
     # Encoding. An upload fires `input` once (`change` fires twice when an image replaces another),
     # an example click only loads the image: each user action encodes once.
     then_details(
-        gr.on([ui.image.input, ui.n_tokens.release, ui.working_size.release], tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page_encoder)
+        gr.on(
+            [ui.image.input, ui.n_tokens.release, ui.working_size.release, ui.target_psnr.submit],
+            tokens_tab.on_encode_in_page,
+            page_encode_inputs,
+            page_outputs,
+            **page_encoder,
+        )
     )
+    length_mode = ui.length.input(tokens_tab.on_length_mode, [ui.length], [ui.n_tokens, ui.target_psnr], api_visibility="private", show_progress="hidden")
+    then_details(length_mode.then(tokens_tab.on_encode_in_page, page_encode_inputs, page_outputs, **page_encoder))
     example_info = ui.examples.load_input_event.then(tokens_tab.on_checkpoint_info, [ui.checkpoint], [ui.checkpoint_summary_md, ui.card_md, ui.n_tokens], **page_encoder)
-    then_details(example_info.then(tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page_encoder))
+    then_details(example_info.then(tokens_tab.on_encode_in_page, page_encode_inputs, page_outputs, **page_encoder))
     switched = ui.checkpoint.input(tokens_tab.on_checkpoint_info, [ui.checkpoint], [ui.checkpoint_summary_md, ui.card_md, ui.n_tokens], **page_encoder)
-    then_details(switched.then(tokens_tab.on_encode_in_page, encode_inputs, page_outputs, **page_encoder))
+    then_details(switched.then(tokens_tab.on_encode_in_page, page_encode_inputs, page_outputs, **page_encoder))
     # The API's encode (README): the same handler, raising what the page shows in the info line.
     encode_api = gr.Button(visible=False, elem_id="encode-api")
     encode_api.click(tokens_tab.on_encode_api, encode_inputs, [*session_outputs, ui.tokens_on], api_name="encode", **encoder)
@@ -226,7 +246,7 @@ def wire(ui) -> None:
     ui.gif_btn.click(export_tab.on_export_gif, [ui.state], [ui.export_file], api_name="export_gif", **exporter)
     ui.strip_btn.click(export_tab.on_export_strip, [ui.state], [ui.export_file], api_name="export_strip", **exporter)
     ui.tokens_btn.click(export_tab.on_export_tokens, [ui.state], [ui.export_file], api_name="export_tokens", **exporter)
-    then_details(ui.tokens_file.upload(export_tab.on_load_tokens_in_page, [ui.tokens_file, ui.checkpoint, ui.image], page_outputs, **page_encoder))
+    then_details(ui.tokens_file.upload(export_tab.on_load_tokens_in_page, [ui.tokens_file, ui.checkpoint, ui.image, ui.state], page_outputs, **page_encoder))
     load_api = gr.Button(visible=False, elem_id="load-tokens-api")
     load_api.click(export_tab.on_load_tokens, [ui.tokens_file, ui.checkpoint], session_outputs, api_name="load_tokens", **encoder)
 
@@ -239,7 +259,8 @@ def wire(ui) -> None:
         **encoder,
     )
     page_load = [ui.checkpoint, ui.compare_a, ui.compare_b, ui.checkpoint_summary_md, ui.card_md, ui.n_tokens]
-    ui.demo.load(tokens_tab.on_page_load, None, page_load, api_visibility="private", show_progress="hidden")
+    loaded = ui.demo.load(tokens_tab.on_page_load, None, page_load, api_visibility="private", show_progress="hidden")
+    then_details(loaded.then(tokens_tab.on_encode_in_page, page_encode_inputs, page_outputs, **page_encoder))  # the default example, from the cache
 
 
 BUSY = "The app is busy: {waiting} requests are waiting, the most it takes. Please try again in a minute."

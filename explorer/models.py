@@ -136,20 +136,24 @@ def get_model(name: str | None) -> tuple[str, vle_core.VLE]:
         return _models[name]
 
 
-def encode_image(vle: vle_core.VLE, image: np.ndarray, n: int) -> vle_core.Encoding:
-    """vle.encode(image, n), made by the encode worker (a niced child process, worker.py) where it
-    can: from the files `vle` was loaded from, if they are still there unchanged. Otherwise, and
-    for a model not loaded by get_model, here: this also raises any error the user should see."""
-    if vle in _origins and worker.usable():
+def encode_image(vle: vle_core.VLE, image: np.ndarray, n: int, target_psnr: float | None = None, on_token=None) -> vle_core.Encoding:
+    """vle.encode(image, n), or with target_psnr, vle.encode(image, target_psnr=..., max_tokens=n),
+    made by the encode worker (a niced child process, worker.py) where it can: from the files `vle`
+    was loaded from, if they are still there unchanged. Otherwise, for a model not loaded by
+    get_model and for a target (the worker encodes fixed counts), here: this also raises any error
+    the user should see. on_token(k, most) follows an encode made here (VLE.encode)."""
+    if target_psnr is None and vle in _origins and worker.usable():
         encoding = worker.encode(vle, *_origins[vle], image, n)
         if encoding is not None:
             return encoding
-    return _encode_here(vle, image, n)
+    return _encode_here(vle, image, n, target_psnr, on_token)
 
 
 @GPU
-def _encode_here(vle: vle_core.VLE, image: np.ndarray, n: int) -> vle_core.Encoding:
-    return vle.encode(image, n)
+def _encode_here(vle: vle_core.VLE, image: np.ndarray, n: int, target_psnr: float | None = None, on_token=None) -> vle_core.Encoding:
+    if target_psnr is None:
+        return vle.encode(image, n, on_token=on_token)
+    return vle.encode(image, target_psnr=target_psnr, max_tokens=n, on_token=on_token)
 
 
 @GPU

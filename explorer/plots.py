@@ -8,9 +8,10 @@ from .views import PAST_TRAINING
 TARGETS = {"PSNR": 25.0, "MSE": 0.00075, "SSIM": 0.8}  # MSE 0.00075 on [0, 1] pixels is the paper's 0.003 on [-1, 1] (Fig. 2)
 
 
-def quality_figure(curves: list[tuple[str, dict, int | None]], metric: str, target: float | None) -> go.Figure:
+def quality_figure(curves: list[tuple[str, dict, int | None]], metric: str, target: float | None, stop: tuple[float, bool] | None = None) -> go.Figure:
     """PSNR (or MSE) on the left axis and SSIM on the right against the number of tokens, one
-    pair of lines per checkpoint; counts past training shaded, the target drawn."""
+    pair of lines per checkpoint; counts past training shaded, the target drawn. stop: (target
+    PSNR, reached) of an encode until a target, drawn with where the first checkpoint stopped."""
     left = "MSE" if metric == "MSE" else "PSNR"
     figure = go.Figure()
     styles = ["solid", "dash", "dot", "dashdot"]
@@ -34,6 +35,14 @@ def quality_figure(curves: list[tuple[str, dict, int | None]], metric: str, targ
         figure.add_annotation(
             x=1, xref="paper", y=y, yref=yref, text=f"target {metric}", showarrow=False, xanchor="right", yanchor="bottom", font=dict(color="#666")
         )
+    if stop is not None:
+        stop_psnr, reached = stop
+        k = len(curves[0][1]["MSE"])
+        text = f"PSNR {stop_psnr:g} dB reached at token {k}" if reached else f"PSNR {stop_psnr:g} dB not reached in {k} tokens"
+        figure.add_vline(x=k, line=dict(color="#d62728", dash="dash"))
+        figure.add_annotation(x=k, y=0, yref="paper", text=text, showarrow=False, xanchor="right", yanchor="bottom", font=dict(color="#d62728"))
+        if left == "PSNR":
+            figure.add_hline(y=stop_psnr, line=dict(color="#d62728", dash="dot"))
     figure.update_layout(
         xaxis=dict(title="tokens", dtick=1 if len(curves[0][1]["MSE"]) <= 20 else None),
         yaxis=dict(title="MSE (on [0, 1] pixels)" if left == "MSE" else "PSNR (dB)", type="log" if left == "MSE" else "linear", color="#1f77b4"),

@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from .cache import entropy, quality, tokens_needed
+from .cache import entropy, first_reaching, quality, tokens_needed
 from .errors import UserError
 from .plots import TARGETS, quality_figure
 from .session import session
@@ -18,8 +18,12 @@ def on_curve(metric: str, target: float | None, state: dict | None, progress=gr.
     vle, entry = session(state)
     q = quality(state["key"], entry)
     target = None if target is None else float(target)
-    figure = quality_figure([(state["checkpoint"], q, vle.trained_tokens)], metric, target)
+    stop_psnr = state.get("target_psnr")
+    stop = None if stop_psnr is None else (stop_psnr, first_reaching(entry.mse, stop_psnr) is not None)
+    figure = quality_figure([(state["checkpoint"], q, vle.trained_tokens)], metric, target, stop)
     text = f"Shannon entropy of the image: **{entropy(entry):.2f} bits**"
+    if stop is not None:
+        text = ("Encoded until " if stop[1] else "Encoded toward ") + f"PSNR {stop_psnr:g} dB: **{len(entry)} tokens** · " + text
     if target is not None:
         needed = tokens_needed(q, metric, target)
         relation = "≤" if metric == "MSE" else "≥"

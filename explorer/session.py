@@ -9,8 +9,18 @@ from .errors import UserError
 from .models import get_model
 
 
-def new_state(checkpoint: str, model_id: str, key: str, source: tuple, n: int, note: str) -> dict:
-    return {"checkpoint": checkpoint, "model_id": model_id, "key": key, "n": n, "note": note, "sources": {key: source}, "history": []}
+def new_state(checkpoint: str, model_id: str, key: str, source: tuple, n: int, note: str, target_psnr: float | None = None) -> dict:
+    """target_psnr: the PSNR an encode until a target stopped at (reached or not), else None."""
+    return {
+        "checkpoint": checkpoint,
+        "model_id": model_id,
+        "key": key,
+        "n": n,
+        "note": note,
+        "sources": {key: source},
+        "history": [],
+        "target_psnr": target_psnr,
+    }
 
 
 def require(state: dict | None) -> dict:

@@ -12,6 +12,7 @@ CHECKPOINTS = Path(os.environ.get("VLE_CHECKPOINTS", ROOT / "checkpoints"))
 DEFAULT_CHECKPOINT = os.environ.get("VLE_DEFAULT_CHECKPOINT", "vanilla-natural")
 # The checkpoint an example opens in, by file name prefix: scenes in the masked VLE that found their
 # objects; the parrots in the photo masked VLE, whose tokens are regions (token 7: the red parrot).
+DEFAULT_EXAMPLE = ASSETS / "kodak-hats.png"  # encoded with the default checkpoint as the page opens, so a visitor starts from a result
 EXAMPLE_CHECKPOINTS = (("scene-", "masked-scenes"), ("kodak-parrots", "masked-natural"))
 CACHE_DIR = Path(os.environ.get("VLE_CACHE_DIR", ROOT / ".cache" / "encodings"))
 CACHE_MB = int(os.environ.get("VLE_CACHE_MB", "2048"))  # bound of the on-disk encodings cache; 0 switches it off
@@ -27,6 +28,10 @@ ENCODE_TIMEOUT_S = 300  # a child that takes longer is killed and the image enco
 N_TOKENS = 16  # tokens encoded per image where the checkpoint does not record how many it was trained with
 MIN_DEFAULT_TOKENS = 4  # the default count for a checkpoint trained with fewer (models.default_tokens)
 N_TOKENS_MAX = 32
+LENGTH_MODES = ("N tokens", "Until PSNR")  # a fixed count, or each image its own length (VLE.encode's target_psnr)
+TARGET_PSNR = 33.0  # dB, the default target: the default checkpoint's median held-out photo needs 8 tokens for it at WORKING_SIZE
+TARGET_PSNR_RANGE = (10.0, 60.0)  # dB: below, one token reaches it; above, no checkpoint gets there in N_TOKENS_MAX
+RESULTS = ROOT / "docs" / "results" / "results.json"  # the results page's measurements, which an image's length is compared with
 MAX_EDITED_TOKENS = 64  # transplants append tokens; this bounds what one edit can cost
 WORKING_SIZE = 512  # long side, px: larger images are scaled down to it (the user picks 128..768); the light default encodes 8 tokens at 512 px in under 1 s (vle_core.bench)
 WORKING_SIZE_RANGE = (128, 768)

@@ -10,11 +10,12 @@ import gradio as gr
 import vle_core
 
 from . import settings
-from .cache import Entry, entropy, get_entry
+from .cache import Entry, entropy, first_reaching, get_entry, get_entry_until
 from .compare_tab import cannot_compare
 from .edit_tab import edit_views, first_selection
 from .errors import BadImage, UserError
-from .images import fit_working_size, picture_xy, read_image, view_file
+from .images import fit_working_size, frame_count, picture_xy, read_image, view_file
+from .lengths import compared
 from .models import checkpoint_choices, checkpoint_names, checkpoint_summary, default_checkpoint, default_tokens, get_model, trained_tokens
 from .session import edited, new_state, require, session
 from .views import PAST_TRAINING, count, entry_overlay, paper_strip, shown_token_views, strip_legend
@@ -60,20 +61,60 @@ def checked_working_size(size) -> int:
     return int(size)
 
 
-def on_encode(image, n_tokens: float, working_size: float, checkpoint: str, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
-    """Encode an image (a file path) into n_tokens tokens with a checkpoint, at a working size."""
+def checked_length(length, target_psnr) -> float | None:
+    """The target PSNR of an encode until a target, None for a fixed count; refused if unknown or out of range."""
+    if length not in settings.LENGTH_MODES:
+        raise UserError(f"The length is one of {', '.join(settings.LENGTH_MODES)}, not {length!r}.")
+    if length == settings.LENGTH_MODES[0]:
+        return None
+    low, high = settings.TARGET_PSNR_RANGE
+    try:
+        target = float(target_psnr)
+    except (TypeError, ValueError):
+        target = float("nan")
+    if not low <= target <= high:
+        raise UserError(f"A target of {target_psnr} dB: the target PSNR is between {low:g} and {high:g} dB.")
+    return target
+
+
+def on_encode(
+    image,
+    n_tokens: float,
+    working_size: float,
+    checkpoint: str,
+    length: str = settings.LENGTH_MODES[0],
+    target_psnr: float = settings.TARGET_PSNR,
+    progress=gr.Progress(),  # noqa: B008 (gradio injects progress this way)
+):
+    """Encode an image (a file path) with a checkpoint, at a working size: into n_tokens tokens, or
+    with length "Until PSNR", until its reconstruction reaches target_psnr (at most N_TOKENS_MAX)."""
     if image is None:
         return empty_outputs("Upload an image, paste one, take one with the webcam or choose an example.")
-    n, size = checked_count(n_tokens), checked_working_size(working_size)
+    n, size, target = checked_count(n_tokens), checked_working_size(working_size), checked_length(length, target_psnr)
     picture = read_image(image)
     working, note = fit_working_size(picture, size)
+    frames = frame_count(image)
+    if frames > 1:
+        note += f", the first of its {frames} frames"
     model_id, vle = get_model(checkpoint)
-    progress(0.05, desc=f"Encoding {n} tokens with {checkpoint}")
     start = time.perf_counter()
-    key, entry, fresh = get_entry(model_id, vle, ("image", working), n)
+    goal = f"{count(n)}" if target is None else f"until PSNR {target:g} dB"
+    progress(0.02, desc=f"Encoding {goal} with {checkpoint}")
+
+    def on_token(k: int, most: int) -> None:
+        progress(k / most, desc=f"Encoding {goal} with {checkpoint}: token {k} of {'at most ' if target else ''}{most}")
+
+    if target is None:
+        key, entry, fresh = get_entry(model_id, vle, ("image", working), n, on_token)
+    else:
+        key, entry, fresh = get_entry_until(model_id, vle, working, target, settings.N_TOKENS_MAX, on_token)
+    n = len(entry)
     how = f"encoded in {time.perf_counter() - start:.2f} s on {vle.device.type}" if fresh else "from the cache"
-    state = new_state(checkpoint, model_id, key, ("image", working), n, note)
-    info = f"**{note}** · {n} tokens {how} · Shannon entropy {entropy(entry):.2f} bits"
+    state = new_state(checkpoint, model_id, key, ("image", working), n, note, target)
+    info = f"**{note}** · {count(n)} {how}"
+    if target is not None:
+        info += " · " + length_caption(checkpoint, target, entry)
+    info += f" · Shannon entropy {entropy(entry):.2f} bits"
     trained = vle.trained_tokens
     if trained and n > trained:
         past = f"token {n} is" if n == trained + 1 else f"tokens {trained + 1} to {n} are"
@@ -81,39 +122,95 @@ def on_encode(image, n_tokens: float, working_size: float, checkpoint: str, prog
     return session_outputs(state, vle, entry, info)
 
 
-def in_page(handler, args: tuple, image) -> tuple:
+def length_caption(checkpoint: str, target: float, entry: Entry) -> str:
+    """How many tokens this image took to reach the target, beside the held-out photos."""
+    n = len(entry)
+    reached = first_reaching(entry.mse, target) is not None
+    said = f"**{count(n)} to reach PSNR {target:g} dB**" if reached else f"**PSNR {target:g} dB not reached in {count(n)}**, the most the app encodes"
+    beside = compared(checkpoint, target, n, reached)
+    return said + (f" ({beside})" if beside else "")
+
+
+def in_page(handler, args: tuple, image, state: dict | None = None) -> tuple:
     """A handler's session outputs as the page shows them, with the Image panel (`image`: what it
-    holds now) and the Compare tab. A user error (a bad file, a checkpoint that does not load) does
-    not fail the event, which would badge every view "Error" and leave the last image's views
-    standing: the views are cleared and the info line says what is wrong; a bad image file is also
-    taken out of the Image panel. The API's endpoints raise instead, so a client gets the message.
-    The Image panel gets a value, never an update: gradio rebuilds a component from an update as
-    a plain gr.Image, without image_input's own preprocess."""
+    holds now) and the Compare tab. `state`: the session before this event.
+
+    A user error (a bad file, a checkpoint that does not load) does not fail the event, which would
+    badge every view "Error": the message shows where the user is looking, as a toast and above
+    the views (the caption), and in the info line. The session goes on as it was, its views with
+    it, and a bad image file is replaced in the Image panel by the session's own image; with no
+    session yet, the views stay empty. The API's endpoints raise instead, so a client gets the
+    message. The Image panel gets a value, never an update: gradio rebuilds a component from an
+    update as a plain gr.Image, without image_input's own preprocess."""
     try:
         outputs = handler(*args)
     except UserError as e:
-        outputs = empty_outputs(f"⚠️ **{e.message}**")
-        return (*outputs, None if isinstance(e, BadImage) else image, None, None, None, None, None, "", gr.update())
+        gr.Warning(e.message)
+        return refused(e, image, state)
     state = outputs[0]
     if state is None:  # the image was cleared
-        return (*outputs, image, None, None, None, None, None, "", gr.update())
+        return (*outputs, image, None, None, None, None, None, "", gr.update(), gr.update())
     n = state["n"]
     if state["sources"][state["key"]][0] == "tokens":
         image = view_file(session(state)[1].image, enlarge=False, exact=True)  # loaded tokens: the Image panel shows what they decode to
-    return (*outputs, image, None, None, None, None, None, cannot_compare(state), gr.update(maximum=max(n, 2), value=n))
+    compare_a = gr.update(value=state["checkpoint"])  # Compare starts from the checkpoint this image was encoded with
+    return (*outputs, image, None, None, None, None, None, cannot_compare(state), gr.update(maximum=max(n, 2), value=n), compare_a)
 
 
-def on_encode_api(image, n_tokens: float, working_size: float, checkpoint: str, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
+def refused(error: UserError, image, state: dict | None) -> tuple:
+    """in_page's outputs for a user error: the message, and the session (if any) kept as it was."""
+    message = f"⚠️ **{error.message}**"
+    if isinstance(error, BadImage):
+        image = None
+    if not state:
+        return (*empty_outputs(message), image, None, None, None, None, None, "", gr.update(), gr.update())
+    try:
+        vle, entry = session(state)
+    except UserError:  # the session's own checkpoint is gone: nothing left to keep
+        return (*empty_outputs(message), image, None, None, None, None, None, "", gr.update(), gr.update())
+    if isinstance(error, BadImage) and state["sources"][state["key"]][0] == "image":
+        image = view_file(entry.image, enlarge=False, exact=True)  # back to the image the views show
+    keep = gr.update()
+    caption = f"{message}  \nStill showing the previous image's tokens."
+    info = f"{message} · still showing: {state['note']}"
+    return (state, info, keep, keep, keep, keep, keep, keep, caption, keep, image, keep, keep, keep, keep, keep, keep, keep, keep)
+
+
+def on_encode_api(
+    image,
+    n_tokens: float,
+    working_size: float,
+    checkpoint: str,
+    length: str = settings.LENGTH_MODES[0],
+    target_psnr: float = settings.TARGET_PSNR,
+    progress=gr.Progress(),  # noqa: B008 (gradio injects progress this way)
+):
     """on_encode for the API, with the Edit tab's list of tokens, so that a client can switch tokens
     right after an encode (the page fills the list after the encode, in on_details)."""
-    outputs = on_encode(image, n_tokens, working_size, checkpoint, progress)
+    outputs = on_encode(image, n_tokens, working_size, checkpoint, length, target_psnr, progress=progress)
     tokens = list(range(1, outputs[0]["n"] + 1)) if outputs[0] else []
     return (*outputs, gr.update(choices=[(str(i), i) for i in tokens], value=tokens))
 
 
-def on_encode_in_page(image, n_tokens: float, working_size: float, checkpoint: str, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
-    """on_encode for the page's own events (upload, example, N, working size, checkpoint)."""
-    return in_page(on_encode, (image, n_tokens, working_size, checkpoint, progress), image)
+def on_encode_in_page(
+    image,
+    n_tokens: float,
+    working_size: float,
+    checkpoint: str,
+    length: str = settings.LENGTH_MODES[0],
+    target_psnr: float = settings.TARGET_PSNR,
+    state: dict | None = None,
+    progress=gr.Progress(),  # noqa: B008 (gradio injects progress this way)
+):
+    """on_encode for the page's own events (upload, example, N, working size, checkpoint, length);
+    `state`: the session so far, kept if this encode is refused."""
+    return in_page(on_encode, (image, n_tokens, working_size, checkpoint, length, target_psnr, progress), image, state)
+
+
+def on_length_mode(length: str):
+    """N applies to the fixed count only; the target to the other mode."""
+    until = length == settings.LENGTH_MODES[1]
+    return gr.update(interactive=not until), gr.update(interactive=until)
 
 
 def on_token(k: float, state: dict | None):
@@ -177,6 +274,18 @@ def on_page_load():
     second = next((name for _, name in choices if name != default), default)
     menus = gr.update(choices=choices, value=default), gr.update(choices=choices, value=default), gr.update(choices=choices, value=second)
     return *menus, *on_checkpoint_info(default)
+
+
+def warm_default_example() -> None:
+    """Encode the example the page opens with into the cache (app.py, before serving), so that
+    the first visitor's page shows a result at once. A failure only costs that first encode."""
+    checkpoint = default_checkpoint()
+    if not checkpoint or not settings.DEFAULT_EXAMPLE.is_file():
+        return
+    try:
+        on_encode(str(settings.DEFAULT_EXAMPLE), default_tokens(checkpoint), settings.WORKING_SIZE, checkpoint)
+    except Exception as e:  # a broken checkpoint is reported to the user when they pick it
+        print(f"explorer: could not encode the default example ahead ({type(e).__name__}: {e})")
 
 
 def example_images() -> list[str]:

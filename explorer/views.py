@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy.ndimage import uniform_filter
 
 from vle_core import EMPTY
-from vle_core.metrics import covering
+from vle_core.metrics import COVERING, covering
 
 from .cache import Entry
 from .images import to_uint8, view_file
@@ -138,6 +138,8 @@ def token_views(entry: Entry, k: int, trained: int | None) -> tuple:
         caption += f" · PSNR {psnr:.1f} dB"
     else:
         caption += " · decoded from a tokens file, so there is no source image to measure against"
+    if entry.masks is not None and (entry.masks[k - 1] > 127).mean() >= COVERING:
+        caption += f" · token {k} covers the whole image: its mask is all white"
     if past_training(k, trained):
         caption += f' · <span style="color:{PAST_TRAINING}">past the {count(trained)} this checkpoint was trained with</span>'
     return entry.reconstructions[k - 1], on_grey(contribution), signed_heatmap(contribution), mask, highlight(overlay, labels, k - 1), caption

@@ -68,15 +68,15 @@ def test_the_menu_tells_a_staged_checkpoint_from_a_shared_one(tmp_path):
 
 
 def test_every_new_session_redraws_the_strip_the_donor_and_the_curve(fresh):
-    """After each way a session starts (upload, example, checkpoint switch, tokens file), the
-    strip and Edit tab follow, then the donor (drawn again with the new checkpoint) and the curve."""
+    """After each way a session starts (page load, upload, example, checkpoint switch, length mode, tokens
+    file), the strip and Edit tab follow, then the donor (drawn again with the new checkpoint) and the curve."""
     demo = layout.build_demo()
     after = {}
     for fn in demo.fns.values():
         if fn.trigger_after is not None:
             after.setdefault(demo.fns[fn.trigger_after].fn, []).append(fn)
     starts = [fn for fn in demo.fns.values() if fn.fn in (tokens_tab.on_encode_in_page, export_tab.on_load_tokens_in_page)]
-    assert len(starts) == 4
+    assert len(starts) == 6
     for start in starts:
         details = [fn for fn in after[start.fn] if fn.fn is tokens_tab.on_details]
         assert details and details[0].trigger_only_on_success

@@ -341,3 +341,16 @@ def test_random_edit_sequences_never_crash_and_undo_returns_exactly(fresh, ops):
             assert back[0]["history"] == state["history"]
             assert np.array_equal(pixels(back[1]), shown)  # exactly the picture before the edit
         state, shown = new_state, picture
+
+
+def test_a_refused_upload_keeps_the_session_and_says_why_above_the_views(fresh, session):
+    state, _ = session
+    bad = fresh / "bad.png"
+    bad.write_bytes(b"not an image" * 10)
+    out = tokens_tab.on_encode_in_page(str(bad), N, 256, "vanilla-tiny", state=state)
+    assert out[0] is state  # the session goes on
+    assert "not a readable image" in out[8] and "Still showing the previous image" in out[8]  # the caption, above the views
+    assert "not a readable image" in out[1] and state["note"] in out[1]
+    assert pixels(out[10]).shape == (32, 40, 3)  # the Image panel shows the session's image again, not the bad file
+    assert all(view == {"__type__": "update"} for view in out[3:8])  # the views are left as they are
+    assert "First 2 of" in tokens_tab.on_token(2, out[0])[-1]

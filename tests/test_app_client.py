@@ -110,3 +110,15 @@ def test_indices_out_of_range_are_named_through_the_api(served):
     with pytest.raises(Exception, match="greater than maximum value 32"):
         client.predict(handle_file(save_png(folder, "c.png", scene(seed=4))), 1000, 256, "vanilla-tiny", api_name="/encode")
     assert "First 2 of 4" in client.predict(2, api_name="/token")[-1]  # the session goes on
+
+
+def test_encode_until_a_target_through_the_api(served):
+    url, folder = served
+    client = Client(url, verbose=False)
+    image = handle_file(save_png(folder, "until.png", scene(64, seed=7)))
+    info, slider = client.predict(image, 4, 256, "vanilla-tiny", "Until PSNR", 60, api_name="/encode")[:2]
+    assert f"PSNR 60 dB not reached in {settings.N_TOKENS_MAX} tokens" in info and slider["maximum"] == settings.N_TOKENS_MAX
+    info, slider = client.predict(image, 4, 256, "vanilla-tiny", api_name="/encode")[:2]  # the length's defaults: N tokens
+    assert slider["maximum"] == 4 and "to reach" not in info
+    with pytest.raises(Exception, match="target PSNR is between"):
+        client.predict(image, 4, 256, "vanilla-tiny", "Until PSNR", 200, api_name="/encode")

@@ -124,9 +124,10 @@ def test_the_edit_log_says_each_moves_step(fresh):
 
 
 def test_a_new_image_clears_compare_and_bounds_its_slider(fresh):
-    out = tokens_tab.on_encode_in_page(save_png(fresh, "a.png", scene()), N, 256, "vanilla-tiny")
-    *panels, plot, text, compare_k = out[-7:]
+    out = tokens_tab.on_encode_in_page(save_png(fresh, "a.png", scene()), N, 256, "masked-tiny")
+    *panels, plot, text, compare_k, compare_a = out[-8:]
     assert panels == [None] * 4 and plot is None and text == "" and compare_k["maximum"] == N
+    assert compare_a["value"] == "masked-tiny"  # Compare starts from the checkpoint the image was encoded with
     assert "Encode an image first" in compare_tab.on_compare("vanilla-tiny", "masked-tiny", 2, None)[-1]
 
 

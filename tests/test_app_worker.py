@@ -70,7 +70,7 @@ def test_an_encode_through_the_worker_is_the_in_process_encode(on, checkpoint):
     encode(save_png(on, "a.png", scene(40, seed=3)), checkpoint)
     assert (cache.encoder_runs, worker.served) == (runs + 1, served + 1)
 
-    with pytest.raises(ValueError, match="n_tokens must be between"):  # a user's error still reaches the user
+    with pytest.raises(ValueError, match="n_tokens must be a whole number between"):  # a user's error still reaches the user
         models.encode_image(vle, image, vle_core.vle.MAX_TOKENS + 1)
 
 

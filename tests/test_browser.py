@@ -78,11 +78,19 @@ def click_picture(page, selector: str, fx: float, fy: float) -> None:
     page.mouse.click(x, y)
 
 
-def upload_and_encode(page, url: str, image: str):
+def goto_first_result(page, url: str) -> str:
+    """Open the app and wait for what it shows on arrival, the default example's tokens (the
+    strip comes last); returns the src of the reconstruction shown."""
     page.goto(url)
     page.wait_for_selector(".gradio-container", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
+    return page.locator("#recon img").get_attribute("src")
+
+
+def upload_and_encode(page, url: str, image: str):
+    first = goto_first_result(page, url)
     page.locator("#image input[type=file]").set_input_files(image)
-    return wait_for_new_src(page, "#recon img", None)
+    return wait_for_new_src(page, "#recon img", first)
 
 
 def test_upload_slide_and_relocate_in_a_real_browser(tmp_path, monkeypatch):
@@ -254,7 +262,7 @@ def site(tmp_path_factory):
     patch.setenv("GRADIO_TEMP_DIR", str(folder / "gradio"))
     patch.setattr(settings, "DEFAULT_CHECKPOINT", "vanilla-tiny")
     calls, encode = [], tokens_tab.on_encode
-    patch.setattr(tokens_tab, "on_encode", lambda image, *args: calls.append(image) or encode(image, *args))
+    patch.setattr(tokens_tab, "on_encode", lambda image, *args, **kwargs: calls.append(image) or encode(image, *args, **kwargs))
     make_checkpoints(folder / "checkpoints")
     demo, url = serve(folder / "checkpoints", folder / "cache")
     try:
@@ -267,10 +275,9 @@ def site(tmp_path_factory):
         patch.undo()
 
 
-def open_page(site):
-    page = site.browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(site.url)
-    page.wait_for_selector(".gradio-container", timeout=TIMEOUT_MS)
+def open_page(site, width: int = 1400, height: int = 1000):
+    page = site.browser.new_page(viewport={"width": width, "height": height})
+    goto_first_result(page, site.url)
     return page
 
 
@@ -287,23 +294,94 @@ def error_badges(page) -> int:
     return page.locator(".toast-body").count() + page.get_by_text("Error", exact=True).count()
 
 
-def test_a_bad_file_is_one_message_that_clears_the_views(site, capfd):
+def toast(page) -> str:
+    """The text of the warning toasts on screen."""
+    return " ".join(page.locator(".toast-body").all_inner_texts())
+
+
+def wait_for_toast(page, text: str):
+    page.wait_for_function("text => [...document.querySelectorAll('.toast-body')].some(t => t.innerText.includes(text))", arg=text, timeout=TIMEOUT_MS)
+
+
+def red_badges(page) -> int:
+    """Gradio's "Error" badges on components whose event failed (not a toast's title)."""
+    return page.evaluate(
+        "() => [...document.querySelectorAll('body *')].filter(e => !e.children.length && e.textContent.trim() === 'Error' && !e.closest('[class*=toast]')).length"
+    )
+
+
+def test_every_bad_input_is_a_message_where_the_user_looks_and_keeps_the_session(site, capfd):
+    """Each refused input, through the real page: a toast and a message above the views, no failed
+    event, and the session before it still on screen and working."""
     from app_helpers import save_png, scene
     from test_app_images import _png_header_only
 
     page = open_page(site)
     upload(page, "#image", save_png(site.folder, "good.png", scene(64, seed=1)))
-    page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
+    wait_for_text(page, "#info", "64×64 px")
+    page.wait_for_function("() => document.querySelector('#strip img')", timeout=TIMEOUT_MS)
+    kept = page.locator("#recon img").get_attribute("src")
+    page.get_by_role("tab", name="Export").click()
+    page.locator("#export-tokens").click()
+    page.wait_for_selector("#export-file a", timeout=TIMEOUT_MS)
+    exported = site.folder / "vanilla.safetensors"
+    exported.write_bytes(page.request.get(page.locator("#export-file a").first.get_attribute("href")).body())
+    page.get_by_role("tab", name="Tokens").click()
+
     (site.folder / "text.png").write_bytes(b"this is a text file, renamed\n" * 40)
-    (site.folder / "huge.png").write_bytes(_png_header_only(7000, 7000))  # 49 MP claimed
-    for name, message in (("text.png", "not a readable image"), ("huge.png", "the limit is 40 MP")):
-        upload(page, "#image", site.folder / name)
-        wait_for_text(page, "#info", message)
-        page.wait_for_function("() => !document.querySelector('#recon img') && !document.querySelector('#strip img')", timeout=TIMEOUT_MS)
-        assert page.locator("#image img").count() == 0  # the bad file is out of the Image panel
-        assert error_badges(page) == 0
+    (site.folder / "huge.png").write_bytes(_png_header_only(9000, 8000))  # 72 MP claimed, a few bytes read
+    tiny = save_png(site.folder, "tiny.png", scene(64)[:1, :1])
+    cases = [
+        ("#image", site.folder / "text.png", "not a readable image"),
+        ("#image", site.folder / "huge.png", "the limit is 40 MP"),
+        ("#image", tiny, "at least 8 px on each side"),
+    ]
+    for selector, path, message in cases:
+        upload(page, selector, path)
+        wait_for_toast(page, message)
+        wait_for_text(page, "#caption", message)  # above the views, where the results are
+        assert "Still showing the previous image" in page.locator("#caption").inner_text()
+        assert page.locator("#recon img").get_attribute("src") == kept and page.locator("#strip img").count() == 1  # the session is kept
+        page.wait_for_function("() => document.querySelector('#image img')", timeout=TIMEOUT_MS)  # the Image panel shows the kept image again
+        assert red_badges(page) == 0
+        page.locator(".toast-body").first.click()  # dismiss, so the next case's toast is its own
+    page.locator("#checkpoint input").fill("masked-tiny")  # tokens made by vanilla-tiny, loaded for another checkpoint
+    page.keyboard.press("Enter")
+    kept = wait_for_new_src(page, "#recon img", kept)
+    page.wait_for_timeout(1000)  # the strip and Edit tab follow
+    page.get_by_role("tab", name="Export").click()
+    upload(page, "#tokens-file", exported)
+    wait_for_toast(page, "made by checkpoint vanilla-tiny")
+    page.get_by_role("tab", name="Tokens").click()
+    wait_for_text(page, "#caption", "made by checkpoint vanilla-tiny")
+    assert page.locator("#recon img").get_attribute("src") == kept and red_badges(page) == 0
+    slider = page.locator("#tokens input[type=range]")
+    slider.focus()
+    page.keyboard.press("Home")
+    wait_for_text(page, "#caption", "First 1 of")  # the kept session still answers
     log = capfd.readouterr().err
     assert "Traceback" not in log and "DecompressionBombWarning" not in log
+
+
+def test_an_upload_past_the_size_limit_is_refused_at_once(site):
+    from explorer import settings
+
+    page = open_page(site)
+    big = site.folder / "big.png"
+    limit = int(settings.MAX_FILE_SIZE.removesuffix("mb")) * 2**20
+    with open(big, "wb") as f:
+        f.write(_png_signature())
+        f.truncate(limit + 2**20)  # just past the limit, mostly zeros
+    before = len(site.calls)
+    upload(page, "#image", big)
+    wait_for_toast(page, "exceed the maximum allowed size")  # gradio refuses it in the page, before any upload
+    page.wait_for_timeout(1000)
+    assert len(site.calls) == before  # never read, never encoded
+    assert page.locator("#recon img").count() == 1 and red_badges(page) == 0
+
+
+def _png_signature() -> bytes:
+    return bytes([137, 80, 78, 71, 13, 10, 26, 10])
 
 
 def test_each_upload_and_example_encodes_once(site):
@@ -375,6 +453,33 @@ def test_first_screen_defaults_and_labels(site):
     wait_for_text(page, ".toast-body", "Select a token to move first")  # a click asks for a token instead of moving token 1
 
 
+def test_until_psnr_gives_each_image_its_own_length_in_the_page(site):
+    import re
+
+    from app_helpers import save_png, scene
+
+    page = open_page(site)
+    upload(page, "#image", save_png(site.folder, "length.png", scene(64, seed=6)))
+    page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
+    strip = page.locator("#strip img").get_attribute("src")
+    page.locator("#length").get_by_text("Until PSNR").click()
+    wait_for_text(page, "#info", "PSNR 33 dB")
+    target = page.locator("#target-psnr input")
+    target.fill("12")
+    target.press("Enter")
+    wait_for_text(page, "#info", "PSNR 12 dB")
+    wait_for_new_src(page, "#strip img", strip)
+    info = page.locator("#info").inner_text()
+    found = re.search(r"(\d+) tokens? to reach PSNR 12 dB|not reached in (\d+) tokens", info)
+    assert found, info
+    n = int(found.group(1) or found.group(2))
+    assert page.locator("#tokens input[type=range]").get_attribute("max") == str(n)  # the slider steps through this image's tokens
+    assert page.locator("#n-tokens input[type=range]").is_disabled()  # N does not apply in this mode
+    page.get_by_role("tab", name="Quality").click()
+    wait_for_text(page, "#quality", "PSNR 12 dB")
+    assert error_badges(page) == 0
+
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
@@ -382,12 +487,11 @@ def show_example(page, url: str, example: str, k: int, checkpoint: str | None = 
     """Open the app, click an example as a visitor would, and step the slider from N down to k.
     With `checkpoint`, wait until the page load has put it in the menu: an example clicked before
     then is encoded with the menu's previous value."""
-    page.goto(url)
-    page.wait_for_selector(".gradio-container", timeout=TIMEOUT_MS)
+    first = goto_first_result(page, url)
     if checkpoint:
         page.wait_for_function("name => document.querySelector('#checkpoint input')?.value.startsWith(name)", arg=checkpoint, timeout=TIMEOUT_MS)
     page.locator(f"img[src$='{example}']").first.click()
-    src = wait_for_new_src(page, "#recon img", None)
+    src = wait_for_new_src(page, "#recon img", first)
     page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
     page.wait_for_timeout(1500)
     slider = page.locator("#tokens input[type=range]")

@@ -108,28 +108,45 @@ class VLE:
     def _to_tensor(self, array: np.ndarray):
         return torch.from_numpy(array).permute(2, 0, 1)[None].to(self.device) * 2 - 1  # [1, 3, H, W]
 
-    def encode(self, image, n_tokens: int | None = None, *, target_psnr: float | None = None, target_ssim: float | None = None, max_tokens: int = MAX_TOKENS_UNTIL) -> Encoding:
+    def encode(
+        self,
+        image,
+        n_tokens: int | None = None,
+        *,
+        target_psnr: float | None = None,
+        target_ssim: float | None = None,
+        max_tokens: int = MAX_TOKENS_UNTIL,
+        on_token=None,
+    ) -> Encoding:
         """Encode an image (a path, a PIL image or an HxWx3 array) into tokens: n_tokens of them,
         any number (also past the trained count), or as many as this image needs.
 
         With target_psnr (dB) and/or target_ssim, the loop stops at the first token count whose
         reconstruction reaches every target, or at max_tokens; `Encoding.reached` says which. The
         loop already rebuilds the image after each token, so stopping costs no extra decode, and
-        the tokens are the first k of any longer encoding of the same image."""
+        the tokens are the first k of any longer encoding of the same image.
+        on_token: None, or a function called with (k, most) after token k: a progress bar's."""
         targets = _targets(n_tokens, target_psnr, target_ssim, max_tokens)
         array = image_to_array(image)
         if not targets:
-            return self._encode(array, _token_count(n_tokens))
-        encoding = self._encode(array, max_tokens, stop=lambda reconstruction: _reaches(array, reconstruction, **targets))
+            return self._encode(array, _token_count(n_tokens), on_token=on_token)
+        encoding = self._encode(array, max_tokens, stop=lambda reconstruction: _reaches(array, reconstruction, **targets), on_token=on_token)
         reached = _reaches(array, encoding.reconstructions[-1], **targets)
         return replace(encoding, target={key.removeprefix("target_"): value for key, value in targets.items()}, reached=reached)
 
     @torch.inference_mode()
-    def _encode(self, array: np.ndarray, n_tokens: int, stop=None) -> Encoding:
-        """The residual loop on an HxWx3 [0, 1] array; stop(reconstruction HxWx3 in [0, 1]) ends it early."""
-        if stop is not None:
-            outer, stop = stop, lambda shown: outer(_hwc((shown + 1).clamp(0, 2) / 2)[0])
-        out = residual_loop(self.model, self._to_tensor(array), n_tokens, stop)
+    def _encode(self, array: np.ndarray, n_tokens: int, stop=None, on_token=None) -> Encoding:
+        """The residual loop on an HxWx3 [0, 1] array; stop(reconstruction HxWx3 in [0, 1]) ends it
+        early; on_token(k, n_tokens) follows it."""
+        done = []
+
+        def after_token(shown) -> bool:
+            done.append(True)
+            if on_token is not None:
+                on_token(len(done), n_tokens)
+            return stop is not None and stop(_hwc((shown + 1).clamp(0, 2) / 2)[0])
+
+        out = residual_loop(self.model, self._to_tensor(array), n_tokens, after_token if stop or on_token else None)
         tokens = Tokens(torch.cat(out.latents).float().cpu(), torch.cat(out.mean).float().cpu(), torch.cat(out.std).float().cpu(), array.shape[:2], torch.cat(out.stages).cpu())
         masks = None if out.masks is None else torch.cat(out.masks)
         rendering = self._rendering(tokens, torch.cat(out.contributions), masks)
