@@ -17,7 +17,7 @@ slider while the other sessions repeat their scripts (`browser_phase`).
 
 Each session speaks the page's own protocol, as the browser does (`PageClient`), or, with
 --client gradio_client, goes through gradio_client, which polls for its answers every 50 ms and
-so adds 50-100 ms to each (README, "Load, limits and bad input").
+so adds 50-100 ms to each (docs/performance.md, "Load, limits and bad input").
 
 Bounded: --rounds per session and --time-limit seconds per phase (a session past it stops, and
 that is reported). Loopback only.

@@ -26,12 +26,9 @@ class VLEConfig:
     attention: bool = False  # authors' mid-stage self-attention; it couples all positions, so token relocation becomes approximate
     dropout: float = 0.0
     psnr_loss: bool = False  # train on mean log-MSE (= -PSNR) over token counts instead of Eq. (3); see losses.py
-    # 0: one E and one D for every token, as the paper. k > 0: a *staged* VLE, whose E and D also
-    # know which token they code (stage n = 1..k; later tokens use stage k), through a linear patch
-    # code per stage beside the convolutional path and a learned stage vector in it. A shared E and
-    # D must code token 8's faint, fine residual with the weights that code token 1's whole image;
-    # a shared linear code cannot do it at all (token 2 lands in token 1's subspace, where nothing
-    # is left), and in a few CPU-hours a shared non-linear one does it poorly (README, "Shipped checkpoints").
+    # 0: one E and D for every token, as the paper. k > 0: a *staged* VLE, whose E and D know which token
+    # they code (stage n = 1..k, later tokens k): a shared code must draw token 1's image and token 8's faint
+    # texture with the same weights (docs/design.md). Each stage: a linear patch code + a learned stage vector.
     stages: int = 0
     # A staged VLE's stages otherwise differ in their linear code and one learned vector at the
     # first layer, so its non-linear path is nearly one for all tokens. With stage_film, every
@@ -45,12 +42,9 @@ class VLEConfig:
     # neighbour's detail. Dilated, not strided, so moving a token by one cell still moves its
     # decode by 8 px. Its output starts at zero (train.py --init continues a model without it). 0: none.
     context: int = 0
-    # k > 0: tokens 1..k each have an E and a D of their own (VanillaVLE.own_encoders / own_decoders),
-    # and later tokens share `encoder` and `decoder`. The FLOPs per token stay the same and the
-    # weights grow k + 1 times: a late token's residual is faint, fine texture, unlike token 1's
-    # whole image, and one copy of E and D trained on token 8's term alone for 300 steps rebuilt
-    # it 0.12 dB better, where 250 more steps of the shared pair gained nothing (README, "Own E
-    # and D per token"). `train.py --init` starts every copy as the checkpoint's shared pair. 0: none.
+    # k > 0: tokens 1..k each have an E and a D of their own (VanillaVLE.own_encoders / own_decoders), later
+    # tokens share one pair: same FLOPs per token, k + 1 times the weights, as a late token's faint texture is
+    # unlike token 1's whole image (docs/design.md). `train.py --init` starts each copy as the shared pair. 0: none.
     own_stages: int = 0
 
     def __post_init__(self):
@@ -157,22 +151,17 @@ PRESETS: dict[str, VLEConfig] = {
     # space-to-depth by 4 replaces both fine levels, so every convolution runs at 1/4 or 1/8 resolution,
     # and the decoder narrows as it upsamples. Staged and started as patch-PCA, as vanilla-cpu-staged.
     "vanilla-cpu-light": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48),
-    # The same, with a scale and shift per stage in every residual block (stage_film): a non-linear
-    # path of each token's own, for the late tokens, which vanilla-cpu-light codes little better than
-    # patch-PCA. Starts from a vanilla-cpu-light checkpoint (train.py --init), unchanged at first.
-    # Measured (README, "Stage FiLM"): +0.08 to +0.15 dB at 2-8 tokens after 3000 steps, about what
-    # more training alone gave; with 450 + 1700 more on 192 px crops, shipped as vanilla-natural.
+    # The same, with a scale and shift per stage in every residual block (stage_film): a non-linear path of
+    # each token's own, for the late tokens. Continues a vanilla-cpu-light checkpoint (train.py --init), unchanged at first.
     "vanilla-cpu-light-film": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48, stage_film=True),
     # The same, with an E and D of its own for each of tokens 1-8 (own_stages): same FLOPs per token,
     # 9x the weights. Continues a vanilla-cpu-light-film checkpoint (train.py --init), unchanged at first.
     "vanilla-cpu-light-own": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48, stage_film=True, own_stages=8),
-    # The same, seeing farther at the latent level (context): continues a vanilla-cpu-light-film
-    # checkpoint (train.py --init), unchanged at first. Measured (README, "Context, measured and
-    # left out"): after 1700 steps the block mattered 0.01 dB or less, so vanilla-natural ships without it.
+    # The same, seeing farther at the latent level (context), to compare: measured and left out (docs/experiments.md).
+    # Continues a vanilla-cpu-light-film checkpoint (train.py --init), unchanged at first.
     "vanilla-cpu-light-context": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48, stage_film=True, context=64),
-    # mask_loss_weight 0: S's regions never enter what earlier tokens took, so Eq. (5)'s distinctness
-    # is built in, and its "no empty mask" half pushes a small object's mask to cover the image
-    # (a run with it decoded one full grey mask, then empty ones, by step 250).
+    # mask_loss_weight 0: S's regions never enter what earlier tokens took, so Eq. (5)'s distinctness is built in,
+    # and its "no empty mask" half pushes a small object's mask to cover the image (docs/design.md).
     "masked-cpu": MaskedVLEConfig(base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32, mask_loss_weight=0.0),
     # The same weights, and an S that passes over specks (anti-aliased rims, highlights) while a
     # larger region is left, so objects and the background get tokens first. Its threshold, 1.5%,
@@ -182,9 +171,8 @@ PRESETS: dict[str, VLEConfig] = {
     "masked-cpu-scenes": MaskedVLEConfig(
         base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32, mask_loss_weight=0.0, precursor_min_area=0.015, precursor_tries=8
     ),
-    # For photos: S starts at the largest colour cluster, sees through a 9-pixel blur, and stays within
-    # 0.7 of the seed's colour (chosen by how well its proposals, rebuilt by ideal tokens, matched the
-    # BSDS500 *train* human segmentations; matching-pursuit seeds proposed small high-contrast spots).
+    # For photos: S starts at the largest colour cluster, sees through a 9-pixel blur and stays within 0.7 of the
+    # seed's colour, so that regions follow what people outline (settings chosen on BSDS500 train: docs/experiments.md).
     "masked-cpu-photos": MaskedVLEConfig(
         base_channels=32,
         channel_mults=(1, 2, 4),
@@ -196,19 +184,11 @@ PRESETS: dict[str, VLEConfig] = {
         precursor_tau=0.7,
         precursor_smoothing=9,
     ),
-    # For photos, after masked-cpu-photos rebuilt Kodak at only 16.6 dB with 8 tokens. Tokens 1 and 2
-    # code the whole image; every later token refines one of S's regions of the photo. S groups the
-    # photo itself, not the residual, starting at the largest free colour group (below); it passes
-    # over regions under 1% of the image while larger ones are left, and once its regions
-    # cover 90% of the image starts another pass. E and D are vanilla-cpu-light's (a quarter of
-    # masked-cpu-photos' FLOPs per pixel), staged: a stage for each whole-image token and one for
-    # every region token, started as patch-PCA (train.py). Choices measured in README ("masked-natural").
-    # S's seed and colour tolerance were chosen on BSDS500 train + val (every 4th image, 75; the
-    # masks' ARI against the human maps at 8 tokens, S changed on the trained model): seeded where the
-    # colour group holds the most residual energy, at tau 1.0 (the first masked-natural's) 0.278, at
-    # 0.7 0.281; at the largest colour group, tau 0.6 / 0.7 / 0.8: 0.315 / 0.329 / 0.328; SLIC 0.282
-    # and k-means 0.267 with as many segments. Kodak at 8 tokens fell 0.4 dB (27.75 -> 27.35); 600 more
-    # steps with the new S brought it to 27.56 (checkpoints/masked-natural/README.md).
+    # For photos (masked-natural): tokens 1 and 2 code the whole image, as a photo has more regions than tokens;
+    # every later token refines one of S's regions of the photo itself, the largest free colour group first,
+    # passing over regions under 1% while larger ones are left, and a new pass once 90% is covered.
+    # E and D are vanilla-cpu-light's, staged: a stage per whole-image token and one for the region tokens
+    # (train.py starts them as patch-PCA). S's seed and tolerance were chosen on BSDS500 train + val (docs/experiments.md).
     "masked-cpu-light-photos": MaskedVLEConfig(
         base_channels=64,
         channel_mults=(1, 2),
@@ -251,15 +231,9 @@ PRESETS: dict[str, VLEConfig] = {
     ),
 }
 
-# For photos, after masked-natural rebuilt Kodak at 27.56 dB with 8 tokens: its S leaves much of a
-# photo to no region (many small ones), so those pixels stay as the whole-image tokens drew them, and
-# a second pass of S recodes a region with the stage that coded it, where nothing is left. Here, where
-# the next region would cover under 2% of the image, S proposes all that is left (the rest, in one
-# token), which completes a pass, and each pass of S codes with a stage of its own (stage_by_pass);
-# continues masked-natural's weights, the new stages starting as the next patch-PCA components
-# (train.py --init). Measured and not shipped: +0.9 dB on Kodak at 8 tokens, but the rest token
-# makes all that no region took one segment, and the masks fell below k-means and SLIC (README,
-# "The rest of the image").
+# masked-natural with a token for the rest of the image (where S's next region would cover under 2%, S proposes
+# all that is left) and a stage per pass of S (stage_by_pass), so that what no region took is coded too. Continues
+# masked-natural's weights (train.py --init); measured and not shipped (docs/experiments.md).
 PRESETS["masked-cpu-light-photos-rest"] = replace(PRESETS["masked-cpu-light-photos"], precursor_rest_area=0.02, stages=6, stage_by_pass=True)
 PRESETS["masked-tiny-photos-rest"] = replace(PRESETS["masked-tiny-photos"], precursor_rest_area=0.05, stages=4, stage_by_pass=True)
 
