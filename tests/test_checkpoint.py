@@ -1,6 +1,9 @@
 """Checkpoint folders: exact round trips, and a clear error for each way a folder can be wrong."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +64,7 @@ def test_missing_file(saved, name):
 
 
 def test_not_a_folder(tmp_path):
-    with pytest.raises(ValueError, match="not a checkpoint folder|not a folder"):
+    with pytest.raises(ValueError, match="no checkpoint folder"):
         vle_core.load_vle(tmp_path / "nowhere")
 
 
@@ -136,3 +139,22 @@ def test_a_cards_command_line_shows_the_note_once_in_the_card_not_twice():
     line = shown_command(["runs/a", "checkpoints/b", "--suite", "kodak", "--note", "The bar's not met.\nTried x.", "--title", "a b"])
     assert line == "runs/a checkpoints/b --suite kodak --note ... --title 'a b'"
     assert shown_command(["r", "o", "--note=Long text"]) == "r o --note=..."
+
+
+def test_a_shipped_checkpoint_loads_by_name_from_any_folder(tmp_path):
+    assert "vanilla-natural" in vle_core.shipped_checkpoints()
+    root = Path(__file__).resolve().parents[1]
+    code = "import vle_core; v = vle_core.load_vle('masked-scenes', device='cpu'); print(v.kind, len(v.encode(v.decode(v.encode(__import__('numpy').zeros((16, 16, 3), 'uint8'), 2).tokens), 1)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["masked", "1"]
+
+
+def test_a_mistyped_local_folder_is_one_line_that_names_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    for wrong in ("checkpoints/vanila-natural", "vanila-natural", tmp_path / "nowhere", "./x/y"):
+        with pytest.raises(ValueError) as error:
+            vle_core.load_vle(wrong)
+        message = str(error.value)
+        assert "\n" not in message and f"no checkpoint folder {wrong}" in message and "vanilla-natural" in message  # not looked up on the Hub

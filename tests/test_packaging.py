@@ -26,3 +26,12 @@ def test_tokens_repr_is_short():
     assert "12" in text and "(4, 32, 32)" in text and "256x256" in text and "1..12" in text
     assert "tensor" not in text and len(text) < 120
     assert "[3, 1]" in repr(tokens[[2, 0]])  # reordered tokens show their stages
+
+
+def test_the_project_asks_for_what_requirements_txt_pins():
+    """`pip install -e ".[app]"` installs what `pip install -r requirements.txt` does: the same torch
+    (an open "torch" would fetch a CUDA build of several GB) and every package the app imports."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {d.replace(" ", "") for d in project["dependencies"] + project["optional-dependencies"]["app"]}
+    pinned = {line.split("#")[0].strip().replace(" ", "") for line in (ROOT / "requirements.txt").read_text().splitlines()}
+    assert pinned - {""} == declared

@@ -74,19 +74,43 @@ def read_checkpoint(folder):
     return model.eval(), meta
 
 
-def load_vle(source, device: str = "auto") -> VLE:
-    """A VLE from a checkpoint folder, or from a Hugging Face Hub repo id when
-    `huggingface_hub` is installed and online. device: "auto" (cuda, mps, cpu) or a torch device."""
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"  # the checkpoints that ship beside the library
+
+
+def shipped_checkpoints() -> list[str]:
+    """The names of the shipped checkpoints (`load_vle` takes these as well as folders)."""
+    return sorted(p.name for p in SHIPPED.iterdir() if (p / "config.json").is_file()) if SHIPPED.is_dir() else []
+
+
+def resolve(source) -> Path:
+    """The folder `load_vle` reads for `source`: a folder; else a shipped checkpoint's name; else,
+    for an "owner/name" that names nothing local, a Hugging Face Hub snapshot (if huggingface_hub
+    is installed). A path that is not there is one ValueError line, never a Hub lookup."""
     path = Path(source)
-    if not path.exists() and isinstance(source, str) and source.count("/") == 1 and not source.startswith((".", "/")):
-        try:
-            from huggingface_hub import snapshot_download
-        except ImportError:
-            raise ValueError(f"{source} is not a folder, and huggingface_hub is not installed to fetch it from the Hub") from None
-        try:
-            path = Path(snapshot_download(source, allow_patterns=list(FILES)))
-        except Exception as e:  # offline, unknown repo, no access: all mean "not loadable"
-            raise ValueError(f"{source} is not a folder and could not be fetched from the Hub: {e}") from e
+    if path.is_dir():
+        return path
+    if isinstance(source, str) and source in shipped_checkpoints():
+        return SHIPPED / source
+    parts = path.parts
+    local = not isinstance(source, str) or len(parts) != 2 or source.startswith((".", "/", "~")) or Path(parts[0]).exists()
+    if local:
+        names = ", ".join(shipped_checkpoints()) or "none"
+        raise ValueError(f"no checkpoint folder {source}: give a folder holding config.json, or a shipped checkpoint's name ({names})")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ValueError(f"{source} is not a folder, and huggingface_hub is not installed to fetch it from the Hub") from None
+    try:
+        return Path(snapshot_download(source, allow_patterns=list(FILES)))
+    except Exception as e:  # offline, unknown repo, no access: all mean "not loadable"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{source} is not a folder and could not be fetched from the Hub: {first}") from None
+
+
+def load_vle(source, device: str = "auto") -> VLE:
+    """A VLE from a checkpoint folder, a shipped checkpoint's name ("vanilla-natural") or a
+    Hugging Face Hub repo id (`resolve`). device: "auto" (cuda, mps, cpu) or a torch device."""
+    path = resolve(source)
     model, meta = read_checkpoint(path)
     # Channels-last (NHWC) weights: oneDNN's CPU convolutions, 80% of an encode, run faster on them
     # (8 tokens at 256x256: 478 -> 340 ms on 2 cores, see benchmark.py). Only here, where a model
