@@ -10,11 +10,11 @@ it off), VLE_ENCODE_WORKER (1: encode in a niced child process, not in the serve
 limits on uploads, sessions and the queue are in explorer/settings.py.
 """
 
-from explorer import build_demo, queue, settings, tokens_tab, worker
+from explorer import build_demo, launch_options, queue, settings, tokens_tab, worker
 
 demo = queue(build_demo())
 worker.start()  # the encode worker imports torch now, not at the first user's encode
 tokens_tab.warm_default_example()  # the page opens on this example's tokens, from the cache
 
 if __name__ == "__main__":
-    demo.launch(max_file_size=settings.MAX_FILE_SIZE, state_session_capacity=settings.MAX_SESSIONS)
+    demo.launch(state_session_capacity=settings.MAX_SESSIONS, **launch_options())

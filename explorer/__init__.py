@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path  # noqa: E402 (after the OpenMP setting)
 
 from . import cache, models, settings  # noqa: E402
-from .layout import build_demo, queue  # noqa: E402
+from .layout import build_demo, launch_options, queue  # noqa: E402
 
 
 def configure(checkpoints=None, cache_dir=None, cache_mb=None) -> None:
@@ -38,4 +38,4 @@ def configure(checkpoints=None, cache_dir=None, cache_mb=None) -> None:
     models.forget()
 
 
-__all__ = ["build_demo", "configure", "queue", "settings"]
+__all__ = ["build_demo", "configure", "launch_options", "queue", "settings"]

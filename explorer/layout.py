@@ -26,6 +26,30 @@ VIEWS_GUIDE = """**Reading the views**
 Click a region to select its token, here and in Edit."""
 
 
+# The page's own styles, passed to launch() (gradio 6 takes css there): on a phone, the results
+# come right after the image (the left column's other parts after them), side-by-side rows
+# stack, and the token strip keeps its full size, scrolled sideways.
+PHONE = 640  # px: narrower viewports get the phone layout
+CSS = f"""
+@media (max-width: {PHONE}px) {{
+  #main-row {{ flex-direction: column; }}
+  #left {{ display: contents; }}
+  #left > * {{ order: 4; }}
+  #left > #image {{ order: 1; }}
+  #left > #info {{ order: 2; }}
+  #results {{ order: 3; }}
+  .stack-on-phone {{ flex-direction: column; }}
+  #strip .image-container, #strip .image-frame {{ overflow-x: auto; justify-content: flex-start; }}
+  #strip img {{ max-width: none; width: auto; height: auto; object-fit: none; }}
+}}
+"""
+
+
+def launch_options() -> dict:
+    """What launch() needs beside host and port: the page's styles and the upload bound."""
+    return {"css": CSS, "max_file_size": settings.MAX_FILE_SIZE}
+
+
 def build_demo() -> gr.Blocks:
     """The page: a left column (image, checkpoint, settings), a tab per view, the model card; then
     the events. Components are kept in one namespace, `ui`, that the events read."""
@@ -35,10 +59,10 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title="VLE Explorer", delete_cache=(3600, 3600)) as demo:
         ui = SimpleNamespace(demo=demo, state=gr.State(None, time_to_live=settings.STATE_TTL_S), default_n=default_tokens(default))
         gr.Markdown(INTRO)
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=320):
+        with gr.Row(equal_height=False, elem_id="main-row"):
+            with gr.Column(scale=1, min_width=320, elem_id="left"):
                 left_column(ui, choices, default, summary)
-            with gr.Column(scale=3), gr.Tabs():
+            with gr.Column(scale=3, elem_id="results"), gr.Tabs(overflow_behavior="wrap"):  # on a phone, every tab in sight
                 with gr.Tab("Tokens"):
                     tokens_tab_ui(ui)
                 with gr.Tab("Quality"):
@@ -89,7 +113,7 @@ def tokens_tab_ui(ui) -> None:
         ui.alone = gr.Image(label="Token k alone", elem_id="alone", **view)
         ui.heat = gr.Image(label="Token k, signed", elem_id="heatmap", **view)
         ui.mask = gr.Image(label="Token k's mask", elem_id="mask", **view)
-    with gr.Row():
+    with gr.Row(elem_classes="stack-on-phone"):
         ui.overlay = gr.Image(
             label="Regions: click one to select its token", format="png", height=300, interactive=False, buttons=[], elem_id="overlay", scale=2
         )

@@ -39,7 +39,7 @@ def serve(checkpoints, cache, default: str | None = None):
     settings.DEFAULT_CHECKPOINT = default or settings.DEFAULT_CHECKPOINT
     demo = explorer.build_demo()
     demo.queue(max_size=16)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, max_file_size=settings.MAX_FILE_SIZE)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **explorer.launch_options())
     return demo, url
 
 
@@ -83,7 +83,7 @@ def goto_first_result(page, url: str) -> str:
     strip comes last); returns the src of the reconstruction shown."""
     page.goto(url)
     page.wait_for_selector(".gradio-container", timeout=TIMEOUT_MS)
-    page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#strip img", state="attached", timeout=TIMEOUT_MS)
     return page.locator("#recon img").get_attribute("src")
 
 
@@ -478,6 +478,32 @@ def test_until_psnr_gives_each_image_its_own_length_in_the_page(site):
     page.get_by_role("tab", name="Quality").click()
     wait_for_text(page, "#quality", "PSNR 12 dB")
     assert error_badges(page) == 0
+
+
+def test_a_phone_sees_the_results_right_after_the_image_and_every_tab(site):
+    page = open_page(site, width=390, height=844)
+    image, results = page.locator("#image").bounding_box(), page.locator("#results").bounding_box()
+    info = page.locator("#info").bounding_box()
+    assert image["y"] + image["height"] <= info["y"] < results["y"] < image["y"] + image["height"] + 200  # not after examples and settings
+    assert page.locator("#left .gallery, #left table").first.bounding_box()["y"] > results["y"]  # the examples come after the results
+    tabs = page.get_by_role("tab")
+    assert [t for t in tabs.all_inner_texts()] == ["Tokens", "Quality", "Edit", "Export", "Compare"]
+    assert all(tabs.nth(i).is_visible() for i in range(tabs.count()))  # none hidden behind a menu
+    cut = page.evaluate("() => [...document.querySelectorAll('#results label, #left label')].filter(l => l.offsetParent && l.scrollWidth > l.clientWidth + 1).length")
+    assert cut == 0
+    page.locator("#strip").scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelector('#strip img')?.naturalWidth > 0", timeout=TIMEOUT_MS)
+    width, natural, box, scrolls = page.evaluate(
+        """() => { const img = document.querySelector('#strip img'), box = img.closest('.image-container, .image-frame') || img.parentElement;
+                   return [img.getBoundingClientRect().width, img.naturalWidth, box.clientWidth, box.scrollWidth > box.clientWidth]; }"""
+    )
+    assert abs(width - natural) <= 1  # the strip at its full size, readable
+    assert scrolls == (natural > box)  # and scrolled sideways where it is wider than the phone
+    shot = site.folder / "phone.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare").wait_for(state="visible", timeout=TIMEOUT_MS)
 
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
