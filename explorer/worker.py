@@ -1,6 +1,6 @@
 """The encoder in a process of its own, at a lower CPU priority.
 
-Optional (settings.ENCODE_WORKER, VLE_ENCODE_WORKER=1; README says why it is off by default).
+Optional (settings.ENCODE_WORKER, VLE_ENCODE_WORKER=1; docs/performance.md says why it is off by default).
 An encode holds both cores and the GIL for seconds; in the server process, the cheap events
 (a slider step, ~10 ms) waited behind it. In a child process niced to settings.ENCODE_NICE, the
 OS scheduler and the server's GIL serve them first, and the encode takes what is left.

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 import vle_core
@@ -92,7 +93,13 @@ def test_ship_evaluates_a_run_and_writes_a_card_that_explains_its_figures(tmp_pa
     train(TrainConfig(**{**TINY, "preset": "masked-tiny"}, out=str(tmp_path / "run"), steps=2))
     ship([str(tmp_path / "run"), str(tmp_path / "shipped"), "--suite", "scenes", "--tokens", "2", "--title", "tiny"])
     card = (tmp_path / "shipped" / "README.md").read_text()
-    assert card.startswith("# tiny") and "## Measured on held-out data" in card
+    meta, body = card.removeprefix("---\n").split("\n---\n", 1)
+    meta = yaml.safe_load(meta)  # the Hugging Face card metadata
+    assert meta["license"] == "mit" and meta["datasets"] == ["generated-scenes"] and meta["model-index"][0]["name"] == "shipped"
+    figures = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert f"- fg_ari: {figures['fg_ari']:.3f}" in body  # the metadata holds the figures the card shows
+    assert body.lstrip().startswith("# tiny") and "## Measured on held-out data" in body
+    assert 'load_vle("checkpoints/shipped")' in body and len(body.encode()) <= 3300
     assert "- fg_ari: " in card and "decoded masks" in card  # the figure, and what it means
     assert "Patch-PCA" not in card  # the Kodak suite's footnote belongs to the Kodak suite
     assert all(t.dtype == torch.float16 for t in load_file(tmp_path / "shipped" / "model.safetensors").values())

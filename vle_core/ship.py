@@ -8,6 +8,7 @@ The card's figures are measured here, on the float16 weights that ship, by `vle_
 
 import argparse
 import json
+import math
 import os
 import platform
 import shlex
@@ -46,6 +47,15 @@ BSDS500 train + val (`python -m vle_core.evaluate --tune-baselines`).
 }
 
 
+SUITE_DATA = {  # what each suite measures on, as the card's metadata names it
+    "kodak": "Kodak Lossless True Color Image Suite (24 photos)",
+    "scenes": "generated scenes from the held-out seed",
+    "bsds-seg": "BSDS500 test with human segmentations",
+    "edits": "generated scenes from the held-out seed, edited",
+    "removal": "BSDS500 test segments pasted on Kodak photos",
+}
+
+
 def hardware() -> str:
     """The machine this runs on; training is assumed to have run on the same kind."""
     return torch.cuda.get_device_name() if torch.cuda.is_available() else f"a {os.cpu_count()}-core {platform.machine()} CPU"
@@ -64,6 +74,33 @@ def shown_command(argv: list[str]) -> str:
             shown.append(arg)
         skip = arg == "--note"
     return shlex.join(shown).replace("'...'", "...")
+
+
+DATASETS = {"bsds": "bsds500", "scenes": "generated-scenes"}  # a run's --data parts, as the card's datasets name them
+KODAK_COUNTS = (1, 2, 4, 8, 12)  # token counts whose Kodak PSNR the card's metadata lists
+
+
+def card_metrics(suite: str, result: dict) -> list[tuple[str, str, float]]:
+    """(type, name, value) of a suite's headline figures, for the card's metadata."""
+    if suite == "kodak":
+        counts = [k for k in KODAK_COUNTS if k <= len(result["psnr"])]
+        return [("psnr", f"PSNR at {k} token{'s' if k > 1 else ''} (dB)", result["psnr"][k - 1]) for k in counts]
+    return [(key, key, value) for key, value in result.items() if isinstance(value, float) and math.isfinite(value)]
+
+
+def front_matter(name: str, data: str | None, results: dict) -> str:
+    """The Hugging Face model card metadata: license, library, tags, datasets, and each suite's
+    figures as a model-index result (YAML written out here: the library does not need pyyaml)."""
+    datasets = sorted({DATASETS.get(part.split(":")[0], part.split(":")[0]) for part in (data or "").split("+") if part})
+    lines = ["---", "license: mit", "library_name: pytorch", "tags:"]
+    lines += [f"  - {tag}" for tag in ("variable-length-embeddings", "vle", "image-tokenizer", "autoencoder")]
+    lines += ["datasets:", *(f"  - {d}" for d in datasets)] if datasets else []
+    lines += ["model-index:", f"  - name: {name}", "    results:"]
+    for suite, result in results.items():
+        lines += ["      - task:", "          type: image-to-image", f"          name: held-out {suite} suite (vle_core.evaluate)"]
+        lines += ["        dataset:", f"          type: {suite}", f"          name: {SUITE_DATA.get(suite, suite)}", "        metrics:"]
+        lines += [f"          - {{type: {t}, name: {n}, value: {float(v):.4f}}}" for t, n, v in card_metrics(suite, result)]
+    return "\n".join([*lines, "---", ""])
 
 
 def as_preset(model, name: str):
@@ -103,32 +140,42 @@ def main(argv=None) -> None:
     save_checkpoint(model, out, "(being evaluated)\n", training, dtype=torch.float16)
 
     vle = load_vle(out, device="cpu")
-    sections = []
+    sections, results = [], {}
     for suite in args.suite:
         every = args.every if suite == "bsds-seg" else 1
-        result = run_suite(suite, vle, args.tokens, every)
+        result = results[suite] = run_suite(suite, vle, args.tokens, every)
         flag = f" --every {every}" if every > 1 else ""
         sections.append(f"### {suite} (`python -m vle_core.evaluate {out} --suite {suite} --tokens {args.tokens}{flag}`)\n\n{markdown(suite, result)}\n")
 
     kind = model.config.kind
     title = args.title or out.name
-    card = f"""# {title}
+    command = f"python -m vle_core.ship {shown_command(sys.argv[1:] if argv is None else argv)}"
+    card = front_matter(out.name, training.get("data"), results) + f"""
+# {title}
 
-A {kind} VLE ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, preset
-`{args.as_preset or train_config.get("preset", "?")}`{f", trained as `{train_config.get('preset', '?')}`" if args.as_preset else ""}), trained on **{training.get("data")}** with at most
-**{training.get("max_tokens")} tokens** per image.
+A {kind} Variable Length Embedding (VLE; Chiu, Gu and Zhou, 2023): {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M
+parameters, preset `{args.as_preset or train_config.get("preset", "?")}`{f" (trained as `{train_config.get('preset', '?')}`)" if args.as_preset else ""},
+trained on **{training.get("data")}** with at most **{training.get("max_tokens")} tokens** per image.
 
-- Training: {training.get("steps")} steps of batch {training.get("batch")} ({training.get("crop")}x{training.get("crop")} random crops),
-  {training.get("hours")} hours on {hardware()}; settings: `{json.dumps({k: v for k, v in train_config.items() if k not in ("out", "device")})}`.
-- Never trained on the held-out sets (BSDS500 test, Kodak); `vle_core.data` refuses them.
-- Weights: float16 safetensors; loaded as float32.
-- Card and figures made by `python -m vle_core.ship {shown_command(sys.argv[1:] if argv is None else argv)}`.
+## Use
 
-{args.note}
+```python
+import vle_core
+vle = vle_core.load_vle("checkpoints/{out.name}")
+encoding = vle.encode("photo.png", n_tokens={training.get("max_tokens") or 8})
+```
+
+## Training
+
+{training.get("steps")} steps of batch {training.get("batch")} ({training.get("crop")}x{training.get("crop")} random crops), {training.get("hours")} hours
+on {hardware()}, never on the held-out sets (BSDS500 test, Kodak); float16 weights, loaded as float32.
+Settings: `{json.dumps({k: v for k, v in train_config.items() if k not in ("out", "device")})}`.
+This card and its figures: `{command}`.
 
 ## Measured on held-out data
 
-{chr(10).join(sections)}{"".join(SUITE_NOTES[suite] for suite in args.suite)}"""
+{chr(10).join(sections)}{"".join(SUITE_NOTES[suite] for suite in args.suite)}
+{f"## Limitations{chr(10)}{chr(10)}{args.note}{chr(10)}" if args.note else ""}"""
     (out / "README.md").write_text(card)
     print(card)
 
