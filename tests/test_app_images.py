@@ -11,9 +11,11 @@ import app_helpers
 import gradio as gr
 import numpy as np
 import pytest
+import torch
 from app_helpers import N, encode, pixels, save_png, scene
 from PIL import Image
 
+import vle_core
 from explorer import tokens_tab
 
 checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
@@ -59,3 +61,31 @@ def test_bad_uploads_are_clear_errors(fresh):
     assert tokens_tab.on_details(None)[0] is None
     rgba = np.dstack([scene(), np.full((64, 64), 128, np.uint8)])
     assert pixels(encode(save_png(fresh, "rgba.png", rgba))[3]).shape == (64, 64, 3)
+
+
+def test_an_animated_image_says_it_used_its_first_frame(fresh):
+    frames = [Image.fromarray(scene(seed=s)) for s in range(3)]
+    path = fresh / "moving.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    state, info = encode(str(path))[:2]
+    assert "the first of its 3 frames" in info and state["n"] == N
+    assert "frames" not in encode(save_png(fresh, "still.png", scene()))[1]
+
+
+def test_an_encode_reports_each_token_to_the_progress_bar(fresh):
+    calls = []
+    tokens_tab.on_encode(save_png(fresh, "a.png", scene(seed=5)), N, 256, "vanilla-tiny", progress=lambda *a, **k: calls.append(k.get("desc", "")))
+    assert [c.rsplit("token ", 1)[-1] for c in calls[1:]] == [f"{k} of {N}" for k in range(1, N + 1)]
+
+
+def test_a_whole_image_token_s_white_mask_is_named_in_the_caption():
+    from explorer.cache import Entry
+    from explorer.views import token_views
+
+    image = scene(32)
+    masks = np.stack([np.full((32, 32), 255, np.uint8), np.zeros((32, 32), np.uint8)])
+    masks[1, :8, :8] = 255
+    tokens = vle_core.Tokens(torch.zeros(2, 4, 4, 4), torch.zeros(2, 3), torch.ones(2, 3), (32, 32))
+    entry = Entry(image, tokens, np.zeros((2, 32, 32, 3), np.float16), np.stack([image, image]), masks, np.array([0.01, 0.01]))
+    assert "token 1 covers the whole image" in token_views(entry, 1, None)[-1]
+    assert "covers the whole image" not in token_views(entry, 2, None)[-1]
