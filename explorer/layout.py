@@ -81,7 +81,7 @@ def build_demo() -> gr.Blocks:
 
 def left_column(ui, choices, default: str | None, summary: str) -> None:
     """The image (upload, webcam, clipboard, examples), the checkpoint, the working size and N."""
-    first = str(settings.DEFAULT_EXAMPLE) if default and settings.DEFAULT_EXAMPLE.is_file() else None  # encoded on page load
+    first = tokens_tab.default_example(default)  # encoded on page load
     ui.image = image_input(value=first, label="Image", sources=["upload", "webcam", "clipboard"], height=300, elem_id="image")
     ui.checkpoint = gr.Dropdown(choices=choices, value=default, label="Checkpoint", allow_custom_value=True, elem_id="checkpoint", render=False)
     ui.examples = gr.Examples(tokens_tab.example_rows(), inputs=[ui.image, ui.checkpoint], label="Examples (assets/), each with its checkpoint", examples_per_page=6)

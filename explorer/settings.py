@@ -12,7 +12,7 @@ CHECKPOINTS = Path(os.environ.get("VLE_CHECKPOINTS", ROOT / "checkpoints"))
 DEFAULT_CHECKPOINT = os.environ.get("VLE_DEFAULT_CHECKPOINT", "vanilla-natural")
 # The checkpoint an example opens in, by file name prefix: scenes in the masked VLE that found their
 # objects; the parrots in the photo masked VLE, whose tokens are regions (token 7: the red parrot).
-DEFAULT_EXAMPLE = ASSETS / "kodak-hats.png"  # encoded with the default checkpoint as the page opens, so a visitor starts from a result
+DEFAULT_EXAMPLE = ASSETS / "kodak-hats.png"  # the page opens on it, encoded, where it is the default checkpoint's example (tokens_tab.default_example)
 EXAMPLE_CHECKPOINTS = (("scene-", "masked-scenes"), ("kodak-parrots", "masked-natural"))
 CACHE_DIR = Path(os.environ.get("VLE_CACHE_DIR", ROOT / ".cache" / "encodings"))
 CACHE_MB = int(os.environ.get("VLE_CACHE_MB", "2048"))  # bound of the on-disk encodings cache; 0 switches it off

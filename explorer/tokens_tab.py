@@ -276,14 +276,27 @@ def on_page_load():
     return *menus, *on_checkpoint_info(default)
 
 
+def default_example(checkpoint: str | None) -> str | None:
+    """The example the page opens with, encoded with the default checkpoint: settings.DEFAULT_EXAMPLE
+    where that is one of this checkpoint's examples, else its first (a scene for the scenes
+    checkpoint), else DEFAULT_EXAMPLE; None without a checkpoint or examples."""
+    rows = [path for path, name in example_rows() if name == checkpoint]
+    if not checkpoint or not example_images():
+        return None
+    if str(settings.DEFAULT_EXAMPLE) in rows or not rows:
+        return str(settings.DEFAULT_EXAMPLE) if settings.DEFAULT_EXAMPLE.is_file() else example_images()[0]
+    return rows[0]
+
+
 def warm_default_example() -> None:
     """Encode the example the page opens with into the cache (app.py, before serving), so that
     the first visitor's page shows a result at once. A failure only costs that first encode."""
     checkpoint = default_checkpoint()
-    if not checkpoint or not settings.DEFAULT_EXAMPLE.is_file():
+    example = default_example(checkpoint)
+    if example is None:
         return
     try:
-        on_encode(str(settings.DEFAULT_EXAMPLE), default_tokens(checkpoint), settings.WORKING_SIZE, checkpoint)
+        on_encode(example, default_tokens(checkpoint), settings.WORKING_SIZE, checkpoint)
     except Exception as e:  # a broken checkpoint is reported to the user when they pick it
         print(f"explorer: could not encode the default example ahead ({type(e).__name__}: {e})")
 

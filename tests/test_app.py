@@ -82,3 +82,14 @@ def test_every_new_session_redraws_the_strip_the_donor_and_the_curve(fresh):
         assert details and details[0].trigger_only_on_success
     follow = {fn.fn for fn in after[tokens_tab.on_details]}
     assert {edit_tab.on_donor, quality_tab.on_curve} <= follow
+
+
+def test_the_page_opens_on_an_example_of_the_default_checkpoint(tmp_path):
+    explorer.configure(checkpoints=Path(__file__).resolve().parents[1] / "checkpoints", cache_dir=tmp_path / "cache", cache_mb=64)
+    try:
+        assert Path(tokens_tab.default_example("vanilla-natural")) == settings.DEFAULT_EXAMPLE
+        assert Path(tokens_tab.default_example("masked-scenes")).name.startswith("scene-")  # a scene, not a photo, for the scenes model
+        assert Path(tokens_tab.default_example("masked-natural")).name == "kodak-parrots.png"
+        assert tokens_tab.default_example(None) is None
+    finally:
+        explorer.configure()
