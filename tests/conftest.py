@@ -41,3 +41,14 @@ def tiny_vle(request) -> vle_core.VLE:
 @pytest.fixture
 def image() -> np.ndarray:
     return synthetic_image(48, 72)
+
+
+# Modules that train, time, serve pages to a browser or start processes: most of the suite's
+# minutes. `python -m pytest -m "not slow"` leaves them out for everyday work.
+SLOW = {"test_train.py", "test_staged.py", "test_learning.py", "test_masked_photos.py", "test_bench.py", "test_load.py", "test_browser.py", "test_app_faults.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW:
+            item.add_marker(pytest.mark.slow)
