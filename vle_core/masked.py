@@ -32,6 +32,21 @@ class MaskedVLE(nn.Module):
         self.encoder = Encoder(config, in_channels=4, memory_channels=config.memory_channels)
         self.decoder = Decoder(config, out_channels=4)
 
+    @property
+    def whole_tokens(self) -> int:
+        """Tokens 1..whole_tokens propose the whole image; S's regions start after them."""
+        return self.config.whole_tokens
+
+    @property
+    def new_pass(self) -> float:
+        """Share of the image S's proposals cover before S forgets them and starts over; 0: never."""
+        return self.config.precursor_new_pass
+
+    @property
+    def stage_by_pass(self) -> bool:
+        """Whether a region token's stage is its pass of S (whole_tokens + 1, + 2, ...), not its step."""
+        return self.config.stage_by_pass
+
     def forward(self, x, n_tokens: int):
         """The residual loop on x [B, 3, H, W] in [-1, 1] (a forward, so DistributedDataParallel syncs it)."""
         return residual_loop(self, x, n_tokens)
@@ -42,7 +57,7 @@ class MaskedVLE(nn.Module):
         first token); stage: [B] the token step (1-based); image: [B, 3, H, W] the normalised image,
         which S groups when precursor_input is "image".
         Returns (z [B, 4, H/8, W/8], memory, proposal [B, 1, H, W])."""
-        if stage is not None and int(stage[0]) <= self.config.whole_tokens:
+        if stage is not None and int(stage[0]) <= self.whole_tokens:
             proposal = torch.ones_like(taken)
         else:
             proposal = self.precursor(residual, taken, image if self.config.precursor_input == "image" else None)
