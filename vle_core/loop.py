@@ -43,7 +43,7 @@ def pad_to_grid(x):
 
 def normalise(residual):
     """Per image and channel: (residual - mean) / (std + eps). Returns (normalised, mean [B, 3], std [B, 3]).
-    Late residuals are tiny; normalised, every token's input looks alike (vle-reference-notes.md)."""
+    Late residuals are tiny; normalised, every token's input looks alike, as in the authors' code."""
     mean = residual.mean(dim=(2, 3))
     std = residual.std(dim=(2, 3), correction=0) + STD_EPS
     return (residual - mean[:, :, None, None]) / std[:, :, None, None], mean, std

@@ -6,10 +6,9 @@ Where the paper and the authors' code part ways, this implementation chooses:
   relocated token could not show where it acts. S's proposal conditions the encoder, as
   Algorithm 2's E(X~_n | M~_n): the encoder sees the proposal and the residual inside it.
 - A token's mask gates what it adds: it shows mask * rgb, and in the residual loop S's proposal
-  gates its rgb (loop.residual_loop). Algorithm 2 and the authors add rgb ungated; the CPU probe
-  (shared/reference/cpu-training-probe.md) found that an ungated token paints everywhere and its
-  masks do not find objects (foreground ARI 0.10). Gating is MONet's "scope": a token cannot
-  change pixels outside its mask.
+  gates its rgb (loop.residual_loop). Algorithm 2 and the authors add rgb ungated; trained so on
+  the CPU, an ungated token paints everywhere and its masks do not find objects (foreground ARI
+  0.10; docs/design.md). Gating is MONet's "scope": a token cannot change pixels outside its mask.
 - Optionally (`whole_tokens`, for photos) the first tokens' proposals are the whole image, and
   S's regions, grouped on the image itself (`precursor_input`), refine what they left.
 """

@@ -2,7 +2,7 @@
 
 A token is a latent map together with the statistics that de-normalise its decoded output:
 the residual it encoded was normalised per image and channel before encoding, so the latent
-alone does not say how strong or how coloured its addition is (vle-reference-notes.md).
+alone does not say how strong or how coloured its addition is (as in the authors' code).
 It also records its stage, the step of the residual loop that made it: a staged VLE decodes
 token n with stage n's code, wherever edits move it in a sequence.
 """
