@@ -29,20 +29,11 @@ from scipy import stats
 from tqdm import tqdm
 
 from . import metrics
+from .baselines import BASELINES
 from .checkpoint import load_vle
-from .evaluate import (
-    BASELINES,
-    bsds_test_paths,
-    bsds_training_images,
-    ground_truth_path,
-    human_ari,
-    human_segmentations,
-    image_curves,
-    kodak_paths,
-    read_image,
-    scene_array,
-    use_data,
-)
+from .data import bsds_test_paths, bsds_training_images, ground_truth_path, human_segmentations, kodak_paths, read_image, use_data
+from .evaluation import image_curves, scene_array
+from .metrics import human_ari
 from .pca import VALUES_PER_TOKEN, PatchPCA
 from .scenes import HELDOUT_SEED, SceneSet
 
