@@ -255,21 +255,87 @@ def _names(checkpoints: dict, which: str) -> list[str]:
     }[which]
 
 
-def section_table1(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
-    plt = _pyplot()
+def measure_table1(data: dict, checkpoints: dict) -> dict:
+    """Mean curves per token count, per model (every checkpoint, then patch-PCA): "mse" and "ssim"
+    over every photo, and "sets": per set of SETS that has photos, its photo count and each model's
+    mean MSE, PSNR and SSIM over that set's photos."""
     models = [*checkpoints, PCA]
-    mse = {m: mean_curve(data["curves"][m]["mse"]) for m in models}
-    ssim = {m: mean_curve(data["curves"][m]["ssim"]) for m in models}
-    n_photos = len(data["photos"])
+    found = {
+        "mse": {m: mean_curve(data["curves"][m]["mse"]) for m in models},
+        "ssim": {m: mean_curve(data["curves"][m]["ssim"]) for m in models},
+        "sets": {},
+    }
+    for key in SETS:
+        subset = [i for i, p in enumerate(data["photos"]) if p["set"] == key]
+        if subset:
+            curves = {m: {metric: mean_curve(data["curves"][m][metric], subset) for metric in ("mse", "psnr", "ssim")} for m in models}
+            found["sets"][key] = {"photos": len(subset), "curves": curves}
+    return found
+
+
+def plot_table1(found: dict, out: Path, tokens: int, n_photos: int) -> None:
+    """table1.png: mean MSE (on the paper's scale) and SSIM per token count, each model's beside the paper's."""
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 4.8))
+    ks = np.arange(1, tokens + 1)
+    for m in found["mse"]:
+        style = dict(color="grey", linestyle=":", marker="s") if m == PCA else dict(marker="o")
+        left.plot(ks, PAPER_SCALE * found["mse"][m], label=m, **style)
+        right.plot(ks, found["ssim"][m], label=m, **style)
+    for variant, colour in (("vanilla VLE", "black"), ("mask VLE", "brown")):
+        values = np.asarray(PAPER_TABLE_1[variant])
+        counts = np.arange(1, len(values) + 1)
+        left.plot(counts, values[:, 0], "--", color=colour, marker="x", label=f"paper: {variant}")
+        right.plot(counts, values[:, 1], "--", color=colour, marker="x", label=f"paper: {variant}")
+    left.set(yscale="log", xlabel="tokens", ylabel="MSE on [-1, 1] pixels (log)", title="MSE (lower is better)")
+    right.set(xlabel="tokens", ylabel="SSIM", title="SSIM (higher is better)")
+    for axis in (left, right):
+        axis.set_xticks(ks)
+        axis.grid(alpha=0.3)
+    # beside the plot: inside, it hid the masked models' curves
+    right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    figure.suptitle(f"Table 1 as curves: {n_photos} held-out photos (Kodak + BSDS500 test) beside the paper's figures")
+    figure.tight_layout()
+    figure.savefig(out / "table1.png", dpi=110)
+    plt.close(figure)
+
+
+def _model_header(models) -> list[str]:
+    return [f"`{m}`" if m != PCA else m for m in models]
+
+
+def tables_table1(found: dict, tokens: int) -> list[str]:
+    """Table 1 beside the paper's, on its scale, then one table per set on [0, 1] pixels."""
+    mse, ssim = found["mse"], found["ssim"]
+    models = list(mse)
 
     def paper(variant, k):
         values = PAPER_TABLE_1[variant]
         return f"{values[k - 1][0]:.4f} / {values[k - 1][1]:.3f}" if k <= len(values) else "-"
 
-    header = ["tokens", *(f"paper {v}" for v in PAPER_TABLE_1), *(f"`{m}`" if m != PCA else m for m in models)]
-    rows = [
-        [k, *(paper(v, k) for v in PAPER_TABLE_1), *(f"{PAPER_SCALE * mse[m][k - 1]:.4f} / {ssim[m][k - 1]:.3f}" for m in models)] for k in range(1, tokens + 1)
-    ]
+    header = ["tokens", *(f"paper {v}" for v in PAPER_TABLE_1), *_model_header(models)]
+    ours = [[f"{PAPER_SCALE * mse[m][k - 1]:.4f} / {ssim[m][k - 1]:.3f}" for m in models] for k in range(1, tokens + 1)]
+    lines = [table(header, [[k, *(paper(v, k) for v in PAPER_TABLE_1), *ours[k - 1]] for k in range(1, tokens + 1)])]
+    lines += ["", "![MSE and SSIM per token count, ours beside the paper's](table1.png)", ""]
+    for key, subset in found["sets"].items():
+        c = subset["curves"]
+        rows = []
+        for k in range(1, tokens + 1):
+            cells = [f"{c[m]['mse'][k - 1]:.5f} / {c[m]['psnr'][k - 1]:.2f} / {c[m]['ssim'][k - 1]:.3f}" for m in models]
+            rows.append([k, *cells])
+        lines += [
+            f"On [0, 1] pixels, {SETS[key]} ({subset['photos']} photos): MSE / PSNR (dB, mean of per-image PSNR) / SSIM.",
+            "",
+            table(["tokens", *_model_header(models)], rows),
+            "",
+        ]
+    return lines
+
+
+def section_table1(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
+    found = measure_table1(data, checkpoints)
+    n_photos = len(data["photos"])
+    plot_table1(found, out, tokens, n_photos)
     text = [
         "## 1. Table 1: reconstruction error per token count",
         "",
@@ -277,53 +343,9 @@ def section_table1(data: dict, checkpoints: dict, out: Path, tokens: int) -> str
         "(Kodak and BSDS500 test, full resolution). The paper's columns are its Table 1 (iNaturalist + ImageNet "
         "validation, 10,000 images); patch-PCA is the best linear code with a token's 4 values per 8x8 patch, fitted on BSDS500 train + val.",
         "",
-        table(header, rows),
-        "",
-        "![MSE and SSIM per token count, ours beside the paper's](table1.png)",
-        "",
+        *tables_table1(found, tokens),
     ]
-    for key, label in SETS.items():
-        subset = [i for i, p in enumerate(data["photos"]) if p["set"] == key]
-        if not subset:
-            continue
-        rows = []
-        for k in range(1, tokens + 1):
-            cells = []
-            for m in models:
-                c = data["curves"][m]
-                cells.append(
-                    f"{mean_curve(c['mse'], subset)[k - 1]:.5f} / {mean_curve(c['psnr'], subset)[k - 1]:.2f} / {mean_curve(c['ssim'], subset)[k - 1]:.3f}"
-                )
-            rows.append([k, *cells])
-        text += [
-            f"On [0, 1] pixels, {label} ({len(subset)} photos): MSE / PSNR (dB, mean of per-image PSNR) / SSIM.",
-            "",
-            table(["tokens", *(f"`{m}`" if m != PCA else m for m in models)], rows),
-            "",
-        ]
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 4.8))
-    ks = np.arange(1, tokens + 1)
-    for m in models:
-        style = dict(color="grey", linestyle=":", marker="s") if m == PCA else dict(marker="o")
-        left.plot(ks, PAPER_SCALE * mse[m], label=m, **style)
-        right.plot(ks, ssim[m], label=m, **style)
-    for variant, colour in (("vanilla VLE", "black"), ("mask VLE", "brown")):
-        values = np.asarray(PAPER_TABLE_1[variant])
-        left.plot(np.arange(1, len(values) + 1), values[:, 0], "--", color=colour, marker="x", label=f"paper: {variant}")
-        right.plot(np.arange(1, len(values) + 1), values[:, 1], "--", color=colour, marker="x", label=f"paper: {variant}")
-    left.set(yscale="log", xlabel="tokens", ylabel="MSE on [-1, 1] pixels (log)", title="MSE (lower is better)")
-    right.set(xlabel="tokens", ylabel="SSIM", title="SSIM (higher is better)")
-    for axis in (left, right):
-        axis.set_xticks(ks)
-        axis.grid(alpha=0.3)
-    right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the plot: inside, it hid the masked models' curves
-    figure.suptitle(f"Table 1 as curves: {n_photos} held-out photos (Kodak + BSDS500 test) beside the paper's figures")
-    figure.tight_layout()
-    figure.savefig(out / "table1.png", dpi=110)
-    plt.close(figure)
-
-    text += ["**Reading.**", ""] + reading_table1(mse, ssim, checkpoints, tokens) + [""]
+    text += ["**Reading.**", ""] + reading_table1(found["mse"], found["ssim"], checkpoints, tokens) + [""]
     return "\n".join(text)
 
 
@@ -378,35 +400,31 @@ def _counts(ks: list[int], tokens: int) -> str:
     return "token count" + ("s " if len(ks) > 1 else " ") + ", ".join(map(str, ks))
 
 
-def section_fig1(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
-    plt = _pyplot()
+def measure_fig1(data: dict, checkpoints: dict) -> dict:
+    """Per vanilla checkpoint (the VLEs, then the fixed-length models): "mse", each photo's MSE per
+    token count [photos, tokens], and "mean", its mean per token count."""
     models = _names(checkpoints, "vle") + _names(checkpoints, "fixed")
-    text = [
-        "## 2. Fig. 1: per-image MSE against token count",
-        "",
-        f"The distribution over the {len(data['photos'])} held-out photos of each image's MSE (on [0, 1] pixels) after k tokens: "
-        "each VLE beside a fixed-length autoencoder (a model trained with one token) run in the same residual loop, "
-        "as the paper ran a pretrained VAE.",
-        "",
-        "![Per-image MSE per token count as violins](fig1.png)",
-        "",
-        "**Reading.**",
-        "",
-    ]
-    if not models:
-        return "\n".join(text + ["- No vanilla checkpoint is shipped; nothing to plot.", ""])
+    return {name: {"mse": np.asarray(data["curves"][name]["mse"]), "mean": mean_curve(data["curves"][name]["mse"])} for name in models}
+
+
+def plot_fig1(found: dict, checkpoints: dict, out: Path, tokens: int) -> None:
+    """fig1.png: per token count, a violin of the photos' MSE (log) for each model side by side."""
+    plt = _pyplot()
+    models = list(found)
     figure, axis = plt.subplots(figsize=(max(8, tokens * 0.9), 4.8))
     width = 0.8 / len(models)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, name in enumerate(models):
-        values = np.log10(np.maximum(np.asarray(data["curves"][name]["mse"]), 1e-12))
+        colour = colours[j % len(colours)]
+        values = np.log10(np.maximum(found[name]["mse"], 1e-12))
         positions = np.arange(1, tokens + 1) + (j - (len(models) - 1) / 2) * width
         parts = axis.violinplot([values[:, k] for k in range(tokens)], positions=positions, widths=width * 0.95, showmedians=True)
         for body in parts["bodies"]:
-            body.set(facecolor=colours[j % len(colours)], alpha=0.55)
+            body.set(facecolor=colour, alpha=0.55)
         for key in ("cmedians", "cmins", "cmaxes", "cbars"):
-            parts[key].set(color=colours[j % len(colours)], linewidth=1)
-        axis.plot([], [], color=colours[j % len(colours)], linewidth=8, alpha=0.55, label=name + (" (fixed-length AE)" if is_fixed(checkpoints[name]) else ""))
+            parts[key].set(color=colour, linewidth=1)
+        label = name + (" (fixed-length AE)" if is_fixed(checkpoints[name]) else "")
+        axis.plot([], [], color=colour, linewidth=8, alpha=0.55, label=label)
     low, high = axis.get_ylim()
     ticks = np.arange(np.floor(low), np.ceil(high) + 1)
     axis.set_yticks(ticks, [f"$10^{{{int(t)}}}$" for t in ticks])
@@ -422,52 +440,133 @@ def section_fig1(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
     figure.savefig(out / "fig1.png", dpi=110)
     plt.close(figure)
 
-    for name in models:
-        mean = mean_curve(data["curves"][name]["mse"])
+
+def reading_fig1(found: dict, checkpoints: dict, tokens: int) -> list[str]:
+    """The reading, generated from the numbers: whether each model's mean MSE falls with every token."""
+    lines = []
+    for name, curves in found.items():
+        mean = curves["mean"]
         stalls = [k + 1 for k in range(1, tokens) if mean[k] >= mean[k - 1]]
         trained = checkpoints[name]["training"].get("max_tokens")
         shape = "falls with every added token" if not stalls else f"does not fall at {_counts(stalls, tokens)}"
         if not stalls and trained and trained < tokens:
             shape += f", also past the {trained} it was trained with"
-        text.append(
+        lines.append(
             f"- `{name}` (trained with at most {trained} token{'s' if trained != 1 else ''}): mean MSE {mean[0]:.5f} at 1 token, "
             f"{mean[-1]:.5f} at {tokens}, {mean[-1] / mean[0]:.2f} times the first; the mean {shape}."
         )
-    text.append(
+    lines.append(
         "- The paper's claim: a VLE's error keeps falling past the token count it was trained with, while a fixed-length "
         "autoencoder in the same loop does not generalise to the later residuals. A VLE whose mean falls with every token, "
         "past its trained count, and a fixed-length model whose mean stays near its first, match that; anything else does not. "
         "The paper's fixed-length model was a pretrained 80M-parameter VAE; ours is a small network like our VLEs, trained with one token."
     )
-    return "\n".join(text + [""])
+    return lines
 
 
-def section_fig2(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
-    plt = _pyplot()
+def section_fig1(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
+    found = measure_fig1(data, checkpoints)
+    text = [
+        "## 2. Fig. 1: per-image MSE against token count",
+        "",
+        f"The distribution over the {len(data['photos'])} held-out photos of each image's MSE (on [0, 1] pixels) after k tokens: "
+        "each VLE beside a fixed-length autoencoder (a model trained with one token) run in the same residual loop, "
+        "as the paper ran a pretrained VAE.",
+        "",
+        "![Per-image MSE per token count as violins](fig1.png)",
+        "",
+        "**Reading.**",
+        "",
+    ]
+    if not found:
+        return "\n".join(text + ["- No vanilla checkpoint is shipped; nothing to plot.", ""])
+    plot_fig1(found, checkpoints, out, tokens)
+    return "\n".join(text + reading_fig1(found, checkpoints, tokens) + [""])
+
+
+def measure_fig2(data: dict, checkpoints: dict) -> dict:
+    """Per checkpoint: (tokens needed per photo to reach Fig. 2's MSE, their correlation with the
+    photos' grayscale entropy)."""
     entropy = np.asarray(data["entropy"])
-    plotted = _names(checkpoints, "vle")
-    rows, found = [], {}
+    found = {}
     for name in checkpoints:
         needed = tokens_needed(data["curves"][name]["mse"])
         found[name] = (needed, correlation(entropy, needed))
-        c, reached = found[name][1], needed <= tokens
-        median = f"{np.median(needed):.0f}" if np.median(needed) <= tokens else f">{tokens}"
-        if np.isnan(c["pearson"]):
-            rows.append([f"`{name}`", f"{reached.mean():.0%}", median, "-", "-"])
-        else:
-            rows.append(
-                [
-                    f"`{name}`",
-                    f"{reached.mean():.0%}",
-                    median,
-                    f"{c['pearson']:.3f} (p = {c['pearson_p']:.2g})",
-                    f"{c['spearman']:.3f} (p = {c['spearman_p']:.2g})",
-                ]
-            )
+    return found
+
+
+def row_fig2(name: str, needed: np.ndarray, c: dict, tokens: int) -> list[str]:
+    """One checkpoint's row of the Fig. 2 table."""
+    reached = needed <= tokens
+    median = f"{np.median(needed):.0f}" if np.median(needed) <= tokens else f">{tokens}"
+    if np.isnan(c["pearson"]):
+        return [f"`{name}`", f"{reached.mean():.0%}", median, "-", "-"]
+    pearson, spearman = f"{c['pearson']:.3f} (p = {c['pearson_p']:.2g})", f"{c['spearman']:.3f} (p = {c['spearman_p']:.2g})"
+    return [f"`{name}`", f"{reached.mean():.0%}", median, pearson, spearman]
+
+
+def plot_fig2(data: dict, found: dict, names: list[str], out: Path, tokens: int) -> None:
+    """fig2.png: per VLE in `names`, tokens needed against entropy, one point per photo (x: not reached)."""
+    plt = _pyplot()
+    entropy = np.asarray(data["entropy"])
+    figure, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4.3), squeeze=False)
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(entropy))  # integers overlap: spread them a little
+    is_kodak = np.array([p["set"] == "kodak" for p in data["photos"]])
+    for axis, name in zip(axes[0], names):
+        needed, c = found[name]
+        reached = needed <= tokens
+        for mask, label, marker in ((is_kodak, "Kodak", "o"), (~is_kodak, "BSDS500 test", "^")):
+            shown, missed = mask & reached, mask & ~reached
+            axis.scatter(entropy[shown], needed[shown] + jitter[shown], s=14, marker=marker, alpha=0.7, label=label)
+            axis.scatter(entropy[missed], needed[missed] + jitter[missed], s=14, marker="x", color="grey", alpha=0.7)
+        axis.set_yticks(range(1, tokens + 2), [*map(str, range(1, tokens + 1)), f">{tokens}"])
+        axis.set(
+            xlabel="Shannon entropy of the grayscale image (bits)",
+            ylabel=f"tokens to MSE {FIG2_MSE:.5f} on [0, 1]",
+            title=f"{name}\nPearson r {c['pearson']:.2f}, Spearman rho {c['spearman']:.2f}",
+        )
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(out / "fig2.png", dpi=110)
+    plt.close(figure)
+
+
+def reading_fig2(found: dict, names: list[str]) -> list[str]:
+    """The reading, generated from the numbers: whether each VLE's length rises with entropy."""
+    lines = []
+    for name in names:
+        c = found[name][1]
+        if np.isnan(c["spearman"]):
+            lines.append(f"- `{name}`: every photo needs the same count, so no correlation can be measured.")
+            continue
+        sign = "positive" if c["spearman"] > 0 else "negative"
+        significant = c["spearman_p"] < 0.05 and c["pearson_p"] < 0.05
+        match = "the paper's upward trend, matched" if c["spearman"] > 0 and significant else "not the paper's upward trend"
+        lines.append(
+            f"- `{name}`: a {sign} rank correlation, rho = {c['spearman']:.2f} (p = {c['spearman_p']:.2g}), "
+            f"r = {c['pearson']:.2f} (p = {c['pearson_p']:.2g}): {match} at the 5% level."
+        )
+    lines.append(
+        "- The paper shows the trend as a plot without a coefficient, on other images; its point, that a vanilla VLE's length "
+        "follows pixel statistics rather than content, is what a positive correlation here supports. Grayscale entropy "
+        "measures the spread of grey levels, not texture, so a smooth gradient can score high and need few tokens."
+    )
+    if not names:
+        lines.append("- No vanilla VLE is shipped; nothing to plot.")
+    return lines
+
+
+def section_fig2(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
+    found = measure_fig2(data, checkpoints)
+    plotted = _names(checkpoints, "vle")
+    if plotted:
+        plot_fig2(data, found, plotted, out, tokens)
+    rows = [row_fig2(name, *found[name], tokens) for name in checkpoints]
     text = [
         "## 3. Fig. 2: tokens needed against image entropy",
         "",
-        f"Per held-out photo ({len(entropy)}: Kodak + BSDS500 test), the fewest tokens whose reconstruction has MSE at most "
+        f"Per held-out photo ({len(data['entropy'])}: Kodak + BSDS500 test), the fewest tokens whose reconstruction has MSE at most "
         f"{FIG2_MSE:.5f} on [0, 1] pixels (the paper's 0.003 on [-1, 1]), against the Shannon entropy of its grayscale "
         f"(scikit-image, bits). A photo that {tokens} tokens do not bring under the threshold counts as {tokens + 1} (a lower bound).",
         "",
@@ -478,46 +577,7 @@ def section_fig2(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
         "**Reading.**",
         "",
     ]
-    if plotted:
-        figure, axes = plt.subplots(1, len(plotted), figsize=(5.5 * len(plotted), 4.3), squeeze=False)
-        jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(entropy))  # integers overlap: spread them a little
-        for axis, name in zip(axes[0], plotted):
-            needed, c = found[name]
-            reached = needed <= tokens
-            is_kodak = np.array([p["set"] == "kodak" for p in data["photos"]])
-            for mask, label, marker in ((is_kodak, "Kodak", "o"), (~is_kodak, "BSDS500 test", "^")):
-                axis.scatter(entropy[mask & reached], needed[mask & reached] + jitter[mask & reached], s=14, marker=marker, alpha=0.7, label=label)
-                axis.scatter(entropy[mask & ~reached], needed[mask & ~reached] + jitter[mask & ~reached], s=14, marker="x", color="grey", alpha=0.7)
-            axis.set_yticks(range(1, tokens + 2), [*map(str, range(1, tokens + 1)), f">{tokens}"])
-            axis.set(
-                xlabel="Shannon entropy of the grayscale image (bits)",
-                ylabel=f"tokens to MSE {FIG2_MSE:.5f} on [0, 1]",
-                title=f"{name}\nPearson r {c['pearson']:.2f}, Spearman rho {c['spearman']:.2f}",
-            )
-            axis.grid(alpha=0.3)
-            axis.legend(fontsize=8, loc="upper left")
-        figure.tight_layout()
-        figure.savefig(out / "fig2.png", dpi=110)
-        plt.close(figure)
-    for name in plotted:
-        c = found[name][1]
-        if np.isnan(c["spearman"]):
-            text.append(f"- `{name}`: every photo needs the same count, so no correlation can be measured.")
-            continue
-        sign = "positive" if c["spearman"] > 0 else "negative"
-        significant = c["spearman_p"] < 0.05 and c["pearson_p"] < 0.05
-        match = "the paper's upward trend, matched" if c["spearman"] > 0 and significant else "not the paper's upward trend"
-        text.append(
-            f"- `{name}`: a {sign} rank correlation, rho = {c['spearman']:.2f} (p = {c['spearman_p']:.2g}), r = {c['pearson']:.2f} (p = {c['pearson_p']:.2g}): {match} at the 5% level."
-        )
-    text.append(
-        "- The paper shows the trend as a plot without a coefficient, on other images; its point, that a vanilla VLE's length "
-        "follows pixel statistics rather than content, is what a positive correlation here supports. Grayscale entropy "
-        "measures the spread of grey levels, not texture, so a smooth gradient can score high and need few tokens."
-    )
-    if not plotted:
-        text.append("- No vanilla VLE is shipped; nothing to plot.")
-    return "\n".join(text + [""])
+    return "\n".join(text + reading_fig2(found, plotted) + [""])
 
 
 LENGTH_PSNR = (28.0, 34.0)  # dB: a lower and a higher bar beside the paper's threshold (31.25 dB)
@@ -635,60 +695,53 @@ def section_length(data: dict, checkpoints: dict, out: Path, tokens: int) -> str
     return "\n".join(text + [""])
 
 
-def section_masks(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
-    plt = _pyplot()
+MARKERS = ("s", "D", "^")  # one per baseline, in BASELINES' order
+
+
+def measure_masks(data: dict, checkpoints: dict) -> dict:
+    """What the masks section shows beside data["bsds_seg"]: the masked checkpoints, the scene count,
+    the RGB argmax's foreground ARI, each model's mean foreground ARI per token count on scenes, and
+    the number of BSDS500 test photos."""
     masked = _names(checkpoints, "masked")
     n_scenes = len(data["scenes_rgb_argmax"])
-    rgb = float(np.mean(data["scenes_rgb_argmax"])) if n_scenes else float("nan")
-    text = [
-        "## 5. Masks: objects in generated scenes, regions in photos",
-        "",
-        f"Foreground ARI (background pixels ignored) of the per-pixel argmax over the first k tokens' decoded masks against "
-        f"the true objects of {n_scenes} held-out generated scenes (64x64, seeds training never draws); the argmax of the RGB "
-        f"channels, a trivial segmentation, scores {rgb:.3f}.",
-        "",
-    ]
-    if not masked:
-        return "\n".join(text + ["No masked checkpoint is shipped.", ""])
-    scenes = {name: mean_curve(data["scenes"][name]) for name in masked}
-    text += [table(["tokens", *(f"`{n}`" for n in masked)], [[k, *(f"{scenes[n][k - 1]:.3f}" for n in masked)] for k in range(1, tokens + 1)]), ""]
-    seg = data["bsds_seg"]
-    rows = []
-    for name in masked:
-        s = seg[name]
-        k = s["tokens"]
-        segments = np.asarray(s["segments"])[:, k - 1] if len(s["segments"]) else np.array([np.nan])
-        ours = np.asarray(s["ari"])[:, k - 1] if len(s["ari"]) else np.array([np.nan])
-        rows.append(
-            [f"`{name}`", k, f"{segments.mean():.1f}", f"{ours.mean():.3f}", *(f"{np.mean(s[m]):.3f} ({np.mean(s[m + '_segments']):.1f})" for m in BASELINES)]
-        )
-    n_test = sum(p["set"] == "bsds-test" for p in data["photos"])
-    text += [
-        f"ARI against the human segmentations of the {n_test} BSDS500 test photos (the mean over each photo's 4-9 annotators), "
-        "the model's masks at its trained token count beside three classical segmenters given as many segments as the model "
-        "used on that photo (in brackets: the segments they gave). Their settings were picked on BSDS500 train + val "
-        "(`python -m vle_core.evaluate --tune-baselines`; see `vle_core/evaluate.py`).",
-        "",
-        table(["checkpoint", "tokens", "segments", "VLE masks", *(f"{m}" for m in BASELINES)], rows),
-        "",
-        "![Foreground ARI per token count on scenes; ARI on BSDS500 test per token count beside the baselines](masks.png)",
-        "",
-        "**Reading.**",
-        "",
-    ]
+    return {
+        "masked": masked,
+        "n_scenes": n_scenes,
+        "rgb": float(np.mean(data["scenes_rgb_argmax"])) if n_scenes else float("nan"),
+        "scenes": {name: mean_curve(data["scenes"][name]) for name in masked},
+        "n_test": sum(p["set"] == "bsds-test" for p in data["photos"]),
+    }
+
+
+def row_masks(name: str, s: dict) -> list:
+    """One masked checkpoint's row of the BSDS500 table: its masks at its trained token count beside
+    each baseline (in brackets: the segments it gave)."""
+    k = s["tokens"]
+    segments = np.asarray(s["segments"])[:, k - 1] if len(s["segments"]) else np.array([np.nan])
+    ours = np.asarray(s["ari"])[:, k - 1] if len(s["ari"]) else np.array([np.nan])
+    baselines = (f"{np.mean(s[m]):.3f} ({np.mean(s[m + '_segments']):.1f})" for m in BASELINES)
+    return [f"`{name}`", k, f"{segments.mean():.1f}", f"{ours.mean():.3f}", *baselines]
+
+
+def plot_masks(found: dict, seg: dict, out: Path, tokens: int) -> None:
+    """masks.png: foreground ARI per token count on scenes; ARI on BSDS500 test per token count,
+    with the baselines at each model's trained count."""
+    plt = _pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     ks = np.arange(1, tokens + 1)
-    for name in masked:
-        left.plot(ks, scenes[name], marker="o", label=name)
+    for name in found["masked"]:
+        left.plot(ks, found["scenes"][name], marker="o", label=name)
         if len(seg[name]["ari"]):
             line = right.plot(ks, mean_curve(seg[name]["ari"]), marker="o", label=f"{name} masks")[0]
-            for m, marker in zip(BASELINES, ("s", "D", "^")):
-                right.scatter([seg[name]["tokens"]], [np.mean(seg[name][m])], marker=marker, color=line.get_color(), edgecolor="black", zorder=3, s=50)
-    for m, marker in zip(BASELINES, ("s", "D", "^")):
+            for m, marker in zip(BASELINES, MARKERS):
+                at = ([seg[name]["tokens"]], [np.mean(seg[name][m])])
+                right.scatter(*at, marker=marker, color=line.get_color(), edgecolor="black", zorder=3, s=50)
+    for m, marker in zip(BASELINES, MARKERS):
         right.scatter([], [], marker=marker, color="white", edgecolor="black", label=f"{m}, as many segments")
-    left.axhline(rgb, color="grey", linestyle=":", label="RGB argmax")
-    left.set(xticks=ks, xlabel="tokens", ylabel="foreground ARI", title=f"Generated scenes ({n_scenes}, held out)")
-    right.set(xticks=ks, xlabel="tokens", ylabel="ARI against human segmentations", title=f"BSDS500 test ({n_test} photos)")
+    left.axhline(found["rgb"], color="grey", linestyle=":", label="RGB argmax")
+    left.set(xticks=ks, xlabel="tokens", ylabel="foreground ARI", title=f"Generated scenes ({found['n_scenes']}, held out)")
+    title = f"BSDS500 test ({found['n_test']} photos)"
+    right.set(xticks=ks, xlabel="tokens", ylabel="ARI against human segmentations", title=title)
     for axis in (left, right):
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
@@ -696,34 +749,77 @@ def section_masks(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
     figure.savefig(out / "masks.png", dpi=110)
     plt.close(figure)
 
-    for name in masked:
-        trained = seg[name]["tokens"]
-        best = int(np.argmax(scenes[name])) + 1
-        text.append(
-            f"- `{name}` on scenes: foreground ARI {scenes[name][trained - 1]:.3f} at its {trained} trained tokens (best {scenes[name][best - 1]:.3f} at {best}), {'above' if scenes[name][trained - 1] > rgb else 'below'} the RGB argmax's {rgb:.3f}."
+
+def reading_masks(found: dict, seg: dict, checkpoints: dict) -> list[str]:
+    """The reading, generated from the numbers: each model against the RGB argmax and the baselines."""
+    lines, rgb = [], found["rgb"]
+    for name in found["masked"]:
+        scenes, trained = found["scenes"][name], seg[name]["tokens"]
+        best = int(np.argmax(scenes)) + 1
+        side = "above" if scenes[trained - 1] > rgb else "below"
+        lines.append(
+            f"- `{name}` on scenes: foreground ARI {scenes[trained - 1]:.3f} at its {trained} trained tokens "
+            f"(best {scenes[best - 1]:.3f} at {best}), {side} the RGB argmax's {rgb:.3f}."
         )
         if len(seg[name]["ari"]):
             ours = float(np.mean(np.asarray(seg[name]["ari"])[:, trained - 1]))
             beaten = [m for m in BASELINES if ours > np.mean(seg[name][m])]
             lost = [m for m in BASELINES if m not in beaten]
-            text.append(
+            lines.append(
                 f"- `{name}` on BSDS500 test: ARI {ours:.3f}; "
                 + (f"above {', '.join(beaten)}" if beaten else "above none of the baselines")
                 + (f"; below {', '.join(lost)}." if lost else ".")
             )
-    for name in masked:
-        trained_on = checkpoints[name]["training"].get("data")
-        if trained_on == "scenes":
-            text.append(
-                f"- `{name}` was trained on generated scenes only: its masks on photos say how far that training carries, not what a masked VLE can do on photos."
+    for name in found["masked"]:
+        if checkpoints[name]["training"].get("data") == "scenes":
+            lines.append(
+                f"- `{name}` was trained on generated scenes only: its masks on photos say how far that training "
+                "carries, not what a masked VLE can do on photos."
             )
         else:
-            text.append(f"- `{name}` was trained on photos: {_training(checkpoints[name])}; the paper's models had 120,000 updates of 16 images at 512x512.")
-    text.append(
+            lines.append(
+                f"- `{name}` was trained on photos: {_training(checkpoints[name])}; the paper's models had 120,000 "
+                "updates of 16 images at 512x512."
+            )
+    lines.append(
         "- The paper shows masks as pictures (its Fig. 3) and reports no mask score, so there is no figure of its to match. "
         "ARI against people's segmentations rewards regions that follow objects; a classical segmenter that follows colour "
         "edges is a demanding baseline at a handful of segments."
     )
+    return lines
+
+
+def section_masks(data: dict, checkpoints: dict, out: Path, tokens: int) -> str:
+    found = measure_masks(data, checkpoints)
+    masked, seg = found["masked"], data["bsds_seg"]
+    text = [
+        "## 5. Masks: objects in generated scenes, regions in photos",
+        "",
+        f"Foreground ARI (background pixels ignored) of the per-pixel argmax over the first k tokens' decoded masks against "
+        f"the true objects of {found['n_scenes']} held-out generated scenes (64x64, seeds training never draws); the argmax "
+        f"of the RGB channels, a trivial segmentation, scores {found['rgb']:.3f}.",
+        "",
+    ]
+    if not masked:
+        return "\n".join(text + ["No masked checkpoint is shipped.", ""])
+    plot_masks(found, seg, out, tokens)
+    scenes = [[k, *(f"{found['scenes'][n][k - 1]:.3f}" for n in masked)] for k in range(1, tokens + 1)]
+    text += [
+        table(["tokens", *(f"`{n}`" for n in masked)], scenes),
+        "",
+        f"ARI against the human segmentations of the {found['n_test']} BSDS500 test photos (the mean over each photo's "
+        "4-9 annotators), the model's masks at its trained token count beside three classical segmenters given as many "
+        "segments as the model used on that photo (in brackets: the segments they gave). Their settings were picked on "
+        "BSDS500 train + val (`python -m vle_core.evaluate --tune-baselines`; see `vle_core/evaluate.py`).",
+        "",
+        table(["checkpoint", "tokens", "segments", "VLE masks", *(f"{m}" for m in BASELINES)], [row_masks(n, seg[n]) for n in masked]),
+        "",
+        "![Foreground ARI per token count on scenes; ARI on BSDS500 test per token count beside the baselines](masks.png)",
+        "",
+        "**Reading.**",
+        "",
+        *reading_masks(found, seg, checkpoints),
+    ]
     return "\n".join(text + [""])
 
 
