@@ -1,4 +1,4 @@
-"""Many users at once, the short form of loadtest.py (two sessions, one round, tiny checkpoints),
+"""Many users at once, the short form of benchmarks/loadtest.py (two sessions, one round, tiny checkpoints),
 its answer checks shown to catch a crossed answer, and the bounded queue's "busy" refusal."""
 
 import os
@@ -17,8 +17,8 @@ from gradio_client import Client, handle_file
 import explorer
 from explorer.layout import BUSY
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import loadtest  # noqa: E402 (the script beside app.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import loadtest  # noqa: E402 (the script in benchmarks/)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")  # gradio's own use of pandas
 

@@ -142,7 +142,7 @@ PRESETS: dict[str, VLEConfig] = {
     "vanilla-paper": VLEConfig(blocks_per_level=4, attention=True, dropout=0.1),
     "masked-paper": MaskedVLEConfig(blocks_per_level=4, attention=True, dropout=0.1),
     # Sized to learn in a few CPU-hours and to encode a 256x256 image in about half a second on
-    # 2 cores: space-to-depth by 2 replaces the full-resolution stage (figures: benchmark.py).
+    # 2 cores: space-to-depth by 2 replaces the full-resolution stage (figures: benchmarks/benchmark.py).
     "vanilla-cpu": VLEConfig(base_channels=48, channel_mults=(1, 2, 4), stem=2, psnr_loss=True),
     # The same, staged: 48 stages of 4 components are a whole 192-value patch basis, so token 48 can
     # still add what no earlier one coded. Training starts it as patch-PCA (train.py).

@@ -1,6 +1,6 @@
 """Speed of the explorer's three interactive paths on this machine, at 256x256 (or --size) with 8 tokens.
 
-    python benchmark.py [--checkpoint NAME] [--size 256] [--runs 7]
+    python benchmarks/benchmark.py [--checkpoint NAME] [--size 256] [--runs 7]
 
 Each figure is the median over runs of the app's own handler followed by gradio's
 postprocessing of its outputs (the images written as PNG), i.e. what the server does per
@@ -17,6 +17,7 @@ import argparse
 import os
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,9 +29,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-import explorer
-import vle_core
-from explorer import edit_tab, models, settings, tokens_tab
+ROOT = Path(__file__).resolve().parents[1]  # the repository: explorer/ and vle_core/ are imported from there
+if str(ROOT) not in sys.path:  # run as a script, this folder is on the path, not the repository
+    sys.path.insert(0, str(ROOT))
+
+import explorer  # noqa: E402
+import vle_core  # noqa: E402
+from explorer import edit_tab, models, settings, tokens_tab  # noqa: E402
 
 N = 8
 

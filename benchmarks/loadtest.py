@@ -1,6 +1,6 @@
 """Many users at once: `python app.py` on loopback, driven by N concurrent client sessions.
 
-    python loadtest.py [--sessions 6 12] [--rounds 3] [--size 512] [--tokens 8] [--checkpoint NAME] [--client page|gradio_client] [--browser]
+    python benchmarks/loadtest.py [--sessions 6 12] [--rounds 3] [--size 512] [--tokens 8] [--checkpoint NAME] [--client page|gradio_client] [--browser]
 
 Each session has its own image (a crop of an assets/ picture, its own size) and a script drawn
 from its own seed: encode, then rounds of two slider steps, a move, a token switched off, an undo
@@ -44,7 +44,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]  # the repository: app.py, assets/, explorer/, vle_core/
+if str(ROOT) not in sys.path:  # run as a script, this folder is on the path, not the repository
+    sys.path.insert(0, str(ROOT))
 KINDS = ("encode", "slider", "edit", "export")
 PSNR = re.compile(r"PSNR against the source ([0-9.]+|inf) dB")
 
