@@ -245,6 +245,7 @@ def kind_of(step: tuple) -> str:
 def run_session(url: str, i: int, image: Path, steps: list, args, deadline: float, start: threading.Barrier | None, stop: threading.Event | None = None) -> Run:
     from gradio_client import Client, handle_file
 
+    from explorer import settings
     from explorer.images import display_scale
 
     run = Run()
@@ -267,7 +268,8 @@ def run_session(url: str, i: int, image: Path, steps: list, args, deadline: floa
         t0 = time.perf_counter()
         try:
             if step[0] == "encode":
-                out = client.predict(image_arg, args.tokens, args.size, args.checkpoint, api_name="/encode")
+                length = (settings.LENGTH_MODES[0], settings.TARGET_PSNR)  # N tokens: the page client sends every input
+                out = client.predict(image_arg, args.tokens, args.size, args.checkpoint, *length, api_name="/encode")
             elif step[0] == "token":
                 out = client.predict(step[1], api_name="/token")
             elif step[0] == "move":
