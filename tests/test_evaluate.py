@@ -114,18 +114,26 @@ def test_tune_precursor_scores_each_setting_on_train_and_val_only(tmp_path, monk
 
 @pytest.mark.parametrize(
     "extra, expected",
-    [([], evaluation.PRECURSOR_GRID), (["--rest-area", "0", "0.02"], [{"precursor_rest_area": 0.0}, {"precursor_rest_area": 0.02}])],
+    [
+        ([], evaluation.PRECURSOR_GRID),
+        (["--rest-area", "0", "0.02"], [{"precursor_rest_area": 0.0}, {"precursor_rest_area": 0.02}]),
+    ],
 )
 def test_the_tune_command_compares_seed_and_tolerance_or_the_rest_areas_asked(monkeypatch, extra, expected):
     asked = {}
-    monkeypatch.setattr(evaluate, "tune_precursor", lambda checkpoint, n_tokens, grid: asked.update(checkpoint=checkpoint, n_tokens=n_tokens, grid=grid))
+    monkeypatch.setattr(
+        evaluate,
+        "tune_precursor",
+        lambda checkpoint, n_tokens, grid: asked.update(checkpoint=checkpoint, n_tokens=n_tokens, grid=grid),
+    )
     evaluate.main(["CKPT", "--tune-precursor", "--tokens", "8", *extra])
     assert asked == {"checkpoint": "CKPT", "n_tokens": 8, "grid": expected}
 
 
 @pytest.mark.parametrize("method", sorted(BASELINES))
 def test_each_baseline_is_given_as_many_segments_as_asked(method):
-    image = np.zeros((80, 120, 3), np.float32)  # four flat quadrants, each larger than Felzenszwalb's min_size: four segments to find
+    # four flat quadrants, each larger than Felzenszwalb's min_size: four segments to find
+    image = np.zeros((80, 120, 3), np.float32)
     image[:40, 60:] = (0.9, 0.1, 0.1)
     image[40:, :60] = (0.1, 0.8, 0.2)
     image[40:, 60:] = (0.2, 0.2, 0.9)
@@ -169,7 +177,8 @@ def test_token_usage_finds_an_early_speck_and_the_background_token():
     obj[5:10, 5:10] = 1
     background[labels == 0] = 1
     assert token_usage(np.stack([speck, obj, background]), labels) == (True, 3)
-    assert token_usage(np.stack([background, obj, speck]), labels) == (False, 1)  # the speck comes once nothing larger is left
+    # the speck comes once nothing larger is left
+    assert token_usage(np.stack([background, obj, speck]), labels) == (False, 1)
     assert token_usage(np.stack([obj, speck]), labels) == (False, None)
 
 
@@ -189,7 +198,9 @@ def test_region_bound_is_what_lossless_region_tokens_would_rebuild():
     with pytest.raises(ValueError, match="region tokens"):
         evaluation.region_bound(vle, [image], 1)
     with pytest.raises(ValueError, match="masked checkpoint"):
-        evaluation.region_bound(vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny")), device="cpu"), [image], 3)
+        evaluation.region_bound(
+            vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny")), device="cpu"), [image], 3
+        )
 
 
 def test_linear_regions_spend_a_tokens_values_where_the_format_puts_them():
@@ -206,7 +217,8 @@ def test_linear_regions_spend_a_tokens_values_where_the_format_puts_them():
 
     def kept(rebuilt, n):  # per patch: is the rebuilt patch the start plus the residual's first n components?
         ours = patches(rebuilt - start)
-        return [np.allclose(ours[i][3:], np.r_[residual[i][:n], np.zeros(192 - n)][3:]) for i in range(8)]  # less pixel (0, 0)
+        # [3:]: all but pixel (0, 0), which the proposal leaves out
+        return [np.allclose(ours[i][3:], np.r_[residual[i][:n], np.zeros(192 - n)][3:]) for i in range(8)]
 
     basis = np.eye(192)
     frame = evaluation.linear_regions(image, start, [region], basis, dense=False)
@@ -252,7 +264,11 @@ def test_precursor_settings_change_s_on_the_trained_model_by_name_and_type(maske
         evaluate.precursor_settings(["tau=1"], vle_core.preset("vanilla-tiny"))
     seen = {}
     monkeypatch.setattr(evaluate, "load_vle", lambda *a, **k: masked_tiny)
-    monkeypatch.setattr(evaluate, "run_suite", lambda suite, vle, n, every: seen.update(tau=vle.model.config.precursor_tau) or {"ari": 0.5})
+    monkeypatch.setattr(
+        evaluate,
+        "run_suite",
+        lambda suite, vle, n, every: seen.update(tau=vle.model.config.precursor_tau) or {"ari": 0.5},
+    )
     evaluate.main(["ckpt", "--suite", "bsds-seg", "--precursor", "tau=0.25"])
     assert seen == {"tau": 0.25} and "ari: 0.500" in capsys.readouterr().out
 
@@ -260,7 +276,14 @@ def test_precursor_settings_change_s_on_the_trained_model_by_name_and_type(maske
 def test_the_edits_suite_scores_against_the_scenes_drawn_edited(masked_tiny):
     result = edit_suites.edits_suite(masked_tiny, n_tokens=3, n_scenes=3, size=32)
     assert result["scenes"] == 3 and 0 <= result["iou"] <= 1
-    for key in ("psnr_plain", "removed_psnr", "removed_psnr_left", "removed_psnr_left_paper", "moved_psnr", "moved_psnr_region"):
+    for key in (
+        "psnr_plain",
+        "removed_psnr",
+        "removed_psnr_left",
+        "removed_psnr_left_paper",
+        "moved_psnr",
+        "moved_psnr_region",
+    ):
         assert np.isfinite(result[key]), key
     assert result["removed_gap"] == pytest.approx(result["psnr_plain"] - result["removed_psnr"])
     tuned = edit_suites.tune_object_from(masked_tiny, thresholds=(0.2, 0.5), n_scenes=2, n_tokens=3, size=32)

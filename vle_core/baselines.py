@@ -53,7 +53,9 @@ def slic_segments(image: np.ndarray, k: int, compactness: float = SLIC_COMPACTNE
     return best
 
 
-def felzenszwalb_segments(image: np.ndarray, k: int, sigma: float = FELZENSZWALB_SIGMA, min_size: int = FELZENSZWALB_MIN_SIZE) -> np.ndarray:
+def felzenszwalb_segments(
+    image: np.ndarray, k: int, sigma: float = FELZENSZWALB_SIGMA, min_size: int = FELZENSZWALB_MIN_SIZE
+) -> np.ndarray:
     """Felzenszwalb and Huttenlocher's graph segmentation (2004). It has no segment count, only
     a scale (larger: fewer segments), so the scale is bisected in log10 for the count nearest k."""
     low, high, best = 0.0, 6.0, None  # log10(scale)

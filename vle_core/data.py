@@ -195,7 +195,10 @@ def resolve_data(spec: str, crop: int, length: int | None) -> Dataset:
         if part == "bsds":
             images = data_root() / "bsds500" / "images"
             if not images.is_dir():
-                raise FileNotFoundError(f"BSDS500 not found: no folder {images}. Set VLE_DATA to the folder that holds bsds500/ (default: ../shared/data beside the repository)")
+                raise FileNotFoundError(
+                    f"BSDS500 not found: no folder {images}. Set VLE_DATA to the folder that holds bsds500/ (default: "
+                    "../shared/data beside the repository)"
+                )
             datasets.append(ImageFolder([images / "train", images / "val"], crop, length))
         elif part == "scenes":
             scenes = SceneSet(length or 100_000, size=crop, seed=TRAIN_SEED)

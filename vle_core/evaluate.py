@@ -60,36 +60,69 @@ def precursor_settings(pairs: list[str], config) -> dict:
         name, sep, value = pair.partition("=")
         name = name if name.startswith("precursor_") else f"precursor_{name}"
         if not sep or name not in known:
-            raise ValueError(f"--precursor takes NAME=VALUE with NAME one of {sorted(n.removeprefix('precursor_') for n in known)}, got {pair!r}")
+            raise ValueError(
+                "--precursor takes NAME=VALUE with NAME one of "
+                f"{sorted(n.removeprefix('precursor_') for n in known)}, got {pair!r}"
+            )
         settings[name] = known[name](value)  # the field's type (float, int, str); a value that is no number: ValueError
     return settings
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m vle_core.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m vle_core.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint", nargs="?", help="a checkpoint folder, e.g. checkpoints/vanilla-natural")
     parser.add_argument("--suite", choices=sorted(SUITES))
     parser.add_argument("--tokens", type=int, default=12, help="tokens per image (default 12)")
-    parser.add_argument("--data", help="the data root holding kodak/ and bsds500/ (default: $VLE_DATA, else ../shared/data)")
-    parser.add_argument("--every", type=int, default=1, help="bsds-seg: score every k-th test image (default 1: all 200)")
+    parser.add_argument(
+        "--data", help="the data root holding kodak/ and bsds500/ (default: $VLE_DATA, else ../shared/data)"
+    )
+    parser.add_argument(
+        "--every", type=int, default=1, help="bsds-seg: score every k-th test image (default 1: all 200)"
+    )
     parser.add_argument("--json", help="also write the result to this JSON file")
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) or a torch device")
-    parser.add_argument("--tune-baselines", action="store_true", help="pick the bsds-seg baselines' settings on BSDS500 train+val, and stop")
-    parser.add_argument("--tune-precursor", action="store_true", help="compare S settings for the masked checkpoint on BSDS500 train+val, and stop")
     parser.add_argument(
-        "--region-bound", action="store_true", help="bound a masked checkpoint's Kodak PSNR by what its region tokens can cover (region_bound), and stop"
-    )
-    parser.add_argument("--whole-from", metavar="CKPT", help="with --region-bound: also bound with this checkpoint's first tokens as the whole-image ones")
-    parser.add_argument(
-        "--linear", action="store_true",
-        help="with --region-bound: also what the region tokens' values buy under the best linear code (fitted on BSDS500 train + val), spent on the whole image, the region's frame or the region alone",
+        "--tune-baselines",
+        action="store_true",
+        help="pick the bsds-seg baselines' settings on BSDS500 train+val, and stop",
     )
     parser.add_argument(
-        "--precursor", action="append", default=[], metavar="NAME=VALUE", help="a suite or --region-bound with this setting of the weightless S changed (repeatable), e.g. tau=1.0"
+        "--tune-precursor",
+        action="store_true",
+        help="compare S settings for the masked checkpoint on BSDS500 train+val, and stop",
     )
     parser.add_argument(
-        "--rest-area", type=float, nargs="+", metavar="A",
-        help="with --tune-precursor: compare these precursor_rest_area values (S's other settings as the checkpoint has them) instead of seed and tolerance",
+        "--region-bound",
+        action="store_true",
+        help="bound a masked checkpoint's Kodak PSNR by what its region tokens can cover (region_bound), and stop",
+    )
+    parser.add_argument(
+        "--whole-from",
+        metavar="CKPT",
+        help="with --region-bound: also bound with this checkpoint's first tokens as the whole-image ones",
+    )
+    parser.add_argument(
+        "--linear",
+        action="store_true",
+        help="with --region-bound: also what the region tokens' values buy under the best linear code (fitted on "
+        "BSDS500 train + val), spent on the whole image, the region's frame or the region alone",
+    )
+    parser.add_argument(
+        "--precursor",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a suite or --region-bound with this setting of the weightless S changed (repeatable), e.g. tau=1.0",
+    )
+    parser.add_argument(
+        "--rest-area",
+        type=float,
+        nargs="+",
+        metavar="A",
+        help="with --tune-precursor: compare these precursor_rest_area values (S's other settings as the checkpoint "
+        "has them) instead of seed and tolerance",
     )
     args = parser.parse_args(argv)
     if not args.tune_baselines and not (args.checkpoint and (args.suite or args.tune_precursor or args.region_bound)):
@@ -113,7 +146,12 @@ def main(argv=None) -> None:
         if args.region_bound:
             whole_from = load_vle(args.whole_from, device=args.device) if args.whole_from else None
             basis = residual_basis(vle, [read_image(p) for p in train_val_paths()[::16]]) if args.linear else None
-            print(markdown("region-bound", region_bound(vle, [read_image(p) for p in kodak_paths()], args.tokens, whole_from, basis)))
+            print(
+                markdown(
+                    "region-bound",
+                    region_bound(vle, [read_image(p) for p in kodak_paths()], args.tokens, whole_from, basis),
+                )
+            )
             return
         result = run_suite(args.suite, vle, args.tokens, args.every)
     except (ValueError, FileNotFoundError) as e:  # missing data, a bad checkpoint, a vanilla model for a mask suite

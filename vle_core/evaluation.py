@@ -14,7 +14,15 @@ from tqdm import tqdm
 from . import metrics
 from .baselines import BASELINES, segment_count
 from .checkpoint import load_vle
-from .data import bsds_test_paths, bsds_training_images, ground_truth_path, human_segmentations, kodak_paths, read_image, train_val_paths
+from .data import (
+    bsds_test_paths,
+    bsds_training_images,
+    ground_truth_path,
+    human_segmentations,
+    kodak_paths,
+    read_image,
+    train_val_paths,
+)
 from .edit_suites import edits_suite, removal_suite
 from .loop import residual_loop
 from .metrics import human_ari
@@ -34,8 +42,12 @@ def image_curves(image: np.ndarray, reconstructions, ssim: bool = True) -> dict:
 def token_curves(vle, images, n_tokens: int, ssim: bool = True) -> dict:
     """Per token count k = 1..n_tokens, over the images: mean PSNR, MSE and SSIM of the
     reconstruction from the first k tokens."""
-    rows = [image_curves(image, vle.encode(image, n_tokens).reconstructions, ssim) for image in tqdm(images, desc="encode", leave=False)]
+    rows = [
+        image_curves(image, vle.encode(image, n_tokens).reconstructions, ssim)
+        for image in tqdm(images, desc="encode", leave=False)
+    ]
     return {metric: np.mean([row[metric] for row in rows], axis=0).tolist() for metric in ("psnr", "mse", "ssim")}
+
 
 def kodak_suite(vle, n_tokens: int) -> dict:
     images = [read_image(p) for p in kodak_paths()]
@@ -59,12 +71,16 @@ def region_bound(vle, images, n_tokens: int, whole_from=None, basis=None) -> dic
     require_masks(vle, "--region-bound")
     whole = vle.config.whole_tokens
     if not whole < n_tokens:
-        raise ValueError(f"--region-bound needs region tokens: more than the {whole} whole-image tokens, got --tokens {n_tokens}")
+        raise ValueError(
+            f"--region-bound needs region tokens: more than the {whole} whole-image tokens, got --tokens {n_tokens}"
+        )
 
     rows = []
     for image in tqdm(images, desc="bound", leave=False):
         with torch.inference_mode():
-            out = residual_loop(vle.model, torch.from_numpy(image).permute(2, 0, 1)[None].to(vle.device) * 2 - 1, n_tokens)
+            out = residual_loop(
+                vle.model, torch.from_numpy(image).permute(2, 0, 1)[None].to(vle.device) * 2 - 1, n_tokens
+            )
         proposals = [p[0, 0].float().cpu().numpy() for p in out.proposals[whole:]]
         covered = np.stack(proposals).max(0)[..., None]
         # What the tokens show, as VLE.encode renders them (tokens.Rendering: EMPTY + the contributions so far)
@@ -72,7 +88,10 @@ def region_bound(vle, images, n_tokens: int, whole_from=None, basis=None) -> dic
         drawn = [shown[whole - 1] if whole else np.full_like(image, 0.5)]  # what the region tokens start from
         if whole_from is not None:
             drawn.append(whole_from.encode(image, whole).reconstructions[-1] if whole else np.full_like(image, 0.5))
-        row = [metrics.psnr(image, shown[-1]), *(metrics.psnr(image, rest + covered * (image - rest)) for rest in drawn)]
+        row = [
+            metrics.psnr(image, shown[-1]),
+            *(metrics.psnr(image, rest + covered * (image - rest)) for rest in drawn),
+        ]
         if basis is not None:
             everywhere = [np.ones_like(p) for p in proposals]
             for regions, dense in ((everywhere, False), (proposals, False), (proposals, True)):
@@ -89,7 +108,9 @@ def residual_basis(vle, images) -> np.ndarray:
     patches of the residual its whole-image tokens leave (of the image less grey without any).
     (192, 192), patches flattened as pca.patches does, strongest component first."""
     whole = vle.config.whole_tokens
-    return PatchPCA([image - (vle.encode(image, whole).reconstructions[-1] if whole else 0.5) for image in images]).components
+    return PatchPCA(
+        [image - (vle.encode(image, whole).reconstructions[-1] if whole else 0.5) for image in images]
+    ).components
 
 
 def linear_regions(image, start, proposals, basis, dense: bool) -> np.ndarray:
@@ -196,7 +217,14 @@ def bsds_segmentation_suite(vle, n_tokens: int, limit: int | None = None, every:
 # settings (sigma, its blur, its smallest region) stay as the checkpoint has them.
 PRECURSOR_GRID = [
     {"precursor_seed": seed, "precursor_tau": tau}
-    for seed, tau in (("energy", 1.0), ("energy", 0.7), ("largest", 1.0), ("largest", 0.8), ("largest", 0.7), ("largest", 0.6))
+    for seed, tau in (
+        ("energy", 1.0),
+        ("energy", 0.7),
+        ("largest", 1.0),
+        ("largest", 0.8),
+        ("largest", 0.7),
+        ("largest", 0.6),
+    )
 ]
 
 
@@ -211,19 +239,33 @@ def tune_precursor(checkpoint, every: int = 4, n_tokens: int = 8, grid=PRECURSOR
     scores, counts = [], []
     for settings in grid:
         vle.model.set_precursor(**settings)
-        labels = [metrics.masks_to_labels(vle.encode(image, n_tokens).masks) for image, _ in tqdm(photos, desc=str(settings), leave=False)]
+        labels = [
+            metrics.masks_to_labels(vle.encode(image, n_tokens).masks)
+            for image, _ in tqdm(photos, desc=str(settings), leave=False)
+        ]
         scores.append(np.mean([human_ari(truths, label) for (_, truths), label in zip(photos, labels)]))
         counts.append([segment_count(label) for label in labels])
-        print(f"S {settings}: ARI {scores[-1]:.4f}, {np.mean(counts[-1]):.2f} segments, on {len(paths)} train+val images", flush=True)
+        print(
+            f"S {settings}: ARI {scores[-1]:.4f}, {np.mean(counts[-1]):.2f} segments, on {len(paths)} train+val images",
+            flush=True,
+        )
     best = int(np.argmax(scores))
     for name in ("slic", "kmeans"):
-        baseline = np.mean([human_ari(truths, BASELINES[name](image, k)) for (image, truths), k in zip(photos, counts[best])])
+        baseline = np.mean(
+            [human_ari(truths, BASELINES[name](image, k)) for (image, truths), k in zip(photos, counts[best])]
+        )
         print(f"{name} with as many segments as the best: ARI {baseline:.4f}")
     print(f"best: {grid[best]}")
     return grid[best]
 
 
-SUITES = {"kodak": kodak_suite, "scenes": scene_suite, "bsds-seg": bsds_segmentation_suite, "edits": edits_suite, "removal": removal_suite}
+SUITES = {
+    "kodak": kodak_suite,
+    "scenes": scene_suite,
+    "bsds-seg": bsds_segmentation_suite,
+    "edits": edits_suite,
+    "removal": removal_suite,
+}
 
 
 def run_suite(suite: str, vle, n_tokens: int, every: int = 1) -> dict:
@@ -237,7 +279,11 @@ def markdown(suite: str, result: dict) -> str:
     """A model card table of one suite's result."""
     if suite == "kodak":
         rows = ["| tokens | VLE PSNR (dB) | patch-PCA PSNR (dB) | VLE MSE | VLE SSIM |", "|---|---|---|---|---|"]
-        for k, (p, q, m, s) in enumerate(zip(result["psnr"], result["pca_psnr"], result["mse"], result["ssim"]), start=1):
+        for k, (p, q, m, s) in enumerate(
+            zip(result["psnr"], result["pca_psnr"], result["mse"], result["ssim"]), start=1
+        ):
             rows.append(f"| {k} | {p:.2f} | {q:.2f} | {m:.5f} | {s:.3f} |")
         return "\n".join(rows)
-    return "\n".join(f"- {key}: {value:.3f}" if isinstance(value, float) else f"- {key}: {value}" for key, value in result.items())
+    return "\n".join(
+        f"- {key}: {value:.3f}" if isinstance(value, float) else f"- {key}: {value}" for key, value in result.items()
+    )

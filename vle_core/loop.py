@@ -72,7 +72,8 @@ def residual_loop(model, x, n_tokens: int, stop=None) -> LoopOutput:
     # what the first left in a region instead of repeating its code, where nothing is left.
     whole, by_pass = model.whole_tokens, model.stage_by_pass
     passes = torch.zeros(target.shape[0], dtype=torch.long, device=target.device)  # per image: S's passes completed
-    shown_sum = torch.zeros_like(target)  # what the tokens so far show (differs from `reconstruction` only for a masked VLE)
+    # what the tokens so far show (differs from `reconstruction` only for a masked VLE)
+    shown_sum = torch.zeros_like(target)
     out = LoopOutput([], [], [], [], [], [], [])
     for n in range(1, n_tokens + 1):
         stage = torch.full((target.shape[0],), n, dtype=torch.long, device=target.device)
@@ -82,7 +83,8 @@ def residual_loop(model, x, n_tokens: int, stop=None) -> LoopOutput:
         image = normalised if image is None else image  # the first residual is the image itself
         z, memory, proposal = model.encode_step(normalised, taken.clamp(max=1.0), memory, stage, image)
         rgb, mask = model.decode(z, mean, std, stage)
-        rgb, mask = rgb.float(), None if mask is None else mask.float()  # E and D may run in bf16 (train.py); the sums stay float32
+        # E and D may run in bf16 (train.py); the sums stay float32
+        rgb, mask = rgb.float(), None if mask is None else mask.float()
         if proposal is None:  # vanilla: the token adds its whole output
             reconstruction = reconstruction + rgb
             shown = rgb

@@ -58,7 +58,9 @@ def option(default, help: str):
 @dataclass
 class TrainConfig:
     preset: str = option("vanilla-cpu", f"the model: one of {', '.join(sorted(PRESETS))} (vle_core/config.py)")
-    data: str = option("bsds", f"training data: {SPEC_FORMS}; 'bsds' is BSDS500 train + val under $VLE_DATA (default ../shared/data)")
+    data: str = option(
+        "bsds", f"training data: {SPEC_FORMS}; 'bsds' is BSDS500 train + val under $VLE_DATA (default ../shared/data)"
+    )
     out: str = option("runs/vle", "the run folder: state.pt, model/, log.jsonl, samples/")
     steps: int = option(20_000, "train until this step (a resumed run may raise it)")
     batch: int = option(16, "images per step, per process")
@@ -71,17 +73,27 @@ class TrainConfig:
     max_tokens: int = option(4, "most tokens per image")
     tokens_every: int = option(2000, "the token count's centre moves up one token every this many steps (Section 3.2)")
     tokens_spread: float = option(1.0, "standard deviation of the token count around its centre")
-    token_weights: str = option("", "loss weights of token counts 1, 2, ..., comma-separated, the last repeating (a vanilla VLE); empty: all 1")
+    token_weights: str = option(
+        "", "loss weights of token counts 1, 2, ..., comma-separated, the last repeating (a vanilla VLE); empty: all 1"
+    )
     seed: int = option(2023, "random seed (the authors')")
     device: str = option("auto", "auto (cuda, then mps, then cpu), or a torch device")
     precision: str = option("auto", "auto: bf16 autocast on CUDA, float32 elsewhere; or fp32, bf16")
-    workers: int = option(-1, "DataLoader worker processes; -1: 8 on CUDA, 0 (crops drawn in the training process, exact resumption) elsewhere")
+    workers: int = option(
+        -1,
+        "DataLoader worker processes; -1: 8 on CUDA, 0 (crops drawn in the training process, exact resumption) "
+        "elsewhere",
+    )
     compile: bool = option(False, "torch.compile the encoder and decoder (GPU runs; the first steps are slow)")
     log_every: int = option(10, "steps between lines of log.jsonl")
     save_every: int = option(500, "steps between saves of state.pt and model/")
     sample_every: int = option(1000, "steps between sample sheets in samples/")
-    init: str = option("", "a checkpoint folder whose weights a new run starts from (same preset); the optimiser starts afresh")
-    minutes: float = option(0.0, "stop, saved, after this many minutes of training in this process (a lent GPU's time); 0: no limit")
+    init: str = option(
+        "", "a checkpoint folder whose weights a new run starts from (same preset); the optimiser starts afresh"
+    )
+    minutes: float = option(
+        0.0, "stop, saved, after this many minutes of training in this process (a lent GPU's time); 0: no limit"
+    )
 
 
 def token_count(step: int, cfg: TrainConfig, low: int) -> int:
@@ -148,12 +160,17 @@ def new_identity_weights(initial, model) -> list[str] | None:
     added = sorted(set(want) - set(have))
     grown = set(grown_stage_tables(initial, model))
     starts_alike = (".film", ".context.", "own_encoders.", "own_decoders.")
-    if set(have) - set(want) or any(have[name] != want[name] for name in have if name not in grown) or not all(any(part in name for part in starts_alike) for name in added):
+    if (
+        set(have) - set(want)
+        or any(have[name] != want[name] for name in have if name not in grown)
+        or not all(any(part in name for part in starts_alike) for name in added)
+    ):
         return None
     return added
 
 
-STAGE_TABLES = ("stage_embedding.weight", "linear.weight", ".film1.weight", ".film2.weight", ".film.weight")  # one row per stage (nets.Stage*)
+# one row per stage (nets.Stage*)
+STAGE_TABLES = ("stage_embedding.weight", "linear.weight", ".film1.weight", ".film2.weight", ".film.weight")
 
 
 def grown_stage_tables(initial, model) -> list[str]:
@@ -185,7 +202,8 @@ def load_with_grown_stages(initial, model, grown: list[str]) -> None:
         state[name] = rows
     model.load_state_dict(state, strict=False)
     for i, (encoder, decoder) in enumerate(model.coders()[1:]):
-        if not any(name.startswith(f"own_encoders.{i}.") for name in state):  # a token the checkpoint coded with its shared pair
+        # a token the checkpoint coded with its shared pair
+        if not any(name.startswith(f"own_encoders.{i}.") for name in state):
             encoder.load_state_dict(model.encoder.state_dict())
             decoder.load_state_dict(model.decoder.state_dict())
 
@@ -199,7 +217,15 @@ def batches(data, batch: int, sampler: torch.Generator, workers: int, pin_memory
         while True:
             yield torch.stack([data[int(i)] for i in torch.randint(len(data), (batch,), generator=sampler)])
     indices = RandomSampler(data, replacement=True, num_samples=2**62, generator=sampler)
-    yield from DataLoader(data, batch_size=batch, sampler=indices, num_workers=workers, pin_memory=pin_memory, persistent_workers=True, drop_last=True)
+    yield from DataLoader(
+        data,
+        batch_size=batch,
+        sampler=indices,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=True,
+        drop_last=True,
+    )
 
 
 def rng_states(sampler: torch.Generator) -> dict:
@@ -318,7 +344,8 @@ def start_from(initial, raw_model, grown: list[str], cfg: TrainConfig, master: b
     added = new_identity_weights(initial, raw_model)
     if type(initial.config) is not type(raw_model.config) or added is None:
         raise SystemExit(
-            f"--init {cfg.init} holds a different model than preset {cfg.preset}: {initial.config} != {raw_model.config}"
+            f"--init {cfg.init} holds a different model than preset {cfg.preset}: {initial.config} != "
+            f"{raw_model.config}"
         )
     load_with_grown_stages(initial, raw_model, grown)  # settings without weights (S's) are the preset's
     if added and master:
@@ -328,8 +355,8 @@ def start_from(initial, raw_model, grown: list[str], cfg: TrainConfig, master: b
         )
     if grown and master:
         print(
-            f"--init: {initial.config.stages} stages grown to {raw_model.config.stages}: new stages start as the "
-            "last one, with the next patch-PCA components"
+            f"--init: {initial.config.stages} stages grown to {raw_model.config.stages}: new stages start as the last "
+            "one, with the next patch-PCA components"
         )
 
 
@@ -375,7 +402,9 @@ def prepare_model(run: Run) -> None:
             decoder.compile()
     # A step with fewer tokens than own_stages leaves the later tokens' own E and D without gradients
     unused = bool(run.model_config.own_stages)
-    run.model = DistributedDataParallel(run.raw_model, find_unused_parameters=unused) if run.process.ddp else run.raw_model
+    run.model = (
+        DistributedDataParallel(run.raw_model, find_unused_parameters=unused) if run.process.ddp else run.raw_model
+    )
 
 
 def optimisation_step(run: Run, stream, autocast) -> tuple[dict, int, float]:
@@ -411,8 +440,8 @@ def stop_unless_finite(run: Run, loss: torch.Tensor) -> None:
     if not finite.item():
         saved = f"; --resume continues {run.out} from its last save" if (run.out / "state.pt").exists() else ""
         raise SystemExit(
-            f"the loss is not finite ({float(loss.detach()):g}) at step {run.step}: training stops unsaved{saved} "
-            "(a lower --lr or a --grad-clip may help)"
+            f"the loss is not finite ({float(loss.detach()):g}) at step {run.step}: training stops unsaved{saved} (a "
+            "lower --lr or a --grad-clip may help)"
         )
 
 
@@ -424,7 +453,12 @@ def log_step(run: Run, bar, losses: dict, n_tokens: int, seconds: float) -> None
     bar.set_postfix(loss=f"{losses['loss'].item():.4f}", tokens=n_tokens, img_per_s=speed)
     if run.step % cfg.log_every:
         return
-    record = {"step": run.step, "tokens": n_tokens, "lr": learning_rate(run.step - 1, cfg), "seconds": round(seconds, 3)}
+    record = {
+        "step": run.step,
+        "tokens": n_tokens,
+        "lr": learning_rate(run.step - 1, cfg),
+        "seconds": round(seconds, 3),
+    }
     record.update({k: round(float(v.detach()), 6) for k, v in losses.items()})
     if process.cuda:
         record["gpu_peak_gib"] = round(torch.cuda.max_memory_allocated(process.device) / 2**30, 2)
@@ -510,7 +544,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
             stop_unless_finite(run, losses["loss"])
             if process.master:
                 log_step(run, bar, losses, n_tokens, seconds)
-            last = run.step == cfg.steps or (cfg.minutes > 0 and out_of_time(started, cfg.minutes, process.ddp, process.device))
+            last = run.step == cfg.steps or (
+                cfg.minutes > 0 and out_of_time(started, cfg.minutes, process.ddp, process.device)
+            )
             if run.step % cfg.save_every == 0 or last:
                 save(run)
             if process.master and (run.step % cfg.sample_every == 0 or last):
@@ -518,7 +554,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
             if last:
                 break
     if process.ddp:
-        dist.barrier()  # rank 0 may still be drawing samples; tearing gloo down under it aborted rank 1 once in a loaded test
+        dist.barrier()  # rank 0 may still be drawing samples: tearing gloo down under it can abort the others
         dist.destroy_process_group()
 
 
@@ -529,7 +565,10 @@ def resolve_config(given: dict, resume: bool) -> TrainConfig:
         return TrainConfig(**given)
     out = Path(given.get("out", TrainConfig.out))
     if not (out / "state.pt").is_file():
-        raise ValueError(f"no run to resume in {out} (no state.pt there): name the run's folder with --out, or start a new run without --resume")
+        raise ValueError(
+            f"no run to resume in {out} (no state.pt there): name the run's folder with --out, or start a new run "
+            "without --resume"
+        )
     saved_file = out / "train_config.json"
     saved = json.loads(saved_file.read_text()) if saved_file.is_file() else {}
     known = {f.name for f in fields(TrainConfig)}
@@ -537,14 +576,20 @@ def resolve_config(given: dict, resume: bool) -> TrainConfig:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m vle_core.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m vle_core.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     for f in fields(TrainConfig):
         flag, help = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (default: {f.default})"
         if f.type is bool or isinstance(f.default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help)
         else:
             parser.add_argument(flag, type=type(f.default), default=argparse.SUPPRESS, help=help)
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out with its saved settings; flags given with it override them")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out with its saved settings; flags given with it override them",
+    )
     given = vars(parser.parse_args(argv))
     resume = given.pop("resume")
     try:

@@ -34,8 +34,9 @@ class VanillaVLE(nn.Module):
 
     def encode_step(self, residual, taken=None, memory=None, stage=None, image=None):
         """residual: [B, 3, H, W], normalised per image and channel; stage: [B], the token step
-        (1-based; used by a staged VLE); taken and image are a masked VLE's (unused). Returns (z, memory, proposal): z [B, 4, H/8, W/8]; a
-        vanilla VLE has no memory and no proposal (both None)."""
+        (1-based; used by a staged VLE); taken and image are a masked VLE's (unused).
+        Returns (z, memory, proposal): z [B, 4, H/8, W/8]; a vanilla VLE has no memory and no
+        proposal (both None)."""
         z = by_stage(self.own_encoders, self.encoder, lambda encoder, x, n: encoder(x, stage=n)[0], residual, stage)
         return z, None, None
 
