@@ -7,8 +7,11 @@ from PIL import Image
 from scipy.io import savemat
 
 import vle_core
-from vle_core import edit_suites, evaluate, metrics
-from vle_core.evaluate import BASELINES, bsds_segmentation_suite, human_segmentations, scene_suite, tune_precursor
+from vle_core import edit_suites, evaluate, evaluation, metrics
+from vle_core.baselines import BASELINES
+from vle_core.data import human_segmentations
+from vle_core.evaluation import bsds_segmentation_suite, scene_suite, token_usage, tune_precursor
+from vle_core.pca import patches
 
 
 def write_ground_truth(path, segmentations):
@@ -111,18 +114,26 @@ def test_tune_precursor_scores_each_setting_on_train_and_val_only(tmp_path, monk
 
 @pytest.mark.parametrize(
     "extra, expected",
-    [([], evaluate.PRECURSOR_GRID), (["--rest-area", "0", "0.02"], [{"precursor_rest_area": 0.0}, {"precursor_rest_area": 0.02}])],
+    [
+        ([], evaluation.PRECURSOR_GRID),
+        (["--rest-area", "0", "0.02"], [{"precursor_rest_area": 0.0}, {"precursor_rest_area": 0.02}]),
+    ],
 )
 def test_the_tune_command_compares_seed_and_tolerance_or_the_rest_areas_asked(monkeypatch, extra, expected):
     asked = {}
-    monkeypatch.setattr(evaluate, "tune_precursor", lambda checkpoint, n_tokens, grid: asked.update(checkpoint=checkpoint, n_tokens=n_tokens, grid=grid))
+    monkeypatch.setattr(
+        evaluate,
+        "tune_precursor",
+        lambda checkpoint, n_tokens, grid: asked.update(checkpoint=checkpoint, n_tokens=n_tokens, grid=grid),
+    )
     evaluate.main(["CKPT", "--tune-precursor", "--tokens", "8", *extra])
     assert asked == {"checkpoint": "CKPT", "n_tokens": 8, "grid": expected}
 
 
 @pytest.mark.parametrize("method", sorted(BASELINES))
 def test_each_baseline_is_given_as_many_segments_as_asked(method):
-    image = np.zeros((80, 120, 3), np.float32)  # four flat quadrants, each larger than Felzenszwalb's min_size: four segments to find
+    # four flat quadrants, each larger than Felzenszwalb's min_size: four segments to find
+    image = np.zeros((80, 120, 3), np.float32)
     image[:40, 60:] = (0.9, 0.1, 0.1)
     image[40:, :60] = (0.1, 0.8, 0.2)
     image[40:, 60:] = (0.2, 0.2, 0.9)
@@ -159,8 +170,6 @@ def test_a_mask_suite_refuses_a_vanilla_model_before_any_progress_bar(capsys):
 
 
 def test_token_usage_finds_an_early_speck_and_the_background_token():
-    from vle_core.evaluate import token_usage
-
     labels = np.zeros((20, 20), int)
     labels[5:10, 5:10] = 1  # an object; the rest is background
     speck, obj, background = np.zeros((3, 20, 20))
@@ -168,7 +177,8 @@ def test_token_usage_finds_an_early_speck_and_the_background_token():
     obj[5:10, 5:10] = 1
     background[labels == 0] = 1
     assert token_usage(np.stack([speck, obj, background]), labels) == (True, 3)
-    assert token_usage(np.stack([background, obj, speck]), labels) == (False, 1)  # the speck comes once nothing larger is left
+    # the speck comes once nothing larger is left
+    assert token_usage(np.stack([background, obj, speck]), labels) == (False, 1)
     assert token_usage(np.stack([obj, speck]), labels) == (False, None)
 
 
@@ -180,15 +190,17 @@ def test_region_bound_is_what_lossless_region_tokens_would_rebuild():
 
     vle = vle_core.VLE(photo_model(), device="cpu")
     image = halves().astype(np.float32) / 255
-    one, two = (evaluate.region_bound(vle, [image], n) for n in (2, 3))
+    one, two = (evaluation.region_bound(vle, [image], n) for n in (2, 3))
     assert 0.45 < one["coverage"] <= 0.5 and two["coverage"] > 0.9
     first = metrics.psnr(image, vle.encode(image, 1).reconstructions[0])  # what token 1 drew
     assert first < one["bound"] < two["bound"] and two["bound"] > two["psnr"] + 3
-    assert evaluate.region_bound(vle, [image], 3, whole_from=vle)["bound_whole_from"] == pytest.approx(two["bound"])
+    assert evaluation.region_bound(vle, [image], 3, whole_from=vle)["bound_whole_from"] == pytest.approx(two["bound"])
     with pytest.raises(ValueError, match="region tokens"):
-        evaluate.region_bound(vle, [image], 1)
+        evaluation.region_bound(vle, [image], 1)
     with pytest.raises(ValueError, match="masked checkpoint"):
-        evaluate.region_bound(vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny")), device="cpu"), [image], 3)
+        evaluation.region_bound(
+            vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny")), device="cpu"), [image], 3
+        )
 
 
 def test_linear_regions_spend_a_tokens_values_where_the_format_puts_them():
@@ -201,23 +213,24 @@ def test_linear_regions_spend_a_tokens_values_where_the_format_puts_them():
     region = np.zeros((16, 32))
     region[:, :8] = 1  # the first column of patches: 2 of the 8
     region[0, 0] = 0  # a pixel of it the proposal leaves out
-    residual = evaluate.patches(image - start)
+    residual = patches(image - start)
 
     def kept(rebuilt, n):  # per patch: is the rebuilt patch the start plus the residual's first n components?
-        ours = evaluate.patches(rebuilt - start)
-        return [np.allclose(ours[i][3:], np.r_[residual[i][:n], np.zeros(192 - n)][3:]) for i in range(8)]  # less pixel (0, 0)
+        ours = patches(rebuilt - start)
+        # [3:]: all but pixel (0, 0), which the proposal leaves out
+        return [np.allclose(ours[i][3:], np.r_[residual[i][:n], np.zeros(192 - n)][3:]) for i in range(8)]
 
     basis = np.eye(192)
-    frame = evaluate.linear_regions(image, start, [region], basis, dense=False)
-    dense = evaluate.linear_regions(image, start, [region], basis, dense=True)
-    twice = evaluate.linear_regions(image, start, [region, region], basis, dense=False)
+    frame = evaluation.linear_regions(image, start, [region], basis, dense=False)
+    dense = evaluation.linear_regions(image, start, [region], basis, dense=True)
+    twice = evaluation.linear_regions(image, start, [region, region], basis, dense=False)
     assert kept(frame, 4) == [True, False, False, False, True, False, False, False]
     assert kept(dense, 16) == kept(frame, 4) and not any(kept(frame, 16))  # 8 patches x 4 values on 2 patches
     assert kept(twice, 8) == kept(frame, 4)  # the second token coded components 5-8, not 1-4 again
     outside = region == 0
     for rebuilt in (frame, dense, twice):
         np.testing.assert_array_equal(rebuilt[outside], start[outside])
-    everywhere = evaluate.linear_regions(image, start, [np.ones((16, 32))], basis, dense=True)
+    everywhere = evaluation.linear_regions(image, start, [np.ones((16, 32))], basis, dense=True)
     assert all(kept(everywhere, 4))  # a whole-image proposal: dense is the frame
 
 
@@ -228,12 +241,12 @@ def test_region_bound_with_a_basis_scores_the_three_ways_to_spend_the_values():
 
     vle = vle_core.VLE(photo_model(), device="cpu")
     image = halves().astype(np.float32) / 255
-    basis = evaluate.residual_basis(vle, [image])
+    basis = evaluation.residual_basis(vle, [image])
     assert basis.shape == (192, 192) and np.allclose(basis.T @ basis, np.eye(192), atol=1e-8)
-    result = evaluate.region_bound(vle, [image], 2, basis=basis)
+    result = evaluation.region_bound(vle, [image], 2, basis=basis)
     assert {"linear_whole", "linear_frame", "linear_dense"} <= set(result)
     assert result["linear_frame"] < result["linear_dense"] <= result["bound"] + 1e-6
-    assert "linear_whole" not in evaluate.region_bound(vle, [image], 2)
+    assert "linear_whole" not in evaluation.region_bound(vle, [image], 2)
 
 
 def test_precursor_settings_change_s_on_the_trained_model_by_name_and_type(masked_tiny, capsys, monkeypatch):
@@ -251,7 +264,11 @@ def test_precursor_settings_change_s_on_the_trained_model_by_name_and_type(maske
         evaluate.precursor_settings(["tau=1"], vle_core.preset("vanilla-tiny"))
     seen = {}
     monkeypatch.setattr(evaluate, "load_vle", lambda *a, **k: masked_tiny)
-    monkeypatch.setattr(evaluate, "run_suite", lambda suite, vle, n, every: seen.update(tau=vle.model.config.precursor_tau) or {"ari": 0.5})
+    monkeypatch.setattr(
+        evaluate,
+        "run_suite",
+        lambda suite, vle, n, every: seen.update(tau=vle.model.config.precursor_tau) or {"ari": 0.5},
+    )
     evaluate.main(["ckpt", "--suite", "bsds-seg", "--precursor", "tau=0.25"])
     assert seen == {"tau": 0.25} and "ari: 0.500" in capsys.readouterr().out
 
@@ -259,7 +276,14 @@ def test_precursor_settings_change_s_on_the_trained_model_by_name_and_type(maske
 def test_the_edits_suite_scores_against_the_scenes_drawn_edited(masked_tiny):
     result = edit_suites.edits_suite(masked_tiny, n_tokens=3, n_scenes=3, size=32)
     assert result["scenes"] == 3 and 0 <= result["iou"] <= 1
-    for key in ("psnr_plain", "removed_psnr", "removed_psnr_left", "removed_psnr_left_paper", "moved_psnr", "moved_psnr_region"):
+    for key in (
+        "psnr_plain",
+        "removed_psnr",
+        "removed_psnr_left",
+        "removed_psnr_left_paper",
+        "moved_psnr",
+        "moved_psnr_region",
+    ):
         assert np.isfinite(result[key]), key
     assert result["removed_gap"] == pytest.approx(result["psnr_plain"] - result["removed_psnr"])
     tuned = edit_suites.tune_object_from(masked_tiny, thresholds=(0.2, 0.5), n_scenes=2, n_tokens=3, size=32)

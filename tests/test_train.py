@@ -200,3 +200,33 @@ def test_cuda_run_with_bf16_channels_last_workers_and_compile(tmp_path):
     vle = vle_core.load_vle(out / "model", device="cuda")
     encoding = vle.encode(np.random.default_rng(0).random((32, 32, 3), dtype=np.float32), 3)
     assert np.isfinite(encoding.reconstructions).all()
+
+
+def test_a_non_finite_loss_stops_the_run_unsaved_with_one_line(tmp_path, monkeypatch, capsys):
+    """A loss that turns nan stops training at that step; state.pt keeps the last save, from which
+    --resume continues."""
+    import vle_core.train as training
+
+    calls = []
+
+    def nan_from_the_fifth(*args, **kwargs):
+        losses = vle_core.vle_loss(*args, **kwargs)
+        calls.append(None)
+        return {**losses, "loss": losses["loss"] * float("nan")} if len(calls) >= 5 else losses
+
+    monkeypatch.setattr(training, "vle_loss", nan_from_the_fifth)
+    out = tmp_path / "run"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    with pytest.raises(SystemExit) as stop:
+        training.main([*flags, f"--out={out}", "--steps=6"])
+    message = str(stop.value.code)
+    assert "not finite" in message and "step 5" in message and "--resume" in message and "\n" not in message
+    assert torch.load(out / "state.pt", weights_only=True)["step"] == 3  # the last save, not the spoilt step
+    logged = [r["step"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert logged == [1, 2, 3, 4]
+
+
+def test_a_diverging_run_stops_at_its_first_non_finite_loss(tmp_path):
+    with pytest.raises(SystemExit, match="the loss is not finite .* at step 2: training stops unsaved"):
+        train(TrainConfig(**{**TINY, "warmup": 1}, out=str(tmp_path / "run"), steps=6, lr=1e30, grad_clip=0.0))
+    assert not (tmp_path / "run" / "state.pt").exists()

@@ -113,7 +113,7 @@ def load_vle(source, device: str = "auto") -> VLE:
     path = resolve(source)
     model, meta = read_checkpoint(path)
     # Channels-last (NHWC) weights: oneDNN's CPU convolutions, 80% of an encode, run faster on them
-    # (8 tokens at 256x256: 478 -> 340 ms on 2 cores, see benchmark.py). Only here, where a model
+    # (8 tokens at 256x256: 478 -> 340 ms on 2 cores, see benchmarks/benchmark.py). Only here, where a model
     # is built for inference: a training model keeps the layout its optimiser state was made with.
     model = model.to(memory_format=torch.channels_last)
     return VLE(model, device=device, card=meta["card"], training=meta["training"])

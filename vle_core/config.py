@@ -16,14 +16,16 @@ class VLEConfig:
 
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2, 4, 4)  # one level per entry, a 2x downsampling between levels
-    stem: int = 1  # space-to-depth factor before the first convolution; 2 skips the full-resolution stage, which dominates CPU time
+    # Space-to-depth factor before the first convolution; 2 skips the full-resolution stage, which dominates CPU time
+    stem: int = 1
     blocks_per_level: int = 1
     # The decoder's upsampling convolution runs at the finer level's resolution: True makes it narrow
     # to the finer level's width there (as the encoder's downsampling keeps the coarser width), which
     # halves its cost and lets the finer level's blocks run at their own width (bench.py).
     narrow_upsampling: bool = False
     latent_channels: int = 4  # the authors' log: 3 latent channels collapsed the masks, 4 worked
-    attention: bool = False  # authors' mid-stage self-attention; it couples all positions, so token relocation becomes approximate
+    # authors' mid-stage self-attention; it couples all positions, so token relocation becomes approximate
+    attention: bool = False
     dropout: float = 0.0
     psnr_loss: bool = False  # train on mean log-MSE (= -PSNR) over token counts instead of Eq. (3); see losses.py
     # 0: one E and D for every token, as the paper. k > 0: a *staged* VLE, whose E and D know which token
@@ -51,7 +53,8 @@ class VLEConfig:
         object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
         if self.stem not in (1, 2, 4, 8) or self.stem * 2 ** (len(self.channel_mults) - 1) != DOWNSAMPLING:
             raise ValueError(
-                f"stem {self.stem} and {len(self.channel_mults)} levels (channel_mults) must make {DOWNSAMPLING}x downsampling: stem x 2^(levels-1) = {DOWNSAMPLING}"
+                f"stem {self.stem} and {len(self.channel_mults)} levels (channel_mults) must make {DOWNSAMPLING}x "
+                f"downsampling: stem x 2^(levels-1) = {DOWNSAMPLING}"
             )
         if min(self.base_channels, self.blocks_per_level + 1, self.latent_channels, *self.channel_mults) < 1:
             raise ValueError(f"channel counts and multipliers must be positive: {self}")
@@ -60,7 +63,9 @@ class VLEConfig:
         if self.stages < 0:
             raise ValueError(f"stages must be 0 (E and D shared by every token) or positive, got {self.stages}")
         if self.own_stages < 0:
-            raise ValueError(f"own_stages counts tokens with an E and D of their own, 0 for none, got {self.own_stages}")
+            raise ValueError(
+                f"own_stages counts tokens with an E and D of their own, 0 for none, got {self.own_stages}"
+            )
         if self.stage_film and not self.stages:
             raise ValueError("stage_film scales features per token stage: it needs a staged VLE (stages > 0)")
 
@@ -76,21 +81,29 @@ class VLEConfig:
 class MaskedVLEConfig(VLEConfig):
     """Masked VLE (Algorithm 2): adds the precursor S, a conv-LSTM memory and a mask per token."""
 
-    memory_channels: int = 64  # conv-LSTM hidden channels, right after the encoder's first convolution (authors: 32 in, 64 hidden)
+    # conv-LSTM hidden channels, right after the encoder's first convolution (authors: 32 in, 64 hidden)
+    memory_channels: int = 64
     # S: "grown", a weightless region grower (nets.Precursor, the precursor_* settings below), or
     # "learned", the paper's small network trained with E and D (nets.LearnedPrecursor).
     precursor: str = "grown"
-    precursor_seed: str = "strongest"  # where S starts a region: "strongest" residual (matching pursuit), "largest" colour cluster (photos), or the colour cluster with the most residual "energy"
+    # Where S starts a region: the "strongest" residual (matching pursuit), the "largest" colour cluster
+    # (photos), or the colour cluster with the most residual "energy"
+    precursor_seed: str = "strongest"
     precursor_sigma: float = 0.8  # S joins neighbours whose residual colours differ by less (normalised units)
     precursor_tau: float = 1e3  # S's colour tolerance to the seed; large: none
-    precursor_smoothing: int = 1  # S sees the residual box-blurred over this many pixels, so texture does not break regions
-    precursor_min_area: float = 0.0  # S passes over a seed whose region covers less of the image while another grows larger (nets.Precursor)
-    precursor_tries: int = 4  # with min_area: seeds S tries for a region that large before it falls back to the largest colour group
+    # S sees the residual box-blurred over this many pixels, so texture does not break regions
+    precursor_smoothing: int = 1
+    # S passes over a seed whose region covers less of the image than this while another grows larger (nets.Precursor)
+    precursor_min_area: float = 0.0
+    # with min_area: seeds S tries for a region that large before it falls back to the largest colour group
+    precursor_tries: int = 4
     # Where the region S grows would cover less of the image than this, S proposes all that is left
     # free instead: the rest of the image in one token, so that what no region claimed (a photo's many
     # small regions) is coded too, not left as the whole-image tokens drew it. 0: never.
     precursor_rest_area: float = 0.0
-    precursor_input: str = "residual"  # what S groups: the "residual" (matching pursuit) or the "image" itself (regions of the photo, whatever is left to rebuild in them)
+    # What S groups: the "residual" (matching pursuit) or the "image" itself (regions of the photo,
+    # whatever is left to rebuild in them)
+    precursor_input: str = "residual"
     # Once earlier tokens' proposals cover this share of the image, S starts a new pass: it forgets
     # what was taken, and later tokens refine regions already coded (loop.residual_loop). 0: never;
     # S then has nothing left to propose once the image is covered.
@@ -106,7 +119,8 @@ class MaskedVLEConfig(VLEConfig):
     stage_by_pass: bool = False
     mask_loss_k: float = 5.0  # k in exp(-k * MSE), the authors' value
     mask_loss_weight: float = 1.0  # the distinctness terms, Eq. (5) and the authors' fix
-    mask_match_weight: float = 1.0  # a token's decoded mask against S's proposal (as MONet ties its decoded masks to its attention)
+    # a token's decoded mask against S's proposal (as MONet ties its decoded masks to its attention)
+    mask_match_weight: float = 1.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -115,9 +129,14 @@ class MaskedVLEConfig(VLEConfig):
         if self.whole_tokens < 0:
             raise ValueError(f"whole_tokens must be 0 or more, got {self.whole_tokens}")
         if self.whole_tokens and not self.precursor_new_pass:
-            raise ValueError("whole-image tokens cover the image: set precursor_new_pass (e.g. 0.9) so S starts over after them")
+            raise ValueError(
+                "whole-image tokens cover the image: set precursor_new_pass (e.g. 0.9) so S starts over after them"
+            )
         if self.stage_by_pass and not (self.stages > self.whole_tokens and self.precursor_new_pass):
-            raise ValueError("stage_by_pass gives each pass of S a stage: it needs precursor_new_pass and more stages than whole_tokens")
+            raise ValueError(
+                "stage_by_pass gives each pass of S a stage: it needs precursor_new_pass and more stages than "
+                "whole_tokens"
+            )
         if not 0.0 <= self.precursor_new_pass <= 1.0:
             raise ValueError(f"precursor_new_pass is a share of the image in [0, 1], got {self.precursor_new_pass}")
         if not 0.0 <= self.precursor_rest_area <= 1.0:
@@ -142,7 +161,7 @@ PRESETS: dict[str, VLEConfig] = {
     "vanilla-paper": VLEConfig(blocks_per_level=4, attention=True, dropout=0.1),
     "masked-paper": MaskedVLEConfig(blocks_per_level=4, attention=True, dropout=0.1),
     # Sized to learn in a few CPU-hours and to encode a 256x256 image in about half a second on
-    # 2 cores: space-to-depth by 2 replaces the full-resolution stage (figures: benchmark.py).
+    # 2 cores: space-to-depth by 2 replaces the full-resolution stage (figures: benchmarks/benchmark.py).
     "vanilla-cpu": VLEConfig(base_channels=48, channel_mults=(1, 2, 4), stem=2, psnr_loss=True),
     # The same, staged: 48 stages of 4 components are a whole 192-value patch basis, so token 48 can
     # still add what no earlier one coded. Training starts it as patch-PCA (train.py).
@@ -150,26 +169,63 @@ PRESETS: dict[str, VLEConfig] = {
     # A quarter of vanilla-cpu-staged's FLOPs per pixel (3.4 instead of 15.4 GFLOP per token at 256x256):
     # space-to-depth by 4 replaces both fine levels, so every convolution runs at 1/4 or 1/8 resolution,
     # and the decoder narrows as it upsamples. Staged and started as patch-PCA, as vanilla-cpu-staged.
-    "vanilla-cpu-light": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48),
+    "vanilla-cpu-light": VLEConfig(
+        base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48
+    ),
     # The same, with a scale and shift per stage in every residual block (stage_film): a non-linear path of
-    # each token's own, for the late tokens. Continues a vanilla-cpu-light checkpoint (train.py --init), unchanged at first.
-    "vanilla-cpu-light-film": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48, stage_film=True),
+    # each token's own, for the late tokens. Continues a vanilla-cpu-light checkpoint (train.py --init),
+    # unchanged at first.
+    "vanilla-cpu-light-film": VLEConfig(
+        base_channels=64,
+        channel_mults=(1, 2),
+        stem=4,
+        narrow_upsampling=True,
+        psnr_loss=True,
+        stages=48,
+        stage_film=True,
+    ),
     # The same, with an E and D of its own for each of tokens 1-8 (own_stages): same FLOPs per token,
     # 9x the weights. Continues a vanilla-cpu-light-film checkpoint (train.py --init), unchanged at first.
-    "vanilla-cpu-light-own": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48, stage_film=True, own_stages=8),
+    "vanilla-cpu-light-own": VLEConfig(
+        base_channels=64,
+        channel_mults=(1, 2),
+        stem=4,
+        narrow_upsampling=True,
+        psnr_loss=True,
+        stages=48,
+        stage_film=True,
+        own_stages=8,
+    ),
     # The same, seeing farther at the latent level (context), to compare: measured and left out (docs/experiments.md).
     # Continues a vanilla-cpu-light-film checkpoint (train.py --init), unchanged at first.
-    "vanilla-cpu-light-context": VLEConfig(base_channels=64, channel_mults=(1, 2), stem=4, narrow_upsampling=True, psnr_loss=True, stages=48, stage_film=True, context=64),
+    "vanilla-cpu-light-context": VLEConfig(
+        base_channels=64,
+        channel_mults=(1, 2),
+        stem=4,
+        narrow_upsampling=True,
+        psnr_loss=True,
+        stages=48,
+        stage_film=True,
+        context=64,
+    ),
     # mask_loss_weight 0: S's regions never enter what earlier tokens took, so Eq. (5)'s distinctness is built in,
     # and its "no empty mask" half pushes a small object's mask to cover the image (docs/design.md).
-    "masked-cpu": MaskedVLEConfig(base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32, mask_loss_weight=0.0),
+    "masked-cpu": MaskedVLEConfig(
+        base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32, mask_loss_weight=0.0
+    ),
     # The same weights, and an S that passes over specks (anti-aliased rims, highlights) while a
     # larger region is left, so objects and the background get tokens first. Its threshold, 1.5%,
     # keeps a margin over the 1% the scenes suite calls a speck: a decoded mask comes out a little
     # smaller than its proposal. After 8 seeds that all grew specks, S proposes the largest free
     # colour group, which on a scene is the background (normalised, the weakest residual).
     "masked-cpu-scenes": MaskedVLEConfig(
-        base_channels=32, channel_mults=(1, 2, 4), stem=2, memory_channels=32, mask_loss_weight=0.0, precursor_min_area=0.015, precursor_tries=8
+        base_channels=32,
+        channel_mults=(1, 2, 4),
+        stem=2,
+        memory_channels=32,
+        mask_loss_weight=0.0,
+        precursor_min_area=0.015,
+        precursor_tries=8,
     ),
     # For photos: S starts at the largest colour cluster, sees through a 9-pixel blur and stays within 0.7 of the
     # seed's colour, so that regions follow what people outline (settings chosen on BSDS500 train: docs/experiments.md).
@@ -188,7 +244,8 @@ PRESETS: dict[str, VLEConfig] = {
     # every later token refines one of S's regions of the photo itself, the largest free colour group first,
     # passing over regions under 1% while larger ones are left, and a new pass once 90% is covered.
     # E and D are vanilla-cpu-light's, staged: a stage per whole-image token and one for the region tokens
-    # (train.py starts them as patch-PCA). S's seed and tolerance were chosen on BSDS500 train + val (docs/experiments.md).
+    # (train.py starts them as patch-PCA). S's seed and tolerance were chosen on BSDS500 train + val
+    # (docs/experiments.md).
     "masked-cpu-light-photos": MaskedVLEConfig(
         base_channels=64,
         channel_mults=(1, 2),
@@ -211,8 +268,12 @@ PRESETS: dict[str, VLEConfig] = {
     "vanilla-tiny": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2)),
     "vanilla-tiny-staged": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3),
     "vanilla-tiny-staged-film": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3, stage_film=True),
-    "vanilla-tiny-staged-context": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3, stage_film=True, context=8),
-    "vanilla-tiny-staged-own": VLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), stages=3, stage_film=True, own_stages=2),
+    "vanilla-tiny-staged-context": VLEConfig(
+        base_channels=8, channel_mults=(1, 1, 2, 2), stages=3, stage_film=True, context=8
+    ),
+    "vanilla-tiny-staged-own": VLEConfig(
+        base_channels=8, channel_mults=(1, 1, 2, 2), stages=3, stage_film=True, own_stages=2
+    ),
     "masked-tiny": MaskedVLEConfig(base_channels=8, channel_mults=(1, 1, 2, 2), memory_channels=8),
     "masked-tiny-photos": MaskedVLEConfig(
         base_channels=8,
@@ -234,15 +295,23 @@ PRESETS: dict[str, VLEConfig] = {
 # masked-natural with a token for the rest of the image (where S's next region would cover under 2%, S proposes
 # all that is left) and a stage per pass of S (stage_by_pass), so that what no region took is coded too. Continues
 # masked-natural's weights (train.py --init); measured and not shipped (docs/experiments.md).
-PRESETS["masked-cpu-light-photos-rest"] = replace(PRESETS["masked-cpu-light-photos"], precursor_rest_area=0.02, stages=6, stage_by_pass=True)
-PRESETS["masked-tiny-photos-rest"] = replace(PRESETS["masked-tiny-photos"], precursor_rest_area=0.05, stages=4, stage_by_pass=True)
+PRESETS["masked-cpu-light-photos-rest"] = replace(
+    PRESETS["masked-cpu-light-photos"], precursor_rest_area=0.02, stages=6, stage_by_pass=True
+)
+PRESETS["masked-tiny-photos-rest"] = replace(
+    PRESETS["masked-tiny-photos"], precursor_rest_area=0.05, stages=4, stage_by_pass=True
+)
 
 # The paper's design of S, for comparison with the weightless one: the same model and recipe with a
 # learned S (a small network on the residual and what is taken), and the authors' distinctness
 # terms on its proposals, its only push away from proposing everything that is left.
-PRESETS["masked-cpu-light-photos-learned-s"] = replace(PRESETS["masked-cpu-light-photos"], precursor="learned", precursor_input="residual", mask_loss_weight=1.0)
+PRESETS["masked-cpu-light-photos-learned-s"] = replace(
+    PRESETS["masked-cpu-light-photos"], precursor="learned", precursor_input="residual", mask_loss_weight=1.0
+)
 # The paper's masked VLE whole: Section 3.1's E and D and its learned S, for a GPU (256 px crops).
-PRESETS["masked-paper-learned-s"] = replace(PRESETS["masked-paper"], precursor="learned", precursor_input="residual", mask_loss_weight=1.0)
+PRESETS["masked-paper-learned-s"] = replace(
+    PRESETS["masked-paper"], precursor="learned", precursor_input="residual", mask_loss_weight=1.0
+)
 
 
 def preset(name: str, **overrides) -> VLEConfig:

@@ -1,4 +1,5 @@
-"""Training images: random crops from photo folders, synthetic scenes, or both.
+"""Training images: random crops from photo folders, synthetic scenes, or both; and the paths of
+the evaluation's photos, read in place.
 
 Every dataset returned by `resolve_data` yields a single float32 tensor [3, crop, crop] in
 [-1, 1] per item (synthetic scenes drop their labels here; use `scenes.SceneSet` directly
@@ -57,12 +58,29 @@ def read_image(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
 
 
+def use_data(folder: str | None) -> None:
+    """--data DIR: the data root for this process and any it starts (data_root() reads $VLE_DATA)."""
+    if folder:
+        os.environ["VLE_DATA"] = str(folder)
+
+
 def kodak_paths() -> list[Path]:
     return image_paths(data_root() / "kodak")
 
 
 def bsds_test_paths() -> list[Path]:
     return image_paths(data_root() / "bsds500" / "images" / "test", "*.jpg")
+
+
+def train_val_paths() -> list[Path]:
+    """BSDS500 train + val photos, where settings are picked (test stays held out)."""
+    root = data_root() / "bsds500" / "images"
+    return image_paths(root / "train", "*.jpg") + image_paths(root / "val", "*.jpg")
+
+
+def bsds_training_images() -> list[np.ndarray]:
+    """BSDS500 train + val photos, HxWx3 float32 in [0, 1]: what the patch-PCA baseline is fitted on."""
+    return [read_image(path) for path in train_val_paths()]
 
 
 def ground_truth_path(image_path: Path) -> Path:
@@ -177,7 +195,10 @@ def resolve_data(spec: str, crop: int, length: int | None) -> Dataset:
         if part == "bsds":
             images = data_root() / "bsds500" / "images"
             if not images.is_dir():
-                raise FileNotFoundError(f"BSDS500 not found: no folder {images}. Set VLE_DATA to the folder that holds bsds500/ (default: ../shared/data beside the repository)")
+                raise FileNotFoundError(
+                    f"BSDS500 not found: no folder {images}. Set VLE_DATA to the folder that holds bsds500/ (default: "
+                    "../shared/data beside the repository)"
+                )
             datasets.append(ImageFolder([images / "train", images / "val"], crop, length))
         elif part == "scenes":
             scenes = SceneSet(length or 100_000, size=crop, seed=TRAIN_SEED)

@@ -18,7 +18,8 @@ from .tokens import Tokens, latent_grid
 
 
 def token_indices(tokens: Tokens, indices) -> list[int]:
-    """0-based indices into `tokens` (negative ones count from the end), checked: a ValueError names one out of range."""
+    """0-based indices into `tokens` (negative ones count from the end), checked: a ValueError names
+    one out of range."""
     indices = [indices] if isinstance(indices, int) else list(indices)
     for i in indices:
         if not -len(tokens) <= i < len(tokens):
@@ -108,14 +109,20 @@ def transplant(tokens: Tokens, donor: Tokens, donor_index: int, dx: float = 0.0,
     (j,) = token_indices(donor, donor_index)
     if donor.latents.shape[1] != tokens.latents.shape[1]:
         raise ValueError(
-            f"the donor tokens have {donor.latents.shape[1]} latent channels, these have {tokens.latents.shape[1]}: they come from different models"
+            f"the donor tokens have {donor.latents.shape[1]} latent channels, these have {tokens.latents.shape[1]}: "
+            "they come from different models"
         )
     C, h, w = tokens.latents.shape[1:]
     z = torch.zeros(C, h, w)
     dh, dw = min(h, donor.latents.shape[2]), min(w, donor.latents.shape[3])
     z[:, :dh, :dw] = donor.latents[j, :, :dh, :dw]
     z = shift_latent(z, dx / DOWNSAMPLING, dy / DOWNSAMPLING)
-    return Tokens.cat([tokens, Tokens(z[None], donor.mean[j : j + 1], donor.std[j : j + 1], tokens.image_size, donor.stage[j : j + 1])])
+    return Tokens.cat(
+        [
+            tokens,
+            Tokens(z[None], donor.mean[j : j + 1], donor.std[j : j + 1], tokens.image_size, donor.stage[j : j + 1]),
+        ]
+    )
 
 
 def scatter_offsets(n: int, image_size: tuple[int, int], seed: int = 0) -> list[tuple[int, int]]:
@@ -131,7 +138,9 @@ def scatter(tokens: Tokens, seed: int = 0, vacated: str = "zeros") -> Tokens:
     """Move every token by its own `scatter_offsets` move. vacated: as translate."""
     offsets = scatter_offsets(len(tokens), tokens.image_size, seed)
     latents = (
-        torch.stack([_shift(z, dx / DOWNSAMPLING, dy / DOWNSAMPLING, vacated) for z, (dx, dy) in zip(tokens.latents, offsets)])
+        torch.stack(
+            [_shift(z, dx / DOWNSAMPLING, dy / DOWNSAMPLING, vacated) for z, (dx, dy) in zip(tokens.latents, offsets)]
+        )
         if len(tokens)
         else tokens.latents.clone()
     )
@@ -144,7 +153,9 @@ def shift_pixels(picture: np.ndarray, dx: int, dy: int) -> np.ndarray:
     out = np.zeros_like(picture)
     H, W = picture.shape[:2]
     if abs(dx) < W and abs(dy) < H:
-        out[max(dy, 0) : H + min(dy, 0), max(dx, 0) : W + min(dx, 0)] = picture[max(-dy, 0) : H + min(-dy, 0), max(-dx, 0) : W + min(-dx, 0)]
+        out[max(dy, 0) : H + min(dy, 0), max(dx, 0) : W + min(dx, 0)] = picture[
+            max(-dy, 0) : H + min(-dy, 0), max(-dx, 0) : W + min(-dx, 0)
+        ]
     return out
 
 
@@ -156,7 +167,12 @@ EDGE = 4.0  # a moved object's alpha is its mask sharpened about OBJECT_FROM by 
 
 
 def layered(
-    picture: np.ndarray, masks: np.ndarray, contributions: np.ndarray, on: list[bool], offsets: list[tuple[int, int]], object_from: float = OBJECT_FROM
+    picture: np.ndarray,
+    masks: np.ndarray,
+    contributions: np.ndarray,
+    on: list[bool],
+    offsets: list[tuple[int, int]],
+    object_from: float = OBJECT_FROM,
 ) -> np.ndarray:
     """Object edits on a picture: each region token's object is a layer, the picture under its mask.
 

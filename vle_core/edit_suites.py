@@ -97,7 +97,9 @@ def scene_edit(vle, seed: int, rng: np.random.Generator, n_tokens: int, size: in
 def edits_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64) -> dict:
     """Removing and moving each held-out scene's top-most object (module docstring)."""
     if vle.kind != "masked":
-        raise ValueError(f"the edits suite edits objects: this {vle.kind} model has no region tokens (use a masked checkpoint)")
+        raise ValueError(
+            f"the edits suite edits objects: this {vle.kind} model has no region tokens (use a masked checkpoint)"
+        )
     rng = np.random.default_rng(0)
     rows = []
     for i in tqdm(range(n_scenes), desc="edits", leave=False):
@@ -124,7 +126,8 @@ def edits_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64) -> dict
                 "moved_psnr_region_paper": psnr_over(paper_moved, case.moved, region),
             }
         )
-    result = {key: float(np.nanmean([row[key] for row in rows])) for key in rows[0]}  # nan: a move took the object out of the image
+    # nan: a move took the object out of the image
+    result = {key: float(np.nanmean([row[key] for row in rows])) for key in rows[0]}
     result["removed_gap"] = result["psnr_plain"] - result["removed_psnr"]
     result["moved_gap"] = result["psnr_plain"] - result["moved_psnr"]
     return {**result, "scenes": n_scenes, "size": size}
@@ -133,7 +136,9 @@ def edits_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64) -> dict
 TUNE_FIRST_SEED = 500_000  # training-stream scenes the object threshold is picked on (held-out ones never)
 
 
-def tune_object_from(vle, thresholds=(0.1, 0.15, 0.2, 0.3, 0.5), n_scenes: int = 120, n_tokens: int = 8, size: int = 64) -> dict:
+def tune_object_from(
+    vle, thresholds=(0.1, 0.15, 0.2, 0.3, 0.5), n_scenes: int = 120, n_tokens: int = 8, size: int = 64
+) -> dict:
     """Per threshold (`edit.layered`'s object_from): mean PSNR of removing and of moving the top-most
     object of training-stream scenes, over the whole picture and over the pixels the object left
     (and entered). The whole-picture figures are what a looser object costs: more of its
@@ -142,7 +147,11 @@ def tune_object_from(vle, thresholds=(0.1, 0.15, 0.2, 0.3, 0.5), n_scenes: int =
     rows = {T: [] for T in thresholds}
     for i in tqdm(range(n_scenes), desc="tune", leave=False):
         case = scene_edit(vle, TRAIN_SEED * SEED_STRIDE + TUNE_FIRST_SEED + i, rng, n_tokens, size)
-        picture, masks, contributions = case.encoding.reconstructions[-1], case.encoding.masks, case.encoding.contributions
+        picture, masks, contributions = (
+            case.encoding.reconstructions[-1],
+            case.encoding.masks,
+            case.encoding.contributions,
+        )
         offsets = [(0, 0)] * len(masks)
         offsets[case.t] = case.move
         others = [j != case.t for j in range(len(masks))]
@@ -172,7 +181,9 @@ def pasted_segment(path, scale: float, fit: tuple[int, int]) -> tuple[np.ndarray
     border (a whole object), scaled by `scale`, or less to fit in `fit` (H, W); None if the
     photo has none."""
     labels = human_segmentations(ground_truth_path(path))[0]
-    interior = np.setdiff1d(np.unique(labels), np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])))
+    interior = np.setdiff1d(
+        np.unique(labels), np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    )
     areas = {int(k): float((labels == k).mean()) for k in interior}
     fits = [k for k, a in areas.items() if SEGMENT_AREA[0] <= a <= SEGMENT_AREA[1]]
     if not fits:
@@ -201,7 +212,8 @@ def composites(n: int, seed: int = 0):
         photo = Image.open(kodak[made % len(kodak)]).convert("RGB")
         photo.thumbnail((COMPOSITE_SIDE, COMPOSITE_SIDE), Image.BICUBIC)
         background = np.asarray(photo, np.float32) / 255
-        segment = pasted_segment(path, scale=COMPOSITE_SIDE / 481, fit=background.shape[:2])  # as large as in the BSDS500 photo
+        # as large as in the BSDS500 photo
+        segment = pasted_segment(path, scale=COMPOSITE_SIDE / 481, fit=background.shape[:2])
         if segment is None:
             continue
         pixels, cut = segment
@@ -236,7 +248,10 @@ def taken_tokens(vle, encoding, pasted: np.ndarray) -> list[int]:
 def removal_suite(vle, n_tokens: int, n_photos: int = 24) -> dict:
     """Switching off the tokens that took a pasted object, on photo composites (module docstring)."""
     if vle.kind != "masked":
-        raise ValueError(f"the removal suite switches off objects: this {vle.kind} model has no region tokens (use a masked checkpoint)")
+        raise ValueError(
+            f"the removal suite switches off objects: this {vle.kind} model has no region tokens (use a masked "
+            "checkpoint)"
+        )
     rows = []
     for background, composite, pasted in tqdm(list(composites(n_photos)), desc="removal", leave=False):
         encoding = vle.encode(composite, n_tokens)
@@ -262,7 +277,11 @@ def removal_suite(vle, n_tokens: int, n_photos: int = 24) -> dict:
                 "pasted_share": float(pasted.mean()),
             }
         )
-    return {**{key: float(np.mean([row[key] for row in rows])) for key in rows[0]}, "photos": len(rows), "side": COMPOSITE_SIDE}
+    return {
+        **{key: float(np.mean([row[key] for row in rows])) for key in rows[0]},
+        "photos": len(rows),
+        "side": COMPOSITE_SIDE,
+    }
 
 
 def figure_rows(scenes_vle, photos_vle, photos: list) -> list[tuple[str, list[np.ndarray]]]:
@@ -276,11 +295,19 @@ def figure_rows(scenes_vle, photos_vle, photos: list) -> list[tuple[str, list[np
         if case.obj.mean() < 0.06 or case.iou < 0.9:
             continue
         encoding, t = case.encoding, case.t
-        pictures = [encoding.reconstructions[-1], scenes_vle.apply_edits(encoding, off=[t]), scenes_vle.apply_edits(encoding, moves={t: case.move})]
+        pictures = [
+            encoding.reconstructions[-1],
+            scenes_vle.apply_edits(encoding, off=[t]),
+            scenes_vle.apply_edits(encoding, moves={t: case.move}),
+        ]
         rows.append((f"held-out scene {i}, token {t + 1}", pictures))
     for path, t, move in photos:
         encoding = photos_vle.encode(Image.open(path), 8)
-        pictures = [encoding.reconstructions[-1], photos_vle.apply_edits(encoding, off=[t]), photos_vle.apply_edits(encoding, moves={t: move})]
+        pictures = [
+            encoding.reconstructions[-1],
+            photos_vle.apply_edits(encoding, off=[t]),
+            photos_vle.apply_edits(encoding, moves={t: move}),
+        ]
         rows.append((f"{Path(path).stem}, token {t + 1}", pictures))
     return rows
 
@@ -313,11 +340,17 @@ def main() -> None:
     root = Path(__file__).resolve().parents[1]
     scenes_vle = load_vle(root / "checkpoints" / "masked-scenes")
     if sys.argv[1:] == ["--tune"]:
-        print("| object_from | removed | removed, where it was | moved | moved, where it left and entered |\n|---|---|---|---|---|")
+        print(
+            "| object_from | removed | removed, where it was | moved | moved, where it left and entered |\n"
+            "|---|---|---|---|---|"
+        )
         for T, row in tune_object_from(scenes_vle).items():
             print(f"| {T:g} | " + " | ".join(f"{v:.2f}" for v in row.values()) + " |")
         return
-    photos = [(root / "assets" / "kodak-parrots.png", 6, (-96, 0)), (root / "assets" / "kodak-hats.png", 7, (-200, -40))]
+    photos = [
+        (root / "assets" / "kodak-parrots.png", 6, (-96, 0)),
+        (root / "assets" / "kodak-hats.png", 7, (-200, -40)),
+    ]
     rows = figure_rows(scenes_vle, load_vle(root / "checkpoints" / "masked-natural"), photos)
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else root / "docs" / "edits.png"
     edits_figure(rows).save(out)

@@ -43,7 +43,7 @@ def pad_to_grid(x):
 
 def normalise(residual):
     """Per image and channel: (residual - mean) / (std + eps). Returns (normalised, mean [B, 3], std [B, 3]).
-    Late residuals are tiny; normalised, every token's input looks alike (vle-reference-notes.md)."""
+    Late residuals are tiny; normalised, every token's input looks alike, as in the authors' code."""
     mean = residual.mean(dim=(2, 3))
     std = residual.std(dim=(2, 3), correction=0) + STD_EPS
     return (residual - mean[:, :, None, None]) / std[:, :, None, None], mean, std
@@ -58,19 +58,22 @@ def residual_loop(model, x, n_tokens: int, stop=None) -> LoopOutput:
     """Encode x into n_tokens tokens, each from what the earlier ones have not yet rebuilt.
     stop: None, or a function called after each token with what the tokens so far show, the sum
     of their contributions [B, 3, H, W] in [-1, 1] units; the loop ends early when it returns True
-    (an image's own length: VLE.encode with a target)."""
+    (an image's own length: VLE.encode with a target).
+    model: a VanillaVLE or MaskedVLE: encode_step and decode, and what the loop asks of its S
+    (whole_tokens, new_pass, stage_by_pass; a vanilla VLE's are 0, 0.0 and False)."""
     H, W = x.shape[-2:]
     target = pad_to_grid(x)
     reconstruction = torch.zeros_like(target)  # X^_0 = 0
     taken = target.new_zeros(target.shape[0], 1, *target.shape[2:])  # the sum of S's proposals so far (masked VLE)
-    new_pass = getattr(model.config, "precursor_new_pass", 0.0)  # masked VLE: S starts over once this share is taken
+    new_pass = model.new_pass  # masked VLE: S starts over once this share is taken; vanilla: 0
     memory = image = None
     # A token is coded with its step's stage, except a masked VLE's region token with stage_by_pass:
     # it takes its pass of S's stage (whole_tokens + 1 for the first pass), so a second pass codes
     # what the first left in a region instead of repeating its code, where nothing is left.
-    whole, by_pass = getattr(model.config, "whole_tokens", 0), getattr(model.config, "stage_by_pass", False)
+    whole, by_pass = model.whole_tokens, model.stage_by_pass
     passes = torch.zeros(target.shape[0], dtype=torch.long, device=target.device)  # per image: S's passes completed
-    shown_sum = torch.zeros_like(target)  # what the tokens so far show (differs from `reconstruction` only for a masked VLE)
+    # what the tokens so far show (differs from `reconstruction` only for a masked VLE)
+    shown_sum = torch.zeros_like(target)
     out = LoopOutput([], [], [], [], [], [], [])
     for n in range(1, n_tokens + 1):
         stage = torch.full((target.shape[0],), n, dtype=torch.long, device=target.device)
@@ -80,7 +83,8 @@ def residual_loop(model, x, n_tokens: int, stop=None) -> LoopOutput:
         image = normalised if image is None else image  # the first residual is the image itself
         z, memory, proposal = model.encode_step(normalised, taken.clamp(max=1.0), memory, stage, image)
         rgb, mask = model.decode(z, mean, std, stage)
-        rgb, mask = rgb.float(), None if mask is None else mask.float()  # E and D may run in bf16 (train.py); the sums stay float32
+        # E and D may run in bf16 (train.py); the sums stay float32
+        rgb, mask = rgb.float(), None if mask is None else mask.float()
         if proposal is None:  # vanilla: the token adds its whole output
             reconstruction = reconstruction + rgb
             shown = rgb

@@ -37,7 +37,15 @@ def count_weights(weights: tuple[float, ...], n: int) -> torch.Tensor:
     return torch.tensor([weights[min(k, len(weights)) - 1] for k in range(1, n + 1)], dtype=torch.float32)
 
 
-def masked_loss(x, out: LoopOutput, k: float = 5.0, mask_weight: float = 1.0, match_weight: float = 1.0, psnr_loss: bool = False, learned_s: bool = False) -> dict:
+def masked_loss(
+    x,
+    out: LoopOutput,
+    k: float = 5.0,
+    mask_weight: float = 1.0,
+    match_weight: float = 1.0,
+    psnr_loss: bool = False,
+    learned_s: bool = False,
+) -> dict:
     """Eq. (7) with the authors' fix, tied to S's proposals, plus Eq. (3)'s reconstruction terms.
 
     stepwise_n = MSE(X, X^_n)                                                     Eq. (3)
@@ -63,7 +71,12 @@ def masked_loss(x, out: LoopOutput, k: float = 5.0, mask_weight: float = 1.0, ma
         error = (x - reconstruction).pow(2)
         terms["stepwise"].append(error.flatten(1).mean(1).clamp_min(1e-8).log().mean() if psnr_loss else error.mean())
         terms["rec"].append((decoded * error).mean())
-        terms["distinct"].append((torch.exp(-k * per_image_mse(mask, previous)) + torch.exp(-k * per_image_mse(mask, taken.clamp(max=1.0)))).mean())
+        terms["distinct"].append(
+            (
+                torch.exp(-k * per_image_mse(mask, previous))
+                + torch.exp(-k * per_image_mse(mask, taken.clamp(max=1.0)))
+            ).mean()
+        )
         terms["match"].append(F.binary_cross_entropy(decoded.clamp(1e-6, 1 - 1e-6), proposal.detach()))
         previous, taken = mask, taken + mask
     terms = {name: torch.stack(values).mean() for name, values in terms.items()}
@@ -78,5 +91,13 @@ def vle_loss(config, x, out: LoopOutput, weights: tuple[float, ...] = ()) -> dic
     if config.kind == "masked":
         if weights:
             raise ValueError("token weights are for a vanilla VLE's loss; a masked VLE's terms weigh every token alike")
-        return masked_loss(x, out, config.mask_loss_k, config.mask_loss_weight, config.mask_match_weight, config.psnr_loss, config.precursor == "learned")
+        return masked_loss(
+            x,
+            out,
+            config.mask_loss_k,
+            config.mask_loss_weight,
+            config.mask_match_weight,
+            config.psnr_loss,
+            config.precursor == "learned",
+        )
     return vanilla_loss(x, out, config.psnr_loss, weights)

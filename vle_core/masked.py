@@ -6,10 +6,9 @@ Where the paper and the authors' code part ways, this implementation chooses:
   relocated token could not show where it acts. S's proposal conditions the encoder, as
   Algorithm 2's E(X~_n | M~_n): the encoder sees the proposal and the residual inside it.
 - A token's mask gates what it adds: it shows mask * rgb, and in the residual loop S's proposal
-  gates its rgb (loop.residual_loop). Algorithm 2 and the authors add rgb ungated; the CPU probe
-  (shared/reference/cpu-training-probe.md) found that an ungated token paints everywhere and its
-  masks do not find objects (foreground ARI 0.10). Gating is MONet's "scope": a token cannot
-  change pixels outside its mask.
+  gates its rgb (loop.residual_loop). Algorithm 2 and the authors add rgb ungated; trained so on
+  the CPU, an ungated token paints everywhere and its masks do not find objects (foreground ARI
+  0.10; docs/design.md). Gating is MONet's "scope": a token cannot change pixels outside its mask.
 - Optionally (`whole_tokens`, for photos) the first tokens' proposals are the whole image, and
   S's regions, grouped on the image itself (`precursor_input`), refine what they left.
 """
@@ -32,6 +31,21 @@ class MaskedVLE(nn.Module):
         self.encoder = Encoder(config, in_channels=4, memory_channels=config.memory_channels)
         self.decoder = Decoder(config, out_channels=4)
 
+    @property
+    def whole_tokens(self) -> int:
+        """Tokens 1..whole_tokens propose the whole image; S's regions start after them."""
+        return self.config.whole_tokens
+
+    @property
+    def new_pass(self) -> float:
+        """Share of the image S's proposals cover before S forgets them and starts over; 0: never."""
+        return self.config.precursor_new_pass
+
+    @property
+    def stage_by_pass(self) -> bool:
+        """Whether a region token's stage is its pass of S (whole_tokens + 1, + 2, ...), not its step."""
+        return self.config.stage_by_pass
+
     def forward(self, x, n_tokens: int):
         """The residual loop on x [B, 3, H, W] in [-1, 1] (a forward, so DistributedDataParallel syncs it)."""
         return residual_loop(self, x, n_tokens)
@@ -42,7 +56,7 @@ class MaskedVLE(nn.Module):
         first token); stage: [B] the token step (1-based); image: [B, 3, H, W] the normalised image,
         which S groups when precursor_input is "image".
         Returns (z [B, 4, H/8, W/8], memory, proposal [B, 1, H, W])."""
-        if stage is not None and int(stage[0]) <= self.config.whole_tokens:
+        if stage is not None and int(stage[0]) <= self.whole_tokens:
             proposal = torch.ones_like(taken)
         else:
             proposal = self.precursor(residual, taken, image if self.config.precursor_input == "image" else None)

@@ -118,3 +118,8 @@ def fast_ari(labels_true, labels_pred) -> float:
     if top == expected:  # both partitions trivial (one cluster each, or all singletons): sklearn's convention
         return 1.0
     return float((joint - expected) / (top - expected))
+
+
+def human_ari(truths: list[np.ndarray], labels: np.ndarray) -> float:
+    """Mean ARI of one segmentation against every human map of the image (BSDS500's 4-9 annotators)."""
+    return float(np.mean([fast_ari(t, labels) for t in truths]))

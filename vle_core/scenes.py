@@ -86,7 +86,9 @@ def make_scene(seed: int, size: int = 64) -> Scene:
     return _composite(canvas, objects, background)
 
 
-def edited_scene(seed: int, size: int = 64, removed: tuple[int, ...] = (), moves: dict[int, tuple[int, int]] | None = None) -> Scene:
+def edited_scene(
+    seed: int, size: int = 64, removed: tuple[int, ...] = (), moves: dict[int, tuple[int, int]] | None = None
+) -> Scene:
     """The scene of `make_scene(seed, size)` as it would be drawn with objects `removed` (labels
     1..K) left out and objects in `moves` shifted by (dx, dy) whole pixels (right and down
     positive), each at its own depth: the exact truth for an object edit. What a removed object

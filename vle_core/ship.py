@@ -2,7 +2,7 @@
 
     python -m vle_core.ship runs/vanilla checkpoints/vanilla-natural --suite kodak --tokens 12
 
-The card's figures are measured here, on the float16 weights that ship, by `vle_core.evaluate`;
+The card's figures are measured here, on the float16 weights that ship, by `vle_core.evaluation`;
 `--note` adds what the figures do not say (e.g. where a bar falls short and what was tried).
 """
 
@@ -19,7 +19,7 @@ import torch
 
 from .checkpoint import load_vle, read_checkpoint, save_checkpoint
 from .config import preset
-from .evaluate import SUITES, markdown, run_suite
+from .evaluation import SUITES, markdown, run_suite
 from .vle import build_model
 
 SUITE_NOTES = {  # what each suite's figures mean, printed under them in the card

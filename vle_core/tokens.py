@@ -2,7 +2,7 @@
 
 A token is a latent map together with the statistics that de-normalise its decoded output:
 the residual it encoded was normalised per image and channel before encoding, so the latent
-alone does not say how strong or how coloured its addition is (vle-reference-notes.md).
+alone does not say how strong or how coloured its addition is (as in the authors' code).
 It also records its stage, the step of the residual loop that made it: a staged VLE decodes
 token n with stage n's code, wherever edits move it in a sequence.
 """
@@ -19,7 +19,8 @@ from .config import DOWNSAMPLING
 
 MAX_SIDE = 16384  # px: a tokens file for a larger image is refused before anything is decoded
 MAX_FILE_TOKENS = 1024  # tokens in one file: edits append (transplants), encodes stop at vle.MAX_TOKENS
-MAX_VALUE = 1e4  # latents, mean, std in a file: an encode gives a few tens at most, an app edit (strength <= 10) ten times that
+# latents, mean, std in a file: an encode gives a few tens at most, an app edit (strength <= 10) ten times that
+MAX_VALUE = 1e4
 
 
 def latent_grid(image_size: tuple[int, int]) -> tuple[int, int]:
@@ -45,7 +46,10 @@ class Tokens:
     def __post_init__(self):
         n = self.latents.shape[0]
         if self.latents.ndim != 4 or self.mean.shape != (n, 3) or self.std.shape != (n, 3):
-            raise ValueError(f"inconsistent token shapes: latents {tuple(self.latents.shape)}, mean {tuple(self.mean.shape)}, std {tuple(self.std.shape)}")
+            raise ValueError(
+                f"inconsistent token shapes: latents {tuple(self.latents.shape)}, mean {tuple(self.mean.shape)}, std "
+                f"{tuple(self.std.shape)}"
+            )
         stage = torch.arange(1, n + 1) if self.stage is None else torch.as_tensor(self.stage).long()
         if stage.shape != (n,) or (n and int(stage.min()) < 1):
             raise ValueError(f"token stages must be {n} steps of 1 or more, got {stage.tolist()}")
@@ -76,9 +80,21 @@ class Tokens:
     def save(self, path, metadata: dict[str, str] | None = None) -> None:
         """Write the tokens as a safetensors file (no pickling); `Tokens.load` reads it back.
         `metadata` (strings) travels with them, e.g. which checkpoint made them."""
-        tensors = {"latents": self.latents.contiguous(), "mean": self.mean.contiguous(), "std": self.std.contiguous(), "stage": self.stage.contiguous()}
+        tensors = {
+            "latents": self.latents.contiguous(),
+            "mean": self.mean.contiguous(),
+            "std": self.std.contiguous(),
+            "stage": self.stage.contiguous(),
+        }
         save_file(
-            tensors, str(path), metadata={**(metadata or {}), "format": "vle-tokens/1", "height": str(self.image_size[0]), "width": str(self.image_size[1])}
+            tensors,
+            str(path),
+            metadata={
+                **(metadata or {}),
+                "format": "vle-tokens/1",
+                "height": str(self.image_size[0]),
+                "width": str(self.image_size[1]),
+            },
         )
 
     @staticmethod
@@ -105,12 +121,17 @@ class Tokens:
                 raise ValueError(f"an image size of {size[0]}x{size[1]} px is outside 1..{MAX_SIDE}")
             latents, mean, std = (tensors[name] for name in ("latents", "mean", "std"))
             if latents.ndim != 4 or tuple(latents.shape[2:]) != latent_grid(size) or len(latents) > MAX_FILE_TOKENS:
-                raise ValueError(f"latents of shape {tuple(latents.shape)} do not fit a {size[0]}x{size[1]} image (at most {MAX_FILE_TOKENS} tokens)")
+                raise ValueError(
+                    f"latents of shape {tuple(latents.shape)} do not fit a {size[0]}x{size[1]} image (at most "
+                    f"{MAX_FILE_TOKENS} tokens)"
+                )
             if not all(t.is_floating_point() and bool(torch.isfinite(t).all()) for t in (latents, mean, std)):
                 raise ValueError("latents, mean and std must be finite floats")
             largest = max((float(t.abs().max()) for t in (latents, mean, std) if t.numel()), default=0.0)
             if largest > MAX_VALUE:  # decoded, 1e30 overflows to inf, then NaN pixels
-                raise ValueError(f"latents, mean and std must lie within +-{MAX_VALUE:g}; this file holds larger values")
+                raise ValueError(
+                    f"latents, mean and std must lie within +-{MAX_VALUE:g}; this file holds larger values"
+                )
             stage = tensors.get("stage")  # files before stages: 1..n
             if stage is not None and (stage.is_floating_point() or stage.is_complex() or stage.dtype == torch.bool):
                 raise ValueError(f"token stages must be integers, got {stage.dtype}")
@@ -120,7 +141,9 @@ class Tokens:
 
     @staticmethod
     def empty(latent_channels: int, image_size: tuple[int, int]) -> "Tokens":
-        return Tokens(torch.zeros(0, latent_channels, *latent_grid(image_size)), torch.zeros(0, 3), torch.zeros(0, 3), image_size)
+        return Tokens(
+            torch.zeros(0, latent_channels, *latent_grid(image_size)), torch.zeros(0, 3), torch.zeros(0, 3), image_size
+        )
 
     @staticmethod
     def cat(sequences: list["Tokens"]) -> "Tokens":
@@ -161,7 +184,8 @@ class Rendering:
     def __repr__(self) -> str:
         """A line, not the arrays."""
         H, W = self.tokens.image_size
-        return f"{type(self).__name__}({len(self)} tokens of a {H}x{W} image, {'with' if self.masks is not None else 'no'} masks{self._more()})"
+        masks = "with" if self.masks is not None else "no"
+        return f"{type(self).__name__}({len(self)} tokens of a {H}x{W} image, {masks} masks{self._more()})"
 
     def _more(self) -> str:
         return ""

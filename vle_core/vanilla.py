@@ -21,14 +21,22 @@ class VanillaVLE(nn.Module):
         self.own_encoders = nn.ModuleList(Encoder(config, in_channels=3) for _ in range(config.own_stages))
         self.own_decoders = nn.ModuleList(Decoder(config, out_channels=3) for _ in range(config.own_stages))
 
+    # What the residual loop asks of a model (masked.MaskedVLE answers from its config): a vanilla
+    # VLE has no precursor S, so no whole-image tokens before S's regions and no passes of S; each
+    # token is coded with its step's stage.
+    whole_tokens = 0
+    new_pass = 0.0
+    stage_by_pass = False
+
     def forward(self, x, n_tokens: int):
         """The residual loop on x [B, 3, H, W] in [-1, 1] (a forward, so DistributedDataParallel syncs it)."""
         return residual_loop(self, x, n_tokens)
 
     def encode_step(self, residual, taken=None, memory=None, stage=None, image=None):
         """residual: [B, 3, H, W], normalised per image and channel; stage: [B], the token step
-        (1-based; used by a staged VLE); taken and image are a masked VLE's (unused). Returns (z, memory, proposal): z [B, 4, H/8, W/8]; a
-        vanilla VLE has no memory and no proposal (both None)."""
+        (1-based; used by a staged VLE); taken and image are a masked VLE's (unused).
+        Returns (z, memory, proposal): z [B, 4, H/8, W/8]; a vanilla VLE has no memory and no
+        proposal (both None)."""
         z = by_stage(self.own_encoders, self.encoder, lambda encoder, x, n: encoder(x, stage=n)[0], residual, stage)
         return z, None, None
 

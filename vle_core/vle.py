@@ -61,15 +61,21 @@ MAX_TOKENS_UNTIL = 32  # the default cap of an encode to a target quality
 
 def _token_count(n_tokens, name: str = "n_tokens") -> int:
     if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or not 1 <= n_tokens <= MAX_TOKENS:
-        raise ValueError(f"{name} must be a whole number between 1 and {MAX_TOKENS} (vle_core.vle.MAX_TOKENS), got {n_tokens!r}")
+        raise ValueError(
+            f"{name} must be a whole number between 1 and {MAX_TOKENS} (vle_core.vle.MAX_TOKENS), got {n_tokens!r}"
+        )
     return int(n_tokens)
 
 
 def _targets(n_tokens, target_psnr, target_ssim, max_tokens) -> dict:
     """The quality targets of an encode ({} for a fixed count), checked: a count or a target, not both."""
-    targets = {name: value for name, value in (("target_psnr", target_psnr), ("target_ssim", target_ssim)) if value is not None}
+    targets = {
+        name: value for name, value in (("target_psnr", target_psnr), ("target_ssim", target_ssim)) if value is not None
+    }
     if (n_tokens is None) == (not targets):
-        raise ValueError("give either n_tokens or a quality target (target_psnr=..., target_ssim=...), not both or neither")
+        raise ValueError(
+            "give either n_tokens or a quality target (target_psnr=..., target_ssim=...), not both or neither"
+        )
     for name, value in targets.items():
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
             raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -82,8 +88,12 @@ def _targets(n_tokens, target_psnr, target_ssim, max_tokens) -> dict:
     return {name: float(value) for name, value in targets.items()}
 
 
-def _reaches(image: np.ndarray, reconstruction: np.ndarray, target_psnr: float | None = None, target_ssim: float | None = None) -> bool:
-    return (target_psnr is None or metrics.psnr(image, reconstruction) >= target_psnr) and (target_ssim is None or metrics.ssim(image, reconstruction) >= target_ssim)
+def _reaches(
+    image: np.ndarray, reconstruction: np.ndarray, target_psnr: float | None = None, target_ssim: float | None = None
+) -> bool:
+    return (target_psnr is None or metrics.psnr(image, reconstruction) >= target_psnr) and (
+        target_ssim is None or metrics.ssim(image, reconstruction) >= target_ssim
+    )
 
 
 class VLE:
@@ -130,9 +140,13 @@ class VLE:
         array = image_to_array(image)
         if not targets:
             return self._encode(array, _token_count(n_tokens), on_token=on_token)
-        encoding = self._encode(array, max_tokens, stop=lambda reconstruction: _reaches(array, reconstruction, **targets), on_token=on_token)
+        encoding = self._encode(
+            array, max_tokens, stop=lambda reconstruction: _reaches(array, reconstruction, **targets), on_token=on_token
+        )
         reached = _reaches(array, encoding.reconstructions[-1], **targets)
-        return replace(encoding, target={key.removeprefix("target_"): value for key, value in targets.items()}, reached=reached)
+        return replace(
+            encoding, target={key.removeprefix("target_"): value for key, value in targets.items()}, reached=reached
+        )
 
     @torch.inference_mode()
     def _encode(self, array: np.ndarray, n_tokens: int, stop=None, on_token=None) -> Encoding:
@@ -147,10 +161,18 @@ class VLE:
             return stop is not None and stop(_hwc((shown + 1).clamp(0, 2) / 2)[0])
 
         out = residual_loop(self.model, self._to_tensor(array), n_tokens, after_token if stop or on_token else None)
-        tokens = Tokens(torch.cat(out.latents).float().cpu(), torch.cat(out.mean).float().cpu(), torch.cat(out.std).float().cpu(), array.shape[:2], torch.cat(out.stages).cpu())
+        tokens = Tokens(
+            torch.cat(out.latents).float().cpu(),
+            torch.cat(out.mean).float().cpu(),
+            torch.cat(out.std).float().cpu(),
+            array.shape[:2],
+            torch.cat(out.stages).cpu(),
+        )
         masks = None if out.masks is None else torch.cat(out.masks)
         rendering = self._rendering(tokens, torch.cat(out.contributions), masks)
-        return Encoding(rendering.tokens, rendering.contributions, rendering.reconstructions, rendering.masks, image=array)
+        return Encoding(
+            rendering.tokens, rendering.contributions, rendering.reconstructions, rendering.masks, image=array
+        )
 
     @torch.inference_mode()
     def render(self, tokens: Tokens) -> Rendering:
@@ -159,9 +181,13 @@ class VLE:
         if len(tokens) == 0:
             H, W = tokens.image_size
             empty = np.zeros((0, H, W, 3), np.float32)
-            return Rendering(tokens, empty, empty.copy(), None if self.kind == "vanilla" else np.zeros((0, H, W), np.float32))
+            return Rendering(
+                tokens, empty, empty.copy(), None if self.kind == "vanilla" else np.zeros((0, H, W), np.float32)
+            )
         d = self.device
-        contributions, masks = decode_tokens(self.model, tokens.latents.to(d), tokens.mean.to(d), tokens.std.to(d), tokens.stage.to(d), tokens.image_size)
+        contributions, masks = decode_tokens(
+            self.model, tokens.latents.to(d), tokens.mean.to(d), tokens.std.to(d), tokens.stage.to(d), tokens.image_size
+        )
         return self._rendering(tokens, contributions, masks)
 
     def decode(self, tokens: Tokens) -> np.ndarray:
@@ -198,14 +224,21 @@ class VLE:
         kept = [i for i in range(len(tokens)) if regions[i] or (on[i] and i not in moved)]
         picture = EMPTY + rendering.contributions[kept].sum(0) if kept else np.full((H, W, 3), EMPTY, np.float32)
         if moved:
-            vacated = "background" if self.kind == "masked" else "zeros"  # a masked token's vacated cells hold its background, not a seam
+            # a masked token's vacated cells hold its background, not a seam
+            vacated = "background" if self.kind == "masked" else "zeros"
             shifted = Tokens.cat([edit.translate(tokens[[i]], 0, *moves[i], vacated=vacated) for i in moved])
             picture = picture + self.render(shifted).contributions.sum(0)
         picture = np.clip(picture, 0, 1).astype(np.float32)
         if not regions.any():
             return picture
         r = np.flatnonzero(regions)
-        return edit.layered(picture, rendering.masks[r], rendering.contributions[r], [on[i] for i in r], [moves.get(i, (0.0, 0.0)) for i in r])
+        return edit.layered(
+            picture,
+            rendering.masks[r],
+            rendering.contributions[r],
+            [on[i] for i in r],
+            [moves.get(i, (0.0, 0.0)) for i in r],
+        )
 
     def tokens_needed(self, image, max_tokens: int, mse: float | None = None, ssim: float | None = None) -> int | None:
         """The fewest tokens whose reconstruction reaches every given target (MSE at most `mse`,
@@ -216,7 +249,9 @@ class VLE:
         array = image_to_array(image)
 
         def reaches(reconstruction) -> bool:
-            return (mse is None or metrics.mse(array, reconstruction) <= mse) and (ssim is None or metrics.ssim(array, reconstruction) >= ssim)
+            return (mse is None or metrics.mse(array, reconstruction) <= mse) and (
+                ssim is None or metrics.ssim(array, reconstruction) >= ssim
+            )
 
         encoding = self._encode(array, _token_count(max_tokens, "max_tokens"), stop=reaches)
         return len(encoding) if reaches(encoding.reconstructions[-1]) else None
@@ -226,7 +261,8 @@ class VLE:
         grid = latent_grid(tokens.image_size)
         if tokens.latents.shape[1] != C or tuple(tokens.latents.shape[2:]) != grid:
             raise ValueError(
-                f"these tokens ({tuple(tokens.latents.shape[1:])} latents for a {tokens.image_size} image) do not fit this model ({C} latent channels, a {grid} grid)"
+                f"these tokens ({tuple(tokens.latents.shape[1:])} latents for a {tokens.image_size} image) do not fit "
+                f"this model ({C} latent channels, a {grid} grid)"
             )
 
     def _rendering(self, tokens, contributions, masks) -> Rendering:

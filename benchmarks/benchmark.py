@@ -1,6 +1,6 @@
 """Speed of the explorer's three interactive paths on this machine, at 256x256 (or --size) with 8 tokens.
 
-    python benchmark.py [--checkpoint NAME] [--size 256] [--runs 7]
+    python benchmarks/benchmark.py [--checkpoint NAME] [--size 256] [--runs 7]
 
 Each figure is the median over runs of the app's own handler followed by gradio's
 postprocessing of its outputs (the images written as PNG), i.e. what the server does per
@@ -17,6 +17,7 @@ import argparse
 import os
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,9 +29,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-import explorer
-import vle_core
-from explorer import edit_tab, models, settings, tokens_tab
+ROOT = Path(__file__).resolve().parents[1]  # the repository: explorer/ and vle_core/ are imported from there
+if str(ROOT) not in sys.path:  # run as a script, this folder is on the path, not the repository
+    sys.path.insert(0, str(ROOT))
+
+import explorer  # noqa: E402
+import vle_core  # noqa: E402
+from explorer import edit_tab, models, settings, tokens_tab  # noqa: E402
 
 N = 8
 
@@ -60,7 +65,9 @@ def served(demo, api_name: str, handler):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", default=None, help="a folder name in VLE_CHECKPOINTS (default: the app's default)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="a folder name in VLE_CHECKPOINTS (default: the app's default)"
+    )
     parser.add_argument("--size", type=int, default=256, help="the working size, px (the app's goals are set at 256)")
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
@@ -77,18 +84,31 @@ def run(args, work: Path):
         name = "vanilla-cpu-untrained"
         torch.manual_seed(0)
         model = vle_core.build_model(vle_core.preset("vanilla-cpu"))
-        vle_core.save_checkpoint(model, work / "checkpoints" / name, f"# {name}\nUntrained, for timing only.", training={"data": "none", "steps": 0})
+        vle_core.save_checkpoint(
+            model,
+            work / "checkpoints" / name,
+            f"# {name}\nUntrained, for timing only.",
+            training={"data": "none", "steps": 0},
+        )
         explorer.configure(checkpoints=work / "checkpoints", cache_dir=work / "cache")
-        print(f"No trained checkpoint in {settings.CHECKPOINTS}: timing an UNTRAINED vanilla-cpu model (same architecture and cost).")
+        print(
+            f"No trained checkpoint in {settings.CHECKPOINTS}: timing an UNTRAINED vanilla-cpu model (same "
+            "architecture and cost)."
+        )
     else:
         explorer.configure(cache_dir=work / "cache")
     demo = explorer.build_demo()
     _, vle = models.get_model(name)
-    print(f"checkpoint {name} ({vle.kind}) on {vle.device}, torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"checkpoint {name} ({vle.kind}) on {vle.device}, torch threads {torch.get_num_threads()}, load average "
+        f"{os.getloadavg()[0]:.2f}"
+    )
 
     photo = Image.open(settings.ASSETS / "kodak-parrots.png").convert("RGB")
     side = min(photo.size)
-    square = photo.crop(((photo.width - side) // 2, 0, (photo.width + side) // 2, side)).resize((size, size), Image.Resampling.LANCZOS)
+    square = photo.crop(((photo.width - side) // 2, 0, (photo.width + side) // 2, side)).resize(
+        (size, size), Image.Resampling.LANCZOS
+    )
     images = []
     for i in range(args.runs + 1):  # a slightly different image each run, so nothing is cached
         path = work / f"image-{i}.png"
@@ -107,16 +127,26 @@ def run(args, work: Path):
     again = served(demo, "token", lambda i: tokens_tab.on_token(1 + i % N, state))
     revisit_ms = median_ms(again, max(args.runs, 2 * N))
 
-    move = served(demo, "move", lambda i: edit_tab.on_move(3, i + 1, 8, state))  # a new place each run: no decode is reused
+    # a new place each run: no decode is reused
+    move = served(demo, "move", lambda i: edit_tab.on_move(3, i + 1, 8, state))
     move(-6)
     edit_ms = median_ms(move, args.runs)
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"first encode, {N} tokens at {size}x{size}: {encode_ms:7.1f} ms (goal 500; of which the model's encode {model_ms:.1f} ms)")
-    print(f"slider step, cached encoding:       {slider_ms:7.1f} ms (goal 50; {revisit_ms:.1f} ms back at a k already shown)")
+    print(
+        f"first encode, {N} tokens at {size}x{size}: {encode_ms:7.1f} ms (goal 500; of which the model's encode "
+        f"{model_ms:.1f} ms)"
+    )
+    print(
+        f"slider step, cached encoding:       {slider_ms:7.1f} ms (goal 50; {revisit_ms:.1f} ms back at a k already "
+        "shown)"
+    )
     print(f"edit, relocate one token:           {edit_ms:7.1f} ms (goal 150)")
     print(f"peak RSS:                           {peak_mb:7.0f} MB")
-    print(f"load average after: {os.getloadavg()[0]:.2f} (other processes on these {os.cpu_count()} cores slow every figure)")
+    print(
+        f"load average after: {os.getloadavg()[0]:.2f} (other processes on these {os.cpu_count()} cores slow every "
+        "figure)"
+    )
     explorer.configure()  # closes the cache in the temp folder
 
 

@@ -1,6 +1,7 @@
 """Many users at once: `python app.py` on loopback, driven by N concurrent client sessions.
 
-    python loadtest.py [--sessions 6 12] [--rounds 3] [--size 512] [--tokens 8] [--checkpoint NAME] [--client page|gradio_client] [--browser]
+    python benchmarks/loadtest.py [--sessions 6 12] [--rounds 3] [--size 512] [--tokens 8] [--checkpoint NAME]
+                                  [--client page|gradio_client] [--browser]
 
 Each session has its own image (a crop of an assets/ picture, its own size) and a script drawn
 from its own seed: encode, then rounds of two slider steps, a move, a token switched off, an undo
@@ -44,7 +45,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]  # the repository: app.py, assets/, explorer/, vle_core/
+if str(ROOT) not in sys.path:  # run as a script, this folder is on the path, not the repository
+    sys.path.insert(0, str(ROOT))
 KINDS = ("encode", "slider", "edit", "export")
 PSNR = re.compile(r"PSNR against the source ([0-9.]+|inf) dB")
 
@@ -58,16 +61,30 @@ def free_port() -> int:
 class Server:
     """`python app.py` in a subprocess on a free loopback port, with its own cache and temp folders."""
 
-    def __init__(self, work: Path, checkpoints: str | None, app: Path = ROOT / "app.py", extra_env: dict | None = None, timeout: float = 180):
+    def __init__(
+        self,
+        work: Path,
+        checkpoints: str | None,
+        app: Path = ROOT / "app.py",
+        extra_env: dict | None = None,
+        timeout: float = 180,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(self.port), GRADIO_ANALYTICS_ENABLED="False")
+        env = dict(
+            os.environ,
+            GRADIO_SERVER_NAME="127.0.0.1",
+            GRADIO_SERVER_PORT=str(self.port),
+            GRADIO_ANALYTICS_ENABLED="False",
+        )
         env |= dict(VLE_CACHE_DIR=str(work / "cache"), GRADIO_TEMP_DIR=str(work / "gradio"), PYTHONUNBUFFERED="1")
         if checkpoints:
             env["VLE_CHECKPOINTS"] = checkpoints
         env |= extra_env or {}
         self.log = open(work / "server.log", "w")
-        self.process = subprocess.Popen([sys.executable, str(app)], cwd=app.parent, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, str(app)], cwd=app.parent, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
         deadline = time.time() + timeout
         while True:
             if self.process.poll() is not None:
@@ -119,7 +136,9 @@ class PageClient:
         config = self.http.get("config").json()
         state = {c["id"]: c["type"] == "state" for c in config["components"]}
         self.endpoints = {
-            d["api_name"]: (d["id"], [state[i] for i in d["inputs"]], [state[o] for o in d["outputs"]]) for d in config["dependencies"] if d.get("api_name")
+            d["api_name"]: (d["id"], [state[i] for i in d["inputs"]], [state[o] for o in d["outputs"]])
+            for d in config["dependencies"]
+            if d.get("api_name")
         }
 
     def upload(self, path: Path) -> dict:
@@ -133,7 +152,10 @@ class PageClient:
         fn, state_in, state_out = self.endpoints[api_name.lstrip("/")]
         values = iter(args)
         data = [None if is_state else next(values) for is_state in state_in]  # the server holds State per session
-        joined = self.http.post("gradio_api/queue/join", json={"data": data, "fn_index": fn, "session_hash": self.session, "event_data": None, "trigger_id": None})
+        joined = self.http.post(
+            "gradio_api/queue/join",
+            json={"data": data, "fn_index": fn, "session_hash": self.session, "event_data": None, "trigger_id": None},
+        )
         if joined.status_code != 200:
             raise RuntimeError(f"HTTP {joined.status_code}: {joined.text}")
         event = joined.json()["event_id"]
@@ -169,7 +191,9 @@ def session_images(count: int, size: int, folder: Path) -> list[Path]:
         photo = Image.open(sources[i % len(sources)]).convert("RGB")
         height = max(size // 2, size - 8 * i)
         scale = max(size / photo.width, height / photo.height)
-        photo = photo.resize((max(size, round(photo.width * scale)), max(height, round(photo.height * scale))), Image.Resampling.LANCZOS)
+        photo = photo.resize(
+            (max(size, round(photo.width * scale)), max(height, round(photo.height * scale))), Image.Resampling.LANCZOS
+        )
         x0 = (i // len(sources)) * 17 % max(1, photo.width - size + 1)
         picture = np.asarray(photo.crop((x0, 0, x0 + size, height)))
         if (i // len(sources)) % 2:
@@ -188,7 +212,14 @@ def script(i: int, rounds: int, n: int, size: int) -> list[tuple]:
         token, off = (int(t) for t in rng.choice(np.arange(1, n + 1), 2, replace=False))
         dx, dy = (int(v) for v in rng.integers(-size // 4, size // 4 + 1, 2))
         export = "export_tokens" if rng.random() < 0.5 else "export_strip"
-        steps += [("token", k1), ("token", k2), ("move", token, dx, dy), ("switch", off, token), ("undo", token), (export,)]
+        steps += [
+            ("token", k1),
+            ("token", k2),
+            ("move", token, dx, dy),
+            ("switch", off, token),
+            ("undo", token),
+            (export,),
+        ]
     return steps
 
 
@@ -199,7 +230,9 @@ def fetch(url: str, value) -> bytes:
         value = value["value"]  # an update holding a file
     if isinstance(value, str):
         return Path(value).read_bytes()
-    return urllib.request.urlopen(value["url"] if value.get("url") else url + "gradio_api/file=" + value["path"], timeout=60).read()
+    return urllib.request.urlopen(
+        value["url"] if value.get("url") else url + "gradio_api/file=" + value["path"], timeout=60
+    ).read()
 
 
 def picture(data: bytes) -> np.ndarray:
@@ -210,7 +243,12 @@ def picture(data: bytes) -> np.ndarray:
 def thumbnail(array: np.ndarray) -> np.ndarray:
     """8x8 block means: compared with a tolerance, as two runs may round a float differently."""
     h, w = array.shape[:2]
-    return np.array([[array[y * h // 8 : (y + 1) * h // 8, x * w // 8 : (x + 1) * w // 8].mean((0, 1)) for x in range(8)] for y in range(8)])
+    return np.array(
+        [
+            [array[y * h // 8 : (y + 1) * h // 8, x * w // 8 : (x + 1) * w // 8].mean((0, 1)) for x in range(8)]
+            for y in range(8)
+        ]
+    )
 
 
 @dataclass
@@ -237,12 +275,24 @@ class Run:
 
 
 def kind_of(step: tuple) -> str:
-    return {"encode": "encode", "token": "slider", "move": "edit", "switch": "edit", "undo": "edit"}.get(step[0], "export")
+    return {"encode": "encode", "token": "slider", "move": "edit", "switch": "edit", "undo": "edit"}.get(
+        step[0], "export"
+    )
 
 
-def run_session(url: str, i: int, image: Path, steps: list, args, deadline: float, start: threading.Barrier | None, stop: threading.Event | None = None) -> Run:
+def run_session(
+    url: str,
+    i: int,
+    image: Path,
+    steps: list,
+    args,
+    deadline: float,
+    start: threading.Barrier | None,
+    stop: threading.Event | None = None,
+) -> Run:
     from gradio_client import Client, handle_file
 
+    from explorer import settings
     from explorer.images import display_scale
 
     run = Run()
@@ -250,7 +300,8 @@ def run_session(url: str, i: int, image: Path, steps: list, args, deadline: floa
         client = PageClient(url)
         image_arg = client.upload(image)
     else:
-        client = Client(url, verbose=False, download_files=False)  # timed: request to answer; the pictures are fetched after
+        # timed: request to answer; the pictures are fetched after
+        client = Client(url, verbose=False, download_files=False)
         image_arg = handle_file(str(image))
     h, w, _ = picture(image.read_bytes()).shape
     s = display_scale((h, w))
@@ -265,13 +316,16 @@ def run_session(url: str, i: int, image: Path, steps: list, args, deadline: floa
         t0 = time.perf_counter()
         try:
             if step[0] == "encode":
-                out = client.predict(image_arg, args.tokens, args.size, args.checkpoint, api_name="/encode")
+                length = (settings.LENGTH_MODES[0], settings.TARGET_PSNR)  # N tokens: the page client sends every input
+                out = client.predict(image_arg, args.tokens, args.size, args.checkpoint, *length, api_name="/encode")
             elif step[0] == "token":
                 out = client.predict(step[1], api_name="/token")
             elif step[0] == "move":
                 out = client.predict(step[1], step[2], step[3], api_name="/move")
             elif step[0] == "switch":
-                out = client.predict([t for t in range(1, args.tokens + 1) if t != step[1]], step[2], api_name="/switch")
+                out = client.predict(
+                    [t for t in range(1, args.tokens + 1) if t != step[1]], step[2], api_name="/switch"
+                )
             elif step[0] == "undo":
                 out = client.predict(step[1], api_name="/undo")
             else:
@@ -303,7 +357,9 @@ def run_session(url: str, i: int, image: Path, steps: list, args, deadline: floa
             answer.shape, answer.thumb = pic.shape, thumbnail(pic)
             answer.digest = hashlib.sha1(pic.tobytes()).hexdigest()
             if step[0] != "export_strip" and pic.shape != expected:
-                run.problems.append(f"session {i} {step}: a {pic.shape} picture for a {expected} image (another session's?)")
+                run.problems.append(
+                    f"session {i} {step}: a {pic.shape} picture for a {expected} image (another session's?)"
+                )
         if step[0] in ("move", "switch", "undo"):
             if step[0] == "undo" and len(edits) >= 2 and answer.digest != edits[-2]:
                 run.problems.append(f"session {i}: undo did not return exactly to the picture before the undone edit")
@@ -325,7 +381,10 @@ def compare(i: int, run: Run, reference: Run) -> list[str]:
         if got.shape != want.shape:
             problems.append(f"{where}: shape {got.shape}, alone {want.shape}")
         elif got.thumb is not None and np.abs(got.thumb - want.thumb).max() > 2:
-            problems.append(f"{where}: picture differs from the single-user run by {np.abs(got.thumb - want.thumb).max():.1f} levels")
+            problems.append(
+                f"{where}: picture differs from the single-user run by {np.abs(got.thumb - want.thumb).max():.1f} "
+                "levels"
+            )
         if got.text != want.text:
             problems.append(f"{where}: {got.text!r}, alone {want.text!r}")
         if (got.psnr is None) != (want.psnr is None) or (got.psnr is not None and abs(got.psnr - want.psnr) > 0.15):
@@ -341,7 +400,9 @@ def percentiles(values: list) -> str:
     return f"p50 {statistics.median(ms):7.0f} ms  p95 {p95:7.0f} ms  (n={len(ms)})"
 
 
-def phase(name: str, sessions: int, images, scripts, args, work: Path, concurrent: bool, references=None) -> tuple[list, bool]:
+def phase(
+    name: str, sessions: int, images, scripts, args, work: Path, concurrent: bool, references=None
+) -> tuple[list, bool]:
     """One fresh server, `sessions` sessions (all at once, or one after the other); prints and
     returns (the runs, whether everything was right)."""
     folder = work / name
@@ -373,10 +434,16 @@ def phase(name: str, sessions: int, images, scripts, args, work: Path, concurren
         problems += [p for i, r in enumerate(runs) for p in compare(i, r, references[i])]
     stopped = sum(r.stopped_early for r in runs)
     requests = sum(len(r.answers) for r in runs) + len(errors)
-    print(f"\n{name}: {sessions} session{'s' * (sessions > 1)} {'at once' if concurrent else 'one after the other'}, {requests} requests")
+    print(
+        f"\n{name}: {sessions} session{'s' * (sessions > 1)} {'at once' if concurrent else 'one after the other'}, "
+        f"{requests} requests"
+    )
     for kind in KINDS:
         print(f"  {kind:7s} {percentiles([t for r in runs for t in r.times[kind]])}")
-    print(f"  server peak RSS (with its encode worker, if on) {peak:.0f} MB; errors {len(errors)}; wrong answers {len(problems)}; sessions stopped by the time limit {stopped}")
+    print(
+        f"  server peak RSS (with its encode worker, if on) {peak:.0f} MB; errors {len(errors)}; wrong answers "
+        f"{len(problems)}; sessions stopped by the time limit {stopped}"
+    )
     for line in (errors + problems)[:20]:
         print("   ", line)
     return runs, not errors and not problems and not stopped
@@ -392,13 +459,24 @@ def browser_phase(sessions: int, images, args, work: Path) -> bool:
 
     folder = work / f"browser-{sessions}"
     folder.mkdir()
-    server = Server(folder, args.checkpoints, Path(args.app).resolve(), extra_env={"VLE_DEFAULT_CHECKPOINT": args.checkpoint})
+    server = Server(
+        folder, args.checkpoints, Path(args.app).resolve(), extra_env={"VLE_DEFAULT_CHECKPOINT": args.checkpoint}
+    )
     done = threading.Event()
     times, errors = [], []
 
     def busy(i):
         while not done.is_set():
-            run = run_session(server.url, i, images[i], script(i, args.rounds, args.tokens, args.size), args, time.time() + args.time_limit, None, done)
+            run = run_session(
+                server.url,
+                i,
+                images[i],
+                script(i, args.rounds, args.tokens, args.size),
+                args,
+                time.time() + args.time_limit,
+                None,
+                done,
+            )
             errors.extend(run.errors)
 
     threads = [threading.Thread(target=busy, args=(i,), daemon=True) for i in range(sessions - 1)]
@@ -406,23 +484,31 @@ def browser_phase(sessions: int, images, args, work: Path) -> bool:
         for t in threads:
             t.start()
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=args.browser, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            browser = p.chromium.launch(
+                executable_path=args.browser, headless=True, args=["--no-sandbox", "--disable-gpu"]
+            )
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.on("pageerror", lambda e: errors.append(f"browser: {e}"))
                 page.goto(server.url)
                 page.wait_for_selector(".gradio-container", timeout=1000 * args.time_limit)
                 page.locator("#image input[type=file]").set_input_files(str(images[sessions - 1]))
-                page.wait_for_function("() => { const i = document.querySelector('#strip img'); return i && i.src; }", timeout=1000 * args.time_limit)
+                page.wait_for_function(
+                    "() => { const i = document.querySelector('#strip img'); return i && i.src; }",
+                    timeout=1000 * args.time_limit,
+                )
                 slider = page.locator("#tokens input[type=range]")
-                n = int(slider.get_attribute("max"))  # the page's own token count for the checkpoint, at its own working size
+                # the page's own token count for the checkpoint, at its own working size
+                n = int(slider.get_attribute("max"))
                 slider.focus()
                 for i in range(args.browser_steps):
                     shown = page.locator("#recon img").get_attribute("src")
                     t0 = time.perf_counter()
-                    page.keyboard.press("ArrowLeft" if (i // max(n - 1, 1)) % 2 == 0 else "ArrowRight")  # from k = n down to 1 and back
+                    # from k = n down to 1 and back
+                    page.keyboard.press("ArrowLeft" if (i // max(n - 1, 1)) % 2 == 0 else "ArrowRight")
                     page.wait_for_function(
-                        "(old) => { const i = document.querySelector('#recon img'); return i && i.src !== old && i.complete && i.naturalWidth > 0; }",
+                        "(old) => { const i = document.querySelector('#recon img'); return i && i.src !== old && "
+                        "i.complete && i.naturalWidth > 0; }",
                         arg=shown,
                         timeout=1000 * args.time_limit,
                     )
@@ -437,7 +523,10 @@ def browser_phase(sessions: int, images, args, work: Path) -> bool:
         for t in threads:
             t.join()
         server.stop()
-    print(f"\nbrowser-{sessions}: a browser page ({args.checkpoint} at the page's defaults) and {sessions - 1} sessions at once")
+    print(
+        f"\nbrowser-{sessions}: a browser page ({args.checkpoint} at the page's defaults) and {sessions - 1} sessions "
+        "at once"
+    )
     print(f"  slider, key press to the new picture shown in the browser: {percentiles(times)}")
     print(f"  errors {len(errors)}")
     for line in errors[:20]:
@@ -448,14 +537,35 @@ def browser_phase(sessions: int, images, args, work: Path) -> bool:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[6, 12], help="session counts, one phase each")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of slider, slider, move, switch, undo, export per session")
-    parser.add_argument("--size", type=int, default=512, help="working size and image width, px (default: the app's, 512)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of slider, slider, move, switch, undo, export per session"
+    )
+    parser.add_argument(
+        "--size", type=int, default=512, help="working size and image width, px (default: the app's, 512)"
+    )
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--checkpoint", default="vanilla-natural")
-    parser.add_argument("--checkpoints", default=None, help="folder of checkpoints (default: the app's, VLE_CHECKPOINTS or checkpoints/)")
-    parser.add_argument("--app", default=str(ROOT / "app.py"), help="the app to serve (another checkout's, to compare before and after)")
-    parser.add_argument("--client", choices=["page", "gradio_client"], default="page", help="how sessions talk to the app: as the page does (default), or through gradio_client")
-    parser.add_argument("--browser", nargs="?", const="/usr/bin/chromium", default=None, help="also step the slider in a real browser (chromium at this path) beside the other sessions")
+    parser.add_argument(
+        "--checkpoints",
+        default=None,
+        help="folder of checkpoints (default: the app's, VLE_CHECKPOINTS or checkpoints/)",
+    )
+    parser.add_argument(
+        "--app", default=str(ROOT / "app.py"), help="the app to serve (another checkout's, to compare before and after)"
+    )
+    parser.add_argument(
+        "--client",
+        choices=["page", "gradio_client"],
+        default="page",
+        help="how sessions talk to the app: as the page does (default), or through gradio_client",
+    )
+    parser.add_argument(
+        "--browser",
+        nargs="?",
+        const="/usr/bin/chromium",
+        default=None,
+        help="also step the slider in a real browser (chromium at this path) beside the other sessions",
+    )
     parser.add_argument("--browser-steps", type=int, default=30, help="slider steps the browser times")
     parser.add_argument("--time-limit", type=float, default=600, help="seconds per phase; sessions past it stop")
     args = parser.parse_args(argv)
@@ -466,7 +576,8 @@ def main(argv=None) -> int:
         images = session_images(most, args.size, work)
         scripts = [script(i, args.rounds, args.tokens, args.size) for i in range(most)]
         print(
-            f"checkpoint {args.checkpoint}, {args.tokens} tokens at {args.size} px, {args.rounds} rounds per session, {args.client} clients; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
+            f"checkpoint {args.checkpoint}, {args.tokens} tokens at {args.size} px, {args.rounds} rounds per session, "
+            f"{args.client} clients; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
         )
         references, ok = phase("reference", most, images, scripts, args, work, concurrent=False)
         for count in args.sessions:
