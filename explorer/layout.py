@@ -203,7 +203,7 @@ def wire(ui) -> None:
     details = [ui.strip, ui.strip_md, *edit_outputs[1:]]
     # Each kind of event has its own queue, so a cheap one never waits behind a slow one: encodes
     # (hundreds of ms to seconds) one at a time; edits (a token or two decoded) two at a time beside
-    # them; exports (drawing only) apart; views of cached arrays four at a time. loadtest.py measures it.
+    # them; exports (drawing only) apart; views of cached arrays four at a time. benchmarks/loadtest.py measures it.
     encoder = dict(concurrency_id="encoder", concurrency_limit=1)
     decoder = dict(concurrency_id="decoder", concurrency_limit=2)
     exporter = dict(concurrency_id="exporter", concurrency_limit=1)
