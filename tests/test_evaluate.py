@@ -314,3 +314,37 @@ def test_a_composite_pastes_a_whole_human_segment_on_a_kodak_photo(tmp_path, mon
     result = edit_suites.removal_suite(masked_tiny, n_tokens=3, n_photos=1)
     assert result["photos"] == 1 and 0 <= result["pasted_found"] <= 1
     assert result["psnr_pasted_grey"] == pytest.approx(-10 * np.log10(np.mean((0.5 - 90 / 255) ** 2)), abs=1e-3)
+
+
+def test_every_suite_takes_every_and_limit_for_a_quicker_look(masked_tiny, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(evaluation, "SUITES", {name: lambda vle, n, **kw: kw for name in evaluation.SUITES})
+    for suite in evaluation.SUITES:
+        seen[suite] = evaluation.run_suite(suite, masked_tiny, 2, every=3, limit=2)
+    assert all(kw == {"every": 3, "limit": 2} for kw in seen.values())
+    with pytest.raises(ValueError, match="--limit must be 1 or more"):
+        evaluation.run_suite("kodak", masked_tiny, 2, limit=0)
+    assert evaluation.subset(range(10), 3, 2) == [0, 3]
+
+
+def test_scene_and_edit_suites_score_the_subset_asked(masked_tiny):
+    assert scene_suite(masked_tiny, n_tokens=2, n_scenes=6, size=32, every=2, limit=2)["scenes"] == 2
+    assert edit_suites.edits_suite(masked_tiny, n_tokens=2, n_scenes=6, size=32, every=3)["scenes"] == 2
+
+
+@pytest.mark.parametrize("module", ["evaluate", "report", "ship", "train", "bench"])
+def test_every_command_line_flag_has_help(module, monkeypatch):
+    import argparse
+    import importlib
+
+    class Parsed(Exception):
+        pass
+
+    def capture(parser, *args, **kwargs):
+        raise Parsed(parser)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(Parsed) as parsed:
+        importlib.import_module(f"vle_core.{module}").main([])
+    actions = [a for a in parsed.value.args[0]._actions if not isinstance(a, argparse._HelpAction)]
+    assert actions and all(a.help for a in actions), [a.dest for a in actions if not a.help]

@@ -94,7 +94,7 @@ def scene_edit(vle, seed: int, rng: np.random.Generator, n_tokens: int, size: in
     return SceneEdit(scene, encoding, t, iou, move, removed, truth.image.astype(np.float32) / 255, truth.labels)
 
 
-def edits_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64) -> dict:
+def edits_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64, every: int = 1, limit: int | None = None) -> dict:
     """Removing and moving each held-out scene's top-most object (module docstring)."""
     if vle.kind != "masked":
         raise ValueError(
@@ -102,7 +102,7 @@ def edits_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64) -> dict
         )
     rng = np.random.default_rng(0)
     rows = []
-    for i in tqdm(range(n_scenes), desc="edits", leave=False):
+    for i in tqdm(list(range(n_scenes))[::every][:limit], desc="edits", leave=False):
         case = scene_edit(vle, HELDOUT_SEED * SEED_STRIDE + i, rng, n_tokens, size)
         encoding, t, (dx, dy), plain = case.encoding, case.t, case.move, case.encoding.reconstructions[-1]
         region = case.obj | case.entered  # the pixels the object left and entered
@@ -130,7 +130,7 @@ def edits_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64) -> dict
     result = {key: float(np.nanmean([row[key] for row in rows])) for key in rows[0]}
     result["removed_gap"] = result["psnr_plain"] - result["removed_psnr"]
     result["moved_gap"] = result["psnr_plain"] - result["moved_psnr"]
-    return {**result, "scenes": n_scenes, "size": size}
+    return {**result, "scenes": len(rows), "size": size}
 
 
 TUNE_FIRST_SEED = 500_000  # training-stream scenes the object threshold is picked on (held-out ones never)
@@ -245,7 +245,7 @@ def taken_tokens(vle, encoding, pasted: np.ndarray) -> list[int]:
     return taken
 
 
-def removal_suite(vle, n_tokens: int, n_photos: int = 24) -> dict:
+def removal_suite(vle, n_tokens: int, n_photos: int = 24, every: int = 1, limit: int | None = None) -> dict:
     """Switching off the tokens that took a pasted object, on photo composites (module docstring)."""
     if vle.kind != "masked":
         raise ValueError(
@@ -253,7 +253,7 @@ def removal_suite(vle, n_tokens: int, n_photos: int = 24) -> dict:
             "checkpoint)"
         )
     rows = []
-    for background, composite, pasted in tqdm(list(composites(n_photos)), desc="removal", leave=False):
+    for background, composite, pasted in tqdm(list(composites(n_photos))[::every][:limit], desc="removal", leave=False):
         encoding = vle.encode(composite, n_tokens)
         plain = encoding.reconstructions[-1]
         taken = taken_tokens(vle, encoding, pasted)

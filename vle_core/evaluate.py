@@ -73,14 +73,20 @@ def main(argv=None) -> None:
         prog="python -m vle_core.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("checkpoint", nargs="?", help="a checkpoint folder, e.g. checkpoints/vanilla-natural")
-    parser.add_argument("--suite", choices=sorted(SUITES))
+    parser.add_argument(
+        "--suite",
+        choices=sorted(SUITES),
+        help="kodak: PSNR, MSE, SSIM per token count; scenes: masks against generated scenes' objects; bsds-seg: "
+        "masks against BSDS500 test human segmentations; edits: object edits on scenes; removal: pasted objects removed",
+    )
     parser.add_argument("--tokens", type=int, default=12, help="tokens per image (default 12)")
     parser.add_argument(
         "--data", help="the data root holding kodak/ and bsds500/ (default: $VLE_DATA, else ../shared/data)"
     )
     parser.add_argument(
-        "--every", type=int, default=1, help="bsds-seg: score every k-th test image (default 1: all 200)"
+        "--every", type=int, default=1, help="score every k-th image or scene of the suite's set (default 1: all of them)"
     )
+    parser.add_argument("--limit", type=int, help="score at most this many images or scenes (after --every)")
     parser.add_argument("--json", help="also write the result to this JSON file")
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) or a torch device")
     parser.add_argument(
@@ -153,7 +159,7 @@ def main(argv=None) -> None:
                 )
             )
             return
-        result = run_suite(args.suite, vle, args.tokens, args.every)
+        result = run_suite(args.suite, vle, args.tokens, args.every, args.limit)
     except (ValueError, FileNotFoundError) as e:  # missing data, a bad checkpoint, a vanilla model for a mask suite
         sys.exit(f"vle_core.evaluate: error: {str(e).splitlines()[0]}")
     print(markdown(args.suite, result))

@@ -49,8 +49,13 @@ def token_curves(vle, images, n_tokens: int, ssim: bool = True) -> dict:
     return {metric: np.mean([row[metric] for row in rows], axis=0).tolist() for metric in ("psnr", "mse", "ssim")}
 
 
-def kodak_suite(vle, n_tokens: int) -> dict:
-    images = [read_image(p) for p in kodak_paths()]
+def subset(items, every: int = 1, limit: int | None = None) -> list:
+    """Every `every`-th item, at most `limit` of them: a suite's quicker look at its set."""
+    return list(items)[::every][:limit]
+
+
+def kodak_suite(vle, n_tokens: int, every: int = 1, limit: int | None = None) -> dict:
+    images = [read_image(p) for p in subset(kodak_paths(), every, limit)]
     curves = token_curves(vle, images, n_tokens)
     curves["pca_psnr"] = PatchPCA(bsds_training_images()).psnr_curve(images, n_tokens)
     return curves
@@ -150,7 +155,7 @@ def scene_array(scenes: SceneSet, i: int) -> tuple[np.ndarray, np.ndarray]:
     return ((image.permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1), labels.numpy()
 
 
-def scene_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64) -> dict:
+def scene_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64, every: int = 1, limit: int | None = None) -> dict:
     """Foreground ARI, and how S spent the tokens: the 8-token PSNR; the share of scenes where a
     token took a speck (a decoded mask under SPECK of the image) while a later one took a larger
     region; the share where some token's mask covers most of the background (background_coded),
@@ -158,7 +163,7 @@ def scene_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64) -> dict
     require_masks(vle, "scenes")
     scenes = SceneSet(n_scenes, size=size, seed=HELDOUT_SEED)
     ours, trivial, psnrs, specks, background_at = [], [], [], [], []
-    for i in tqdm(range(n_scenes), desc="scenes", leave=False):
+    for i in tqdm(subset(range(n_scenes), every, limit), desc="scenes", leave=False):
         array, labels = scene_array(scenes, i)
         encoding = vle.encode(array, n_tokens)
         ours.append(metrics.foreground_ari(labels, metrics.masks_to_labels(encoding.masks)))
@@ -173,9 +178,9 @@ def scene_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64) -> dict
         "fg_ari_rgb_argmax": float(np.mean(trivial)),
         "psnr": float(np.mean(psnrs)),
         "speck_first": float(np.mean(specks)),
-        "background_coded": len(found) / n_scenes,
+        "background_coded": len(found) / len(ours),
         "background_token": float(np.mean(found)) if found else float("nan"),
-        "scenes": n_scenes,
+        "scenes": len(ours),
         "size": size,
     }
 
@@ -197,7 +202,7 @@ def token_usage(masks: np.ndarray, labels: np.ndarray) -> tuple[bool, int | None
 def bsds_segmentation_suite(vle, n_tokens: int, limit: int | None = None, every: int = 1) -> dict:
     """Every `every`-th BSDS500 test image (the first `limit` of them)."""
     require_masks(vle, "bsds-seg")
-    paths = bsds_test_paths()[::every][:limit]
+    paths = subset(bsds_test_paths(), every, limit)
     scores, segments = {name: [] for name in ("ari", *BASELINES)}, []
     for path in tqdm(paths, desc="bsds test", leave=False):
         image = read_image(path)
@@ -268,11 +273,12 @@ SUITES = {
 }
 
 
-def run_suite(suite: str, vle, n_tokens: int, every: int = 1) -> dict:
-    """One suite's figures; `every` (k-th test image) applies to bsds-seg, the others score their whole set."""
-    if every < 1:
-        raise ValueError(f"--every must be 1 or more, got {every}")
-    return SUITES[suite](vle, n_tokens, every=every) if suite == "bsds-seg" else SUITES[suite](vle, n_tokens)
+def run_suite(suite: str, vle, n_tokens: int, every: int = 1, limit: int | None = None) -> dict:
+    """One suite's figures on every `every`-th image or scene of its set, at most `limit` of them
+    (default: the whole set)."""
+    if every < 1 or (limit is not None and limit < 1):
+        raise ValueError(f"--every and --limit must be 1 or more, got {every} and {limit}")
+    return SUITES[suite](vle, n_tokens, every=every, limit=limit)
 
 
 def markdown(suite: str, result: dict) -> str:

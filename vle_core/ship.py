@@ -119,10 +119,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a training run folder (its model/ subfolder is shipped)")
     parser.add_argument("out", help="the checkpoint folder to write, e.g. checkpoints/vanilla-natural")
-    parser.add_argument("--suite", action="append", choices=sorted(SUITES), required=True)
-    parser.add_argument("--tokens", type=int, default=12)
+    parser.add_argument("--suite", action="append", choices=sorted(SUITES), required=True, help="a held-out suite to measure for the card (repeatable)")
+    parser.add_argument("--tokens", type=int, default=12, help="tokens per image in the suites (default 12)")
     parser.add_argument("--every", type=int, default=1, help="bsds-seg: score every k-th test image (default 1: all 200)")
-    parser.add_argument("--title", default=None)
+    parser.add_argument("--title", default=None, help="the card's title (default: the checkpoint folder's name)")
     parser.add_argument("--note", default="", help="a paragraph for the card: shortfalls, what was tried")
     parser.add_argument(
         "--as-preset",
