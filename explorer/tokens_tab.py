@@ -296,7 +296,8 @@ def warm_default_example() -> None:
     if example is None:
         return
     try:
-        on_encode(example, default_tokens(checkpoint), settings.WORKING_SIZE, checkpoint)
+        state = on_encode(example, default_tokens(checkpoint), settings.WORKING_SIZE, checkpoint)[0]
+        on_details(state)  # the strip and the Edit tab's views, kept beside the cached entry
     except Exception as e:  # a broken checkpoint is reported to the user when they pick it
         print(f"explorer: could not encode the default example ahead ({type(e).__name__}: {e})")
 
