@@ -1,5 +1,5 @@
-"""What the app's tests share: tiny untrained checkpoints in a temp folder, test images, and
-the app pointed at them."""
+"""What the app's tests share: tiny untrained checkpoints in a temp folder and the app pointed
+at them. Test images: conftest.synthetic_image."""
 
 import os
 
@@ -10,6 +10,7 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
+from conftest import free_port
 from PIL import Image
 
 import explorer
@@ -17,18 +18,6 @@ import vle_core
 from explorer import settings, tokens_tab
 
 N = 6  # tokens per test encode: enough to see the slider and edits work, cheap on 2 cores
-
-
-def scene(size: int = 64, seed: int = 0, width: int | None = None) -> np.ndarray:
-    """A few flat rectangles on a gradient, HxWx3 uint8."""
-    rng = np.random.default_rng(seed)
-    h, w = size, width or size
-    ys, xs = np.mgrid[0:h, 0:w]
-    image = np.stack([xs / w, ys / h, np.full((h, w), 0.4)], axis=-1)
-    for _ in range(3):
-        y0, x0 = rng.integers(0, h - 8), rng.integers(0, w - 8)
-        image[y0 : y0 + rng.integers(6, h // 2), x0 : x0 + rng.integers(6, w // 2)] = rng.random(3)
-    return (image * 255).astype(np.uint8)
 
 
 def save_png(folder, name: str, array: np.ndarray) -> str:
@@ -83,14 +72,6 @@ def fresh(checkpoints, tmp_path, monkeypatch):
 
 def encode(path, checkpoint="vanilla-tiny", n=N, size=256):
     return tokens_tab.on_encode(path, n, size, checkpoint)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve(folder, max_size: int | None = 16):

@@ -1,4 +1,7 @@
-"""Shared fixtures: tiny untrained models (trained ones are not needed to check invariants)."""
+"""Shared fixtures and helpers: tiny untrained models (trained ones are not needed to check
+invariants), a synthetic test image, a free port to serve the app on."""
+
+import socket
 
 import numpy as np
 import pytest
@@ -17,6 +20,13 @@ def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
         h, w = rng.integers(1, height // 2 + 2), rng.integers(1, width // 2 + 2)
         image[y0 : y0 + h, x0 : x0 + w] = rng.random(3)
     return (image * 255).astype(np.uint8)
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now, to serve the app on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def random_staged_model(name: str = "vanilla-tiny-staged"):

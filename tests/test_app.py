@@ -10,7 +10,8 @@ from pathlib import Path
 import app_helpers
 import gradio as gr
 import pytest
-from app_helpers import encode, save_png, scene
+from app_helpers import encode, save_png
+from conftest import synthetic_image
 
 import explorer
 from explorer import edit_tab, export_tab, layout, models, quality_tab, settings, tokens_tab
@@ -50,7 +51,7 @@ def test_examples_open_in_their_own_checkpoint_where_it_is_here(fresh, monkeypat
 
 
 def test_broken_checkpoint_is_a_clear_error_and_others_keep_working(fresh):
-    path = save_png(fresh, "a.png", scene())
+    path = save_png(fresh, "a.png", synthetic_image(64, 64))
     with pytest.raises(gr.Error, match="broken cannot be loaded"):
         encode(path, "broken")
     with pytest.raises(gr.Error, match="no checkpoint called"):

@@ -18,7 +18,8 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from app_helpers import N, encode, pixels, save_png, scene
+from app_helpers import N, encode, pixels, save_png
+from conftest import synthetic_image
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -73,7 +74,7 @@ def bomb() -> bytes:
     return to_bytes(Image.new("1", (12_000, 12_000)), "PNG")
 
 
-SCENE = scene(32, width=40)
+SCENE = synthetic_image(32, 40)
 GOOD = to_bytes(Image.fromarray(SCENE), "PNG")
 
 # name: (the file's bytes, a regex its message must match, or None: the image is read, and then
@@ -83,20 +84,20 @@ IMAGES = {
     "random bytes": (np.random.default_rng(0).bytes(4096), "not a readable image", None),
     "empty file": (b"", "file is empty", None),
     "truncated PNG": (GOOD[: len(GOOD) // 2], "truncated", None),
-    "truncated JPEG": (to_bytes(Image.fromarray(scene(64)), "JPEG")[:600], "truncated", None),
+    "truncated JPEG": (to_bytes(Image.fromarray(synthetic_image(64, 64)), "JPEG")[:600], "truncated", None),
     "decompression bomb": (bomb(), "too large: the limit is 40 MP", None),
     "20000x20000": (png_chunks(20_000, 20_000, 8, 2, b""), "too large: the limit is 40 MP", None),
     "16-bit grey": (to_bytes(Image.fromarray(np.arange(32 * 40, dtype=np.uint16).reshape(32, 40) * 50), "PNG"), None, ((32, 40), "16-bit grey")),
     "16-bit RGB": (rgb16(SCENE), None, ((32, 40), "same")),
     "greyscale": (to_bytes(Image.fromarray(SCENE).convert("L"), "PNG"), None, ((32, 40), "grey")),
-    "palette": (to_bytes(Image.fromarray(SCENE).convert("P"), "PNG"), None, ((32, 40), "close")),
+    "palette": (to_bytes(Image.fromarray(SCENE).convert("P", palette=Image.Palette.ADAPTIVE), "PNG"), None, ((32, 40), "close")),
     "CMYK JPEG": (to_bytes(Image.fromarray(SCENE).convert("CMYK"), "JPEG", quality=95), None, ((32, 40), "close")),
     "RGBA": (to_bytes(Image.fromarray(np.dstack([SCENE, np.full((32, 40), 0, np.uint8)])), "PNG"), None, ((32, 40), "white")),
     "EXIF-rotated JPEG": (exif_rotated(), None, ((48, 24), "rotated")),
     "animated GIF": (animated_gif(), None, ((32, 32), "red")),
     "1x1": (to_bytes(Image.new("RGB", (1, 1)), "PNG"), "1×1 px: at least 8 px", None),
     "3 px thin": (to_bytes(Image.new("RGB", (200, 3)), "PNG"), "200×3 px: at least 8 px", None),
-    "icon": (to_bytes(Image.fromarray(scene(16)), "ICO"), "ICO images are not supported", None),
+    "icon": (to_bytes(Image.fromarray(synthetic_image(16, 16)), "ICO"), "ICO images are not supported", None),
 }
 
 
@@ -136,13 +137,13 @@ def test_every_kind_of_upload_is_read_right_or_named(fresh, case):
         assert array.shape == (*shape, 3) and array.dtype == np.uint8
         check_pixels(array, how)
         assert pixels(encode(str(path))[3]).shape == (*shape, 3)
-    assert "First 2 of" in tokens_tab.on_token(2, encode(save_png(fresh, "next.png", scene(seed=1)))[0])[-1]  # still serving
+    assert "First 2 of" in tokens_tab.on_token(2, encode(save_png(fresh, "next.png", synthetic_image(64, 64, seed=1)))[0])[-1]  # still serving
 
 
 @pytest.fixture
 def session(fresh):
     """A vanilla-tiny session on a small scene, its tokens exported."""
-    state = encode(save_png(fresh, "a.png", scene(32, width=40)))[0]
+    state = encode(save_png(fresh, "a.png", synthetic_image(32, 40)))[0]
     return state, export_tab.on_export_tokens(state)
 
 
@@ -171,7 +172,7 @@ def test_impossible_requests_are_named_and_change_nothing(fresh, session, case):
     state, _ = session
     do, message = EDITS[case]
     with pytest.raises(gr.Error, match=message):
-        do({**state, "_path": save_png(fresh, "b.png", scene(seed=2))})
+        do({**state, "_path": save_png(fresh, "b.png", synthetic_image(64, 64, seed=2))})
     assert state["history"] == []
     assert len(edit_tab.on_move(2, 3, 3, state)[0]["history"]) == 1  # the session goes on
 
@@ -223,10 +224,10 @@ def test_a_broken_checkpoint_is_named_and_a_swapped_one_keeps_the_model_it_had(f
     shutil.copytree(own / "vanilla-tiny", own / "fresh-broken")
     break_weights(own / "fresh-broken", how)
     with pytest.raises(gr.Error, match="fresh-broken cannot be loaded"):
-        encode(save_png(fresh, "a.png", scene()), "fresh-broken")
+        encode(save_png(fresh, "a.png", synthetic_image(64, 64)), "fresh-broken")
     assert not os.path.exists("/tmp/vle-explorer-pwned")
 
-    state = encode(save_png(fresh, "a.png", scene()))[0]  # vanilla-tiny loaded and in use
+    state = encode(save_png(fresh, "a.png", synthetic_image(64, 64)))[0]  # vanilla-tiny loaded and in use
     before = pixels(tokens_tab.on_token(3, state)[0])
     break_weights(own / "vanilla-tiny", how)  # replaced on disk by a broken copy
     os.utime(own / "vanilla-tiny" / "model.safetensors", ns=(1, 1))
@@ -235,7 +236,7 @@ def test_a_broken_checkpoint_is_named_and_a_swapped_one_keeps_the_model_it_had(f
     assert model_id == state["model_id"]  # the model it had, kept
     assert np.array_equal(pixels(tokens_tab.on_token(3, state)[0]), before)
     assert len(edit_tab.on_move(2, 3, 3, state)[0]["history"]) == 1
-    assert f"First {N} of {N}" in encode(save_png(fresh, "b.png", scene(seed=5)))[8]  # new sessions too
+    assert f"First {N} of {N}" in encode(save_png(fresh, "b.png", synthetic_image(64, 64, seed=5)))[8]  # new sessions too
 
 
 # Property tests. Random bytes, some behind a real format's magic so the decoders go deeper.
@@ -325,8 +326,8 @@ def apply(op: tuple, state: dict, donor: str):
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(OPS, min_size=1, max_size=6))
 def test_random_edit_sequences_never_crash_and_undo_returns_exactly(fresh, ops):
-    donor = save_png(fresh, "donor.png", scene(32, width=40, seed=9))
-    state = encode(save_png(fresh, "a.png", scene(32, width=40)))[0]
+    donor = save_png(fresh, "donor.png", synthetic_image(32, 40, seed=9))
+    state = encode(save_png(fresh, "a.png", synthetic_image(32, 40)))[0]
     shown = pixels(edit_tab.on_reset(state)[1])
     for op in ops:
         try:

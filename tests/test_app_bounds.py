@@ -10,7 +10,8 @@ from pathlib import Path
 import app_helpers
 import gradio as gr
 import pytest
-from app_helpers import N, encode, save_png, scene
+from app_helpers import N, encode, save_png
+from conftest import synthetic_image
 from PIL import Image
 
 from explorer import edit_tab, export_tab, images, layout, settings, tokens_tab
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def state(fresh):
-    return encode(save_png(fresh, "a.png", scene(32, width=40)))[0]
+    return encode(save_png(fresh, "a.png", synthetic_image(32, 40)))[0]
 
 
 def test_edits_per_session_are_bounded(state, monkeypatch):
@@ -36,7 +37,7 @@ def test_edits_per_session_are_bounded(state, monkeypatch):
 
 def test_donors_and_transplanted_tokens_are_bounded(fresh, state, monkeypatch):
     monkeypatch.setattr(settings, "MAX_DONORS", 2)
-    donors = [save_png(fresh, f"donor{i}.png", scene(32, width=40, seed=10 + i)) for i in range(3)]
+    donors = [save_png(fresh, f"donor{i}.png", synthetic_image(32, 40, seed=10 + i)) for i in range(3)]
     edit_tab.on_donor(donors[2], 1, state)  # looked at, not used: not kept
     for donor in donors[:2]:
         state = edit_tab.on_transplant(donor, 1, state)[0]
@@ -59,7 +60,7 @@ def test_view_files_are_bounded_and_a_removed_view_is_drawn_again(state, monkeyp
     monkeypatch.setattr(images, "_views_written", 0)
     recon = tokens_tab.on_token(2, state)[0]
     for _ in range(120):
-        images.view_file(scene(16))
+        images.view_file(synthetic_image(16, 16))
     folder = Path(recon).parent
     assert len(list(folder.iterdir())) <= 5 + 99  # pruned to the newest 5 every 100 views written
     assert not Path(recon).exists()
@@ -77,7 +78,7 @@ def test_export_files_are_bounded(fresh, state, monkeypatch):
 
 def test_the_exported_gif_is_bounded(fresh, monkeypatch):
     monkeypatch.setattr(settings, "MAX_GIF_PIXELS", 40_000)
-    state = encode(save_png(fresh, "big.png", scene(200, width=300)), size=768)[0]
+    state = encode(save_png(fresh, "big.png", synthetic_image(200, 300)), size=768)[0]
     with Image.open(export_tab.on_export_gif(state)) as gif:
         frames, (width, height) = gif.n_frames, gif.size
     assert frames == N

@@ -8,7 +8,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import app_helpers
 import numpy as np
 import pytest
-from app_helpers import N, encode, pixels, save_png, scene
+from app_helpers import N, encode, pixels, save_png
+from conftest import synthetic_image
 
 from explorer import cache, tokens_tab
 
@@ -17,7 +18,7 @@ checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tin
 
 @pytest.mark.parametrize("checkpoint", ["vanilla-tiny", "masked-tiny"])
 def test_slider_and_coming_back_never_encode_again(fresh, checkpoint):
-    path = save_png(fresh, "a.png", scene(48, width=72))
+    path = save_png(fresh, "a.png", synthetic_image(48, 72))
     runs = cache.encoder_runs
     out = encode(path, checkpoint)
     state = out[0]
@@ -47,7 +48,7 @@ def test_slider_and_coming_back_never_encode_again(fresh, checkpoint):
 
 @pytest.mark.parametrize("corruption", ["garbage", "wrong shape"])
 def test_a_corrupt_cache_entry_is_recomputed_not_served(fresh, corruption):
-    path = save_png(fresh, "a.png", scene())
+    path = save_png(fresh, "a.png", synthetic_image(64, 64))
     first = encode(path)
     key = f"entry/{first[0]['key']}"
     if corruption == "garbage":
@@ -75,7 +76,7 @@ def test_an_entry_keeps_its_tokens_stages():
 
     torch.manual_seed(0)
     vle = vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny-staged")), device="cpu")
-    image = scene(16, width=24)
+    image = synthetic_image(16, 24)
     tokens = vle.encode(image, 3).tokens
     reordered = vle_core.Tokens(tokens.latents, tokens.mean, tokens.std, tokens.image_size, torch.tensor([1, 3, 3]))
     entry = cache.Entry.from_rendering(vle.render(reordered), image)

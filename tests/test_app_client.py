@@ -2,13 +2,13 @@
 API example does: upload and encode, step the slider, edit, export, load the export back."""
 
 import os
-import socket
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import numpy as np
 import pytest
-from app_helpers import make_checkpoints, save_png, scene
+from app_helpers import make_checkpoints, save_png
+from conftest import free_port, synthetic_image
 from gradio_client import Client, handle_file
 from PIL import Image
 
@@ -17,12 +17,6 @@ import vle_core
 from explorer import models, settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")  # gradio's own use of pandas
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +41,7 @@ def served(tmp_path_factory):
 def test_upload_encode_slide_edit_export_and_load_back(served):
     url, folder = served
     client = Client(url, verbose=False)
-    image = save_png(folder, "scene.png", scene(64, width=96))
+    image = save_png(folder, "scene.png", synthetic_image(64, 96))
 
     out = client.predict(handle_file(image), 6, 256, "masked-tiny", api_name="/encode")
     info, slider, recon = out[:3]  # the session state is not part of the API
@@ -89,16 +83,16 @@ def test_errors_reach_the_client_as_messages(served):
         client.predict(handle_file(str(garbage)), 4, 256, "vanilla-tiny", api_name="/encode")
     with pytest.raises(Exception, match="Encode an image first"):
         client.predict(1, 8, 0, api_name="/move")
-    client.predict(handle_file(save_png(folder, "b.png", scene(seed=3))), 4, 256, "vanilla-tiny", api_name="/encode")
+    client.predict(handle_file(save_png(folder, "b.png", synthetic_image(64, 64, seed=3))), 4, 256, "vanilla-tiny", api_name="/encode")
     with pytest.raises(Exception, match="broken cannot be loaded"):
-        client.predict(handle_file(save_png(folder, "b.png", scene(seed=3))), 4, 256, "broken", api_name="/encode")
+        client.predict(handle_file(save_png(folder, "b.png", synthetic_image(64, 64, seed=3))), 4, 256, "broken", api_name="/encode")
     assert "First 2 of 4" in client.predict(2, api_name="/token")[-1]  # the session survived
 
 
 def test_indices_out_of_range_are_named_through_the_api(served):
     url, folder = served
     client = Client(url, verbose=False)
-    client.predict(handle_file(save_png(folder, "c.png", scene(seed=4))), 4, 256, "vanilla-tiny", api_name="/encode")
+    client.predict(handle_file(save_png(folder, "c.png", synthetic_image(64, 64, seed=4))), 4, 256, "vanilla-tiny", api_name="/encode")
     with pytest.raises(Exception, match="greater than maximum value 4"):  # gradio checks the slider's range for this session
         client.predict(99, api_name="/token")
     with pytest.raises(Exception, match="Value 99 is greater than maximum value 16"):  # past any slider's range: gradio's own message
@@ -108,14 +102,14 @@ def test_indices_out_of_range_are_named_through_the_api(served):
     with pytest.raises(Exception, match=r"A move of \(\+300, \+0\) px leaves the 64×64 image"):
         client.predict(2, 300, 0, api_name="/move")
     with pytest.raises(Exception, match="greater than maximum value 32"):
-        client.predict(handle_file(save_png(folder, "c.png", scene(seed=4))), 1000, 256, "vanilla-tiny", api_name="/encode")
+        client.predict(handle_file(save_png(folder, "c.png", synthetic_image(64, 64, seed=4))), 1000, 256, "vanilla-tiny", api_name="/encode")
     assert "First 2 of 4" in client.predict(2, api_name="/token")[-1]  # the session goes on
 
 
 def test_encode_until_a_target_through_the_api(served):
     url, folder = served
     client = Client(url, verbose=False)
-    image = handle_file(save_png(folder, "until.png", scene(64, seed=7)))
+    image = handle_file(save_png(folder, "until.png", synthetic_image(64, 64, seed=7)))
     info, slider = client.predict(image, 4, 256, "vanilla-tiny", "Until PSNR", 60, api_name="/encode")[:2]
     assert f"PSNR 60 dB not reached in {settings.N_TOKENS_MAX} tokens" in info and slider["maximum"] == settings.N_TOKENS_MAX
     info, slider = client.predict(image, 4, 256, "vanilla-tiny", api_name="/encode")[:2]  # the length's defaults: N tokens

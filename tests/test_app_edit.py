@@ -10,7 +10,8 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from app_helpers import N, Select, encode, pixels, save_png, scene
+from app_helpers import N, Select, encode, pixels, save_png
+from conftest import synthetic_image
 
 import explorer
 import vle_core
@@ -22,7 +23,7 @@ checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tin
 
 @pytest.mark.parametrize("checkpoint", ["vanilla-tiny", "masked-tiny"])
 def test_edits_decode_only_and_match_the_library(fresh, checkpoint):
-    path = save_png(fresh, "a.png", scene())
+    path = save_png(fresh, "a.png", synthetic_image(64, 64))
     state = encode(path, checkpoint)[0]
     vle = models.get_model(checkpoint)[1]
     runs = cache.encoder_runs
@@ -45,7 +46,7 @@ def test_edits_decode_only_and_match_the_library(fresh, checkpoint):
     state = check(edit_tab.on_strength(3, 1.5, state))
     state = check(edit_tab.on_switch([1, 2, 4, 5, 6], state))
     state = check(edit_tab.on_scatter(7, state))
-    donor = save_png(fresh, "donor.png", scene(seed=5))
+    donor = save_png(fresh, "donor.png", synthetic_image(64, 64, seed=5))
     out = edit_tab.on_transplant(donor, 2, state)
     assert out[4]["value"] == N + 1 and len(out[0]["history"]) == 5  # the transplant is selected, to move it
     state = check(out)
@@ -64,7 +65,7 @@ def test_edits_decode_only_and_match_the_library(fresh, checkpoint):
 
 
 def test_impossible_edits_are_refused_and_change_nothing(fresh):
-    state = encode(save_png(fresh, "a.png", scene()))[0]
+    state = encode(save_png(fresh, "a.png", synthetic_image(64, 64)))[0]
     state = edit_tab.on_switch([1, 2, 3], state)[0]
     before = dict(state)
     for call, message in [
@@ -87,7 +88,7 @@ def test_impossible_edits_are_refused_and_change_nothing(fresh):
 
 
 def test_clicks_select_tokens_and_move_them(fresh):
-    state = encode(save_png(fresh, "a.png", scene()), "masked-tiny")[0]
+    state = encode(save_png(fresh, "a.png", synthetic_image(64, 64)), "masked-tiny")[0]
     k, edit_k = tokens_tab.on_select_token(state, Select(30, 20))
     labels = views.entry_overlay(session.session(state)[1])[0]
     assert k == edit_k == labels[20, 30] + 1
@@ -116,14 +117,14 @@ def test_a_moved_masked_token_leaves_its_background_not_a_seam(fresh):
     clean = vle.render(edit.translate(tokens, 0, -128, 0, vacated="background")).masks[0]
     np.testing.assert_allclose(clean[probe], before[probe], atol=1e-5)
     assert np.abs(seam[probe] - before[probe]).max() > 1e-3  # zeros decode to something else
-    state = encode(save_png(fresh, "a.png", scene()), "masked-tiny")[0]  # the app moves masked tokens this way
+    state = encode(save_png(fresh, "a.png", synthetic_image(64, 64)), "masked-tiny")[0]  # the app moves masked tokens this way
     items = session.edited(edit_tab.on_move(2, 16, 0, state)[0])[2].items
     assert items[1].vacated == "background"
 
 
 @pytest.mark.parametrize("checkpoint", ["vanilla-tiny", "masked-tiny"])
 def test_region_maps_kept_per_token_equal_the_maps_of_all_tokens(fresh, checkpoint):
-    state = encode(save_png(fresh, "a.png", scene(48, width=72)), checkpoint)[0]
+    state = encode(save_png(fresh, "a.png", synthetic_image(48, 72)), checkpoint)[0]
     for apply in (lambda s: edit_tab.on_move(2, 9, -4, s), lambda s: edit_tab.on_strength(3, 1.5, s), lambda s: edit_tab.on_switch([1, 2, 4], s)):
         state = apply(state)[0]
         _, _, result = session.edited(state)
@@ -142,7 +143,7 @@ def test_whole_image_token_models_take_a_region_tokens_object_away(fresh):
     model = vle_core.build_model(vle_core.preset("masked-tiny-photos"))
     vle_core.save_checkpoint(model, fresh / "own" / "photos-tiny", "# photos-tiny", training={"data": "test", "steps": 0, "max_tokens": 4})
     explorer.configure(checkpoints=fresh / "own", cache_dir=fresh / "own-cache", cache_mb=64)  # the fixture's teardown configures back
-    state = encode(save_png(fresh, "a.png", scene()), "photos-tiny")[0]
+    state = encode(save_png(fresh, "a.png", synthetic_image(64, 64)), "photos-tiny")[0]
     vle, entry, _ = session.edited(state)
     region = next(i for i in range(1, len(entry)) if (entry.masks[i] > 127).mean() > 0.01)  # a region token with a mask
     out = edit_tab.on_remove(region + 1, state)
@@ -157,7 +158,7 @@ def test_whole_image_token_models_take_a_region_tokens_object_away(fresh):
 def test_the_edit_tab_never_selects_a_whole_image_token_at_first(fresh, checkpoint, first):
     """Vanilla tokens all code the whole image: none is selected, and a click on the picture asks
     for a selection instead of moving one; a masked VLE's first region token is selected."""
-    state = encode(save_png(fresh, "a.png", scene()), checkpoint)[0]
+    state = encode(save_png(fresh, "a.png", synthetic_image(64, 64)), checkpoint)[0]
     details = tokens_tab.on_details(state)
     assert details[5]["value"] == first
     assert edit_tab.on_reset(state)[4]["value"] == first

@@ -9,7 +9,8 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from app_helpers import N, encode, pixels, save_png, scene
+from app_helpers import N, encode, pixels, save_png
+from conftest import synthetic_image
 from PIL import Image
 
 import vle_core
@@ -19,7 +20,7 @@ checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tin
 
 
 def test_curve_compare_and_exports(fresh):
-    path = save_png(fresh, "a.png", scene())
+    path = save_png(fresh, "a.png", synthetic_image(64, 64))
     state = encode(path)[0]
     figure, text = quality_tab.on_curve("PSNR", 5.0, state)
     assert len(figure.data) == 2 and "Tokens needed for PSNR ≥ 5: **1**" in text and "entropy" in text

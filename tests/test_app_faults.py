@@ -19,7 +19,8 @@ from pathlib import Path
 import app_helpers
 import numpy as np
 import pytest
-from app_helpers import encode, pixels, save_png, scene
+from app_helpers import encode, pixels, save_png
+from conftest import synthetic_image
 
 import explorer
 from explorer import cache, settings, tokens_tab
@@ -36,7 +37,7 @@ class Planted:
 
 def two_sessions(folder):
     """Two images of one size encoded (so an entry of one fits the other's shape), their views."""
-    a, b = save_png(folder, "a.png", scene(seed=1)), save_png(folder, "b.png", scene(seed=2))
+    a, b = save_png(folder, "a.png", synthetic_image(64, 64, seed=1)), save_png(folder, "b.png", synthetic_image(64, 64, seed=2))
     out_a, out_b = encode(a), encode(b)
     return a, out_a, out_b
 

@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 import pytest
-from app_helpers import checkpoints, fresh, save_png, scene  # noqa: F401 (fixtures)
+from app_helpers import checkpoints, fresh, save_png  # noqa: F401 (fixtures)
+from conftest import synthetic_image
 
 import vle_core
 from explorer import cache, lengths, models, quality_tab, settings, tokens_tab
@@ -28,7 +29,7 @@ def until(path, target, checkpoint="vanilla-tiny"):
 
 @pytest.mark.parametrize("checkpoint", ["vanilla-tiny", "masked-tiny"])
 def test_an_image_takes_the_tokens_its_target_needs(fresh, checkpoint, monkeypatch):  # noqa: F811 (fixture)
-    path = save_png(fresh, "a.png", scene(seed=1))
+    path = save_png(fresh, "a.png", synthetic_image(64, 64, seed=1))
     curve = psnr_curve(path, checkpoint, 8)
     target = float(np.round(curve[4], 3) - 1e-3)  # token 5 reaches it; an earlier one may too
     expected = int(np.argmax(curve >= target)) + 1
@@ -42,14 +43,14 @@ def test_an_image_takes_the_tokens_its_target_needs(fresh, checkpoint, monkeypat
 
 
 def test_an_unreachable_target_stops_at_the_most_the_app_encodes_and_says_so(fresh):  # noqa: F811 (fixture)
-    path = save_png(fresh, "a.png", scene(seed=2))
+    path = save_png(fresh, "a.png", synthetic_image(64, 64, seed=2))
     state, info = until(path, settings.TARGET_PSNR_RANGE[1])[:2]
     assert state["n"] == settings.N_TOKENS_MAX
     assert f"not reached in {settings.N_TOKENS_MAX} tokens" in info
 
 
 def test_the_cache_answers_a_target_it_already_reaches(fresh, monkeypatch):  # noqa: F811 (fixture)
-    path = save_png(fresh, "a.png", scene(seed=3))
+    path = save_png(fresh, "a.png", synthetic_image(64, 64, seed=3))
     curve = psnr_curve(path, "vanilla-tiny", 8)  # stored: 8 tokens
     runs = []
     monkeypatch.setattr(models, "_encode_here", lambda *args: runs.append(args))  # would fail the handler if called
@@ -58,7 +59,7 @@ def test_the_cache_answers_a_target_it_already_reaches(fresh, monkeypatch):  # n
 
 
 def test_the_quality_curve_marks_the_target_and_where_it_was_reached(fresh):  # noqa: F811 (fixture)
-    path = save_png(fresh, "a.png", scene(seed=4))
+    path = save_png(fresh, "a.png", synthetic_image(64, 64, seed=4))
     curve = psnr_curve(path, "vanilla-tiny", 6)
     target = float(curve[1] - 1e-3)
     state = until(path, target)[0]
@@ -74,7 +75,7 @@ def test_the_quality_curve_marks_the_target_and_where_it_was_reached(fresh):  # 
     [("Sometimes", 30, "The length is one of"), (UNTIL, 5, "between 10 and 60 dB"), (UNTIL, None, "between"), (UNTIL, float("nan"), "between")],
 )
 def test_bad_lengths_are_refused_with_a_message(fresh, length, target, message):  # noqa: F811 (fixture)
-    path = save_png(fresh, "a.png", scene())
+    path = save_png(fresh, "a.png", synthetic_image(64, 64))
     with pytest.raises(UserError, match=message):
         tokens_tab.on_encode(path, 4, 256, "vanilla-tiny", length, target)
 

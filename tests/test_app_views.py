@@ -10,7 +10,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import app_helpers
 import numpy as np
 import torch
-from app_helpers import N, Select, encode, pixels, save_png, scene
+from app_helpers import N, Select, encode, pixels, save_png
+from conftest import synthetic_image
 
 import vle_core
 from explorer import cache, compare_tab, edit_tab, models, plots, settings, tokens_tab, views
@@ -73,7 +74,7 @@ def test_counts_read_as_english(fresh, monkeypatch):
     torch.manual_seed(0)
     vle_core.save_checkpoint(vle_core.build_model(vle_core.preset("vanilla-tiny")), folder / "one-token", "# one", training={"max_tokens": 1})
     monkeypatch.setattr(settings, "CHECKPOINTS", folder)
-    out = encode(save_png(fresh, "a.png", scene()), "one-token", n=2)
+    out = encode(save_png(fresh, "a.png", synthetic_image(64, 64)), "one-token", n=2)
     assert "token 2 is past the 1 token one-token was trained with" in out[1]
     assert "past the 1 token this checkpoint" in tokens_tab.on_token(2, out[0])[-1]
     assert "trained with up to 1 token;" in out[2]["label"]
@@ -88,7 +89,7 @@ def test_the_default_token_count_is_the_trained_one(fresh):
 
 
 def test_the_strip_labels_every_picture_and_the_export_explains_its_rows(fresh):
-    state = encode(save_png(fresh, "a.png", scene()), "masked-tiny")[0]
+    state = encode(save_png(fresh, "a.png", synthetic_image(64, 64)), "masked-tiny")[0]
     entry = tokens_tab.session(state)[1]
     shown, exported = views.paper_strip(entry, 4), views.paper_strip(entry, 4, legend=True)
     assert exported.shape[0] > shown.shape[0]  # the legend's lines, under the pictures
@@ -99,7 +100,7 @@ def test_the_strip_labels_every_picture_and_the_export_explains_its_rows(fresh):
 
 def test_small_images_are_enlarged_and_clicks_on_them_land(fresh, monkeypatch):
     monkeypatch.setattr(settings, "DISPLAY_SIDE", 256)
-    out = encode(save_png(fresh, "icon.png", scene(20)), "masked-tiny", n=3)
+    out = encode(save_png(fresh, "icon.png", synthetic_image(20, 20)), "masked-tiny", n=3)
     assert pixels(out[3]).shape == (240, 240, 3)  # 12x, nearest
     assert np.array_equal(pixels(out[3])[::12, ::12], tokens_tab.session(out[0])[1].reconstructions[2])
     labels = views.entry_overlay(tokens_tab.session(out[0])[1])[0]
@@ -116,7 +117,7 @@ def test_the_target_label_sits_on_its_line():
 
 
 def test_the_edit_log_says_each_moves_step(fresh):
-    state = encode(save_png(fresh, "a.png", scene()))[0]
+    state = encode(save_png(fresh, "a.png", synthetic_image(64, 64)))[0]
     once = edit_tab.on_move(2, 16, -8, state)
     twice = edit_tab.on_move(2, 24, -8, once[0])
     assert "token 2 moved by (+16, -8) px" in once[-1]
@@ -124,7 +125,7 @@ def test_the_edit_log_says_each_moves_step(fresh):
 
 
 def test_a_new_image_clears_compare_and_bounds_its_slider(fresh):
-    out = tokens_tab.on_encode_in_page(save_png(fresh, "a.png", scene()), N, 256, "masked-tiny")
+    out = tokens_tab.on_encode_in_page(save_png(fresh, "a.png", synthetic_image(64, 64)), N, 256, "masked-tiny")
     *panels, plot, text, compare_k, compare_a = out[-8:]
     assert panels == [None] * 4 and plot is None and text == "" and compare_k["maximum"] == N
     assert compare_a["value"] == "masked-tiny"  # Compare starts from the checkpoint the image was encoded with
@@ -132,7 +133,7 @@ def test_a_new_image_clears_compare_and_bounds_its_slider(fresh):
 
 
 def test_views_are_jpeg_close_to_the_exact_png_and_text_stays_png(fresh, monkeypatch):
-    path = save_png(fresh, "a.png", scene(48, width=72))
+    path = save_png(fresh, "a.png", synthetic_image(48, 72))
     state = encode(path)[0]
     exact = [pixels(v) for v in tokens_tab.on_token(3, state)[:5]]
     monkeypatch.setattr(settings, "LOSSY_VIEWS", True)

@@ -13,7 +13,8 @@ import app_helpers
 import numpy as np
 import pytest
 import torch
-from app_helpers import N, encode, save_png, scene
+from app_helpers import N, encode, save_png
+from conftest import synthetic_image
 
 import explorer
 import vle_core
@@ -60,14 +61,14 @@ def through_worker(vle, image, n=N) -> vle_core.Encoding:
 @pytest.mark.parametrize("checkpoint", ["vanilla-tiny", "masked-tiny"])
 def test_an_encode_through_the_worker_is_the_in_process_encode(on, checkpoint):
     _, vle = models.get_model(checkpoint)
-    image = scene(48, width=72)
+    image = synthetic_image(48, 72)
     encoding = through_worker(vle, image)
     assert_same(encoding, vle.encode(image, N))
     assert (encoding.masks is not None) == checkpoint.startswith("masked")
     assert worker.pid() is not None and worker.pid() != os.getpid()
 
     runs, served = cache.encoder_runs, worker.served  # the app's own path: upload, encode, cache
-    encode(save_png(on, "a.png", scene(40, seed=3)), checkpoint)
+    encode(save_png(on, "a.png", synthetic_image(40, 40, seed=3)), checkpoint)
     assert (cache.encoder_runs, worker.served) == (runs + 1, served + 1)
 
     with pytest.raises(ValueError, match="n_tokens must be a whole number between"):  # a user's error still reaches the user
@@ -83,13 +84,13 @@ def test_switched_off_or_on_a_gpu_it_encodes_in_process(on, monkeypatch):
     assert not worker.usable()
     _, vle = models.get_model("vanilla-tiny")
     served = worker.served
-    assert_same(models.encode_image(vle, scene(), 3), vle.encode(scene(), 3))
+    assert_same(models.encode_image(vle, synthetic_image(64, 64), 3), vle.encode(synthetic_image(64, 64), 3))
     assert worker.served == served
 
 
 def test_a_killed_worker_falls_back_and_the_next_encode_starts_another(on, monkeypatch):
     _, vle = models.get_model("masked-tiny")
-    image = scene(48, width=72)
+    image = synthetic_image(48, 72)
     expected = vle.encode(image, N)
     through_worker(vle, image)
 
@@ -115,7 +116,7 @@ def test_a_checkpoint_changed_on_disk_is_not_encoded_with_its_new_weights(on, ch
     shutil.copytree(checkpoints / "masked-tiny", folder / "masked-tiny")
     explorer.configure(checkpoints=folder, cache_dir=on / "cache", cache_mb=64)
     model_id, vle = models.get_model("masked-tiny")
-    image = scene(48, width=72)
+    image = synthetic_image(48, 72)
     through_worker(vle, image)  # the child has loaded these files
 
     torch.manual_seed(1)  # other weights, same shapes: the parent keeps the model it loaded

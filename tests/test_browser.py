@@ -7,7 +7,6 @@ Run as a script to refresh the README screenshots in docs/ with real checkpoints
 
 import io
 import os
-import socket
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,14 +23,10 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 TIMEOUT_MS = 120_000  # a loaded 2-core machine can take a while to encode
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(checkpoints, cache, default: str | None = None):
     """Launch the app on a free port; returns (demo, url)."""
+    from conftest import free_port
+
     import explorer
     from explorer import settings
 
@@ -101,11 +96,11 @@ def test_upload_slide_and_relocate_in_a_real_browser(tmp_path, monkeypatch):
         import playwright.sync_api as sync_api
     except ImportError:
         (pytest.fail if required else pytest.skip)("playwright is not installed")
-    from app_helpers import make_checkpoints, save_png, scene
-
+    from app_helpers import make_checkpoints, save_png
+    from conftest import synthetic_image
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     make_checkpoints(tmp_path / "checkpoints")
-    image = save_png(tmp_path, "scene.png", scene(64, width=96))
+    image = save_png(tmp_path, "scene.png", synthetic_image(64, 96))
     demo, url = serve(tmp_path / "checkpoints", tmp_path / "cache", default="masked-tiny")
     try:
         with sync_api.sync_playwright() as p:
@@ -313,11 +308,12 @@ def red_badges(page) -> int:
 def test_every_bad_input_is_a_message_where_the_user_looks_and_keeps_the_session(site, capfd):
     """Each refused input, through the real page: a toast and a message above the views, no failed
     event, and the session before it still on screen and working."""
-    from app_helpers import save_png, scene
+    from app_helpers import save_png
+    from conftest import synthetic_image
     from test_app_images import _png_header_only
 
     page = open_page(site)
-    upload(page, "#image", save_png(site.folder, "good.png", scene(64, seed=1)))
+    upload(page, "#image", save_png(site.folder, "good.png", synthetic_image(64, 64, seed=1)))
     wait_for_text(page, "#info", "64×64 px")
     page.wait_for_function("() => document.querySelector('#strip img')", timeout=TIMEOUT_MS)
     kept = page.locator("#recon img").get_attribute("src")
@@ -330,7 +326,7 @@ def test_every_bad_input_is_a_message_where_the_user_looks_and_keeps_the_session
 
     (site.folder / "text.png").write_bytes(b"this is a text file, renamed\n" * 40)
     (site.folder / "huge.png").write_bytes(_png_header_only(9000, 8000))  # 72 MP claimed, a few bytes read
-    tiny = save_png(site.folder, "tiny.png", scene(64)[:1, :1])
+    tiny = save_png(site.folder, "tiny.png", synthetic_image(64, 64)[:1, :1])
     cases = [
         ("#image", site.folder / "text.png", "not a readable image"),
         ("#image", site.folder / "huge.png", "the limit is 40 MP"),
@@ -385,8 +381,8 @@ def _png_signature() -> bytes:
 
 
 def test_each_upload_and_example_encodes_once(site):
-    from app_helpers import save_png, scene
-
+    from app_helpers import save_png
+    from conftest import synthetic_image
     page = open_page(site)
     before, strip = len(site.calls), None
 
@@ -397,7 +393,7 @@ def test_each_upload_and_example_encodes_once(site):
         page.wait_for_timeout(1500)
 
     for seed in (2, 3):  # the second replaces the first: gradio fires `change` twice then
-        upload(page, "#image", save_png(site.folder, f"once-{seed}.png", scene(64, seed=seed)))
+        upload(page, "#image", save_png(site.folder, f"once-{seed}.png", synthetic_image(64, 64, seed=seed)))
         encoded()
         assert "encoded in" in page.locator("#info").inner_text()  # never seen: not "from the cache"
     page.locator("img[src$='scene-2000001.png']").first.click()
@@ -406,11 +402,12 @@ def test_each_upload_and_example_encodes_once(site):
 
 
 def test_loaded_tokens_show_their_decode_and_compare_says_why_it_cannot_run(site):
-    from app_helpers import save_png, scene
+    from app_helpers import save_png
+    from conftest import synthetic_image
     from PIL import Image
 
     page = open_page(site)
-    upload(page, "#image", save_png(site.folder, "source.png", scene(64, seed=4, width=96)))
+    upload(page, "#image", save_png(site.folder, "source.png", synthetic_image(64, 96, seed=4)))
     page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
     source_src = page.locator("#image img").get_attribute("src")
     page.get_by_role("tab", name="Export").click()
@@ -432,11 +429,11 @@ def test_loaded_tokens_show_their_decode_and_compare_says_why_it_cannot_run(site
 
 
 def test_first_screen_defaults_and_labels(site):
-    from app_helpers import save_png, scene
-
+    from app_helpers import save_png
+    from conftest import synthetic_image
     page = open_page(site)
     page.wait_for_function("() => document.querySelector('#n-tokens input[type=range]')?.value === '4'", timeout=TIMEOUT_MS)  # trained with 4
-    upload(page, "#image", save_png(site.folder, "labels.png", scene(64, seed=5)))
+    upload(page, "#image", save_png(site.folder, "labels.png", synthetic_image(64, 64, seed=5)))
     page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
     assert "past the" not in page.locator("#caption").inner_text()
     cut = page.evaluate("() => [...document.querySelectorAll('#mask label, #recon label, #alone label')].filter(l => l.scrollWidth > l.clientWidth + 1).length")
@@ -456,10 +453,10 @@ def test_first_screen_defaults_and_labels(site):
 def test_until_psnr_gives_each_image_its_own_length_in_the_page(site):
     import re
 
-    from app_helpers import save_png, scene
-
+    from app_helpers import save_png
+    from conftest import synthetic_image
     page = open_page(site)
-    upload(page, "#image", save_png(site.folder, "length.png", scene(64, seed=6)))
+    upload(page, "#image", save_png(site.folder, "length.png", synthetic_image(64, 64, seed=6)))
     page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
     strip = page.locator("#strip img").get_attribute("src")
     page.locator("#length").get_by_text("Until PSNR").click()

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from app_helpers import make_checkpoints, save_png, scene, serve
+from app_helpers import make_checkpoints, save_png, serve
+from conftest import synthetic_image
 from gradio_client import Client, handle_file
 
 import explorer
@@ -52,7 +53,7 @@ def test_past_the_queue_bound_a_request_is_refused_as_busy(tmp_path, monkeypatch
     demo, url = serve(tmp_path, max_size=0)  # every request finds the queue full
     try:
         with pytest.raises(Exception, match="Queue is full! Please try again"):
-            Client(url, verbose=False).predict(handle_file(save_png(tmp_path, "a.png", scene())), 4, 256, "vanilla-tiny", api_name="/encode")
+            Client(url, verbose=False).predict(handle_file(save_png(tmp_path, "a.png", synthetic_image(64, 64))), 4, 256, "vanilla-tiny", api_name="/encode")
         response = httpx.post(url + "gradio_api/queue/join", json={"data": [2], "fn_index": 0, "session_hash": "busy-test", "trigger_id": None})
         assert response.status_code == 503
         assert response.json()["detail"] == BUSY.format(waiting=0)

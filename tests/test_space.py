@@ -4,7 +4,6 @@ a Space connects (GRADIO_SERVER_NAME=0.0.0.0, port 7860, both set by the Space).
 
 import ast
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB_LIMIT = 10 * 1024 * 1024  # the Hub refuses a plain git file over 10 MB
@@ -92,12 +92,6 @@ def test_app_leaves_host_and_port_to_the_environment():
     launches = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "launch"]
     assert len(launches) == 1
     assert not {kw.arg for kw in launches[0].keywords} & {"server_name", "server_port", "share"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening_on_all_interfaces(port: int) -> bool:
