@@ -15,11 +15,11 @@ import torch
 
 import vle_core
 from vle_core import Tokens, metrics
+from vle_core.figures import from_uint8, to_uint8
 from vle_core.tokens import latent_grid
 
 from . import settings
 from .errors import UserError
-from .images import to_uint8
 from .models import encode_image, render_tokens
 
 F16_MAX = float(np.finfo(np.float16).max)  # contributions are stored as float16
@@ -55,7 +55,7 @@ class Entry:
 
     @classmethod
     def from_rendering(cls, rendering: vle_core.Rendering, image: np.ndarray) -> "Entry":
-        target = image.astype(np.float32) / 255
+        target = from_uint8(image)
         return cls(
             image=image,
             tokens=rendering.tokens,

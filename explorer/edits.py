@@ -10,10 +10,10 @@ import numpy as np
 
 import vle_core
 from vle_core import EMPTY, Tokens, edit
+from vle_core.figures import from_uint8, to_uint8
 
 from . import settings
 from .cache import Entry, _decoded
-from .images import to_uint8
 from .models import render_tokens
 
 
@@ -204,7 +204,7 @@ def apply(vle: vle_core.VLE, entry: Entry, items: list[Item], contributions: np.
     if not items:
         return Edited(items, contributions, masks, np.full((H, W, 3), EMPTY, np.float32))
     tokens = Tokens.cat([it.decoded() for it in items])
-    rendering = vle_core.Rendering(tokens, contributions, contributions[:0], None if masks is None else masks.astype(np.float32) / 255)
+    rendering = vle_core.Rendering(tokens, contributions, contributions[:0], None if masks is None else from_uint8(masks))
     moves = {i: (it.dx, it.dy) for i, it in enumerate(items) if it.dx or it.dy}
     picture = vle.apply_edits(rendering, off=[i for i, it in enumerate(items) if not it.on], moves=moves)
     return Edited(items, contributions, masks, picture)

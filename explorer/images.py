@@ -111,10 +111,6 @@ def fit_working_size(image: np.ndarray, size: int) -> tuple[np.ndarray, str]:
     return resized, f"scaled down from {w}×{h} to {nw}×{nh} px (working size {size} px)"
 
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
 _views_written = 0
 
 

@@ -7,10 +7,11 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy.ndimage import uniform_filter
 
 from vle_core import EMPTY
+from vle_core.figures import from_uint8, signed_heatmap, to_uint8
 from vle_core.metrics import COVERING, covering
 
 from .cache import Entry
-from .images import to_uint8, view_file
+from .images import view_file
 
 PALETTE = np.array(  # one colour per token in overlays and strips (cycled past 20)
     [
@@ -21,22 +22,12 @@ PALETTE = np.array(  # one colour per token in overlays and strips (cycled past 
     ],
     np.float32,
 )  # fmt: skip
-NEGATIVE, POSITIVE = np.array([0.23, 0.30, 0.75], np.float32), np.array([0.71, 0.02, 0.15], np.float32)  # heatmap ends
 PAST_TRAINING = "#d9480f"  # marks token counts beyond what the checkpoint was trained with
 
 
 def on_grey(contribution: np.ndarray) -> np.ndarray:
     """A token's addition on its own, over the empty (mid-grey) reconstruction."""
     return to_uint8(EMPTY + contribution.astype(np.float32))
-
-
-def signed_heatmap(contribution: np.ndarray) -> np.ndarray:
-    """The addition summed over colour channels: red adds light, blue removes it, white nothing;
-    scaled to this token's largest magnitude (as the paper's Fig. 6)."""
-    v = contribution.sum(-1, dtype=np.float32)
-    t = (v / max(float(np.abs(v).max()), 1e-6))[..., None]
-    white = np.ones(3, np.float32)
-    return to_uint8(np.where(t >= 0, white + t * (POSITIVE - white), white - t * (NEGATIVE - white)))
 
 
 def count(n: int, noun: str = "token") -> str:
@@ -58,7 +49,7 @@ def token_weights(contributions: np.ndarray, masks: np.ndarray | None, stages=No
     when a later pass of S refines it (as metrics.masks_to_labels). Each token's weights depend on
     its mask and stage alone (the Edit tab keeps them per token)."""
     if masks is not None:
-        weights = masks.astype(np.float32) / (255 if masks.dtype == np.uint8 else 1)  # the app keeps masks as uint8
+        weights = from_uint8(masks) if masks.dtype == np.uint8 else masks.astype(np.float32)  # the app keeps masks as uint8
         whole = covering(weights)
         if stages is not None:
             for k in np.flatnonzero(~whole):  # on: 1 + 1/stage, earlier stages first; the mask itself only breaks ties

@@ -15,8 +15,9 @@ from conftest import synthetic_image
 
 import explorer
 import vle_core
-from explorer import cache, edit_tab, export_tab, images, models, session, tokens_tab, views
+from explorer import cache, edit_tab, export_tab, models, session, tokens_tab, views
 from vle_core import edit
+from vle_core.figures import to_uint8
 
 checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
 
@@ -34,7 +35,7 @@ def test_edits_decode_only_and_match_the_library(fresh, checkpoint):
         items = session.edited(state)[2].items
         rendering = vle.render(vle_core.Tokens.cat([it.decoded() for it in items]))
         off = [i for i, it in enumerate(items) if not it.on]
-        expected = images.to_uint8(vle.apply_edits(rendering, off=off, moves={i: (it.dx, it.dy) for i, it in enumerate(items)}))
+        expected = to_uint8(vle.apply_edits(rendering, off=off, moves={i: (it.dx, it.dy) for i, it in enumerate(items)}))
         assert np.abs(pixels(out[1]).astype(int) - expected).max() <= 2
         return state
 
@@ -147,7 +148,7 @@ def test_whole_image_token_models_take_a_region_tokens_object_away(fresh):
     vle, entry, _ = session.edited(state)
     region = next(i for i in range(1, len(entry)) if (entry.masks[i] > 127).mean() > 0.01)  # a region token with a mask
     out = edit_tab.on_remove(region + 1, state)
-    expected = images.to_uint8(vle.apply_edits(vle.render(entry.tokens), off=[region]))
+    expected = to_uint8(vle.apply_edits(vle.render(entry.tokens), off=[region]))
     assert np.abs(pixels(out[1]).astype(int) - expected).max() <= 2
     assert out[3]["value"] == [i + 1 for i in range(len(entry)) if i != region]
     assert "classical fill" in out[-1]

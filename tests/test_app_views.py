@@ -1,5 +1,5 @@
-"""What the views show: every token of a vanilla VLE gets a region, counts read as English,
-the strip labels every picture, small images are enlarged (and clicks on them still land), the
+"""What the views show: every token of a vanilla VLE gets a region, the signed view is the
+library's heatmap, counts read as English, the strip labels every picture, small images are enlarged (and clicks on them still land), the
 target's label sits on its line, the edit log says each move's step, the default token count is
 the checkpoint's trained count."""
 
@@ -14,7 +14,8 @@ from app_helpers import N, Select, encode, pixels, save_png
 from conftest import synthetic_image
 
 import vle_core
-from explorer import cache, compare_tab, edit_tab, models, plots, settings, tokens_tab, views
+from explorer import cache, compare_tab, edit_tab, models, plots, session, settings, tokens_tab, views
+from vle_core import figures
 
 checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
 
@@ -67,6 +68,17 @@ def test_a_later_pass_over_a_region_leaves_it_to_the_token_that_took_it():
     assert views.token_weights(np.zeros((3, 32, 32, 3), np.float32), masks).argmax(0)[4, 4] == 2  # without stages: the strongest
     alone = np.concatenate([views.token_weights(np.zeros((1, 32, 32, 3), np.float32), masks[[k]], stages[[k]]) for k in range(3)])
     assert np.array_equal(alone, weights)
+
+
+def test_the_signed_view_is_the_librarys_heatmap_of_the_token(fresh):
+    """The Tokens tab and the library's token strip draw a token's addition with one function
+    (vle_core.figures.signed_heatmap); the app keeps contributions as float16, hence the level."""
+    state = encode(save_png(fresh, "a.png", synthetic_image(48, 64)), "masked-tiny")[0]
+    vle = models.get_model("masked-tiny")[1]
+    contributions = vle.render(session.session(state)[1].tokens).contributions
+    for k in (1, 3):
+        shown = pixels(tokens_tab.on_token(k, state)[2]).astype(int)
+        assert np.abs(shown - figures.signed_heatmap(contributions[k - 1])).max() <= 1
 
 
 def test_counts_read_as_english(fresh, monkeypatch):
