@@ -149,7 +149,6 @@ _decoded = LRU(128 * 2**20)  # (model id, cache key, edited token identity) -> (
 _weights = LRU(32 * 2**20)  # the same keys -> the token's region weights (views.token_weights), for the edit overlay
 _disk_cache: diskcache.Cache | None = None
 _disk_lock = threading.Lock()
-encoder_runs = 0  # how often the encoder ran in this process (the tests watch it)
 
 
 class BytesOnly(diskcache.Disk):
@@ -271,14 +270,12 @@ def get_entry(model_id: str, vle: vle_core.VLE, source: tuple, n: int, on_token=
     only when neither memory nor disk holds at least n tokens of this source for this model.
     source: ("image", HxWx3 uint8 at working size) or ("tokens", Tokens); on_token(k, most)
     follows an encode."""
-    global encoder_runs
     key = source_key(source, model_id)
     entry = _stored(key, source, lambda stored: len(stored) >= n)
     fresh = entry is None or len(entry) < n
     if fresh:
         kind, data = source
         if kind == "image":
-            encoder_runs += 1
             entry = Entry.from_rendering(encode_image(vle, data, n, on_token=on_token), data)
         else:
             try:
@@ -299,14 +296,12 @@ def get_entry_until(model_id: str, vle: vle_core.VLE, image: np.ndarray, target_
     of them, whether the model just ran): its own length. A stored entry answers if it reaches
     the target or holds cap tokens; else the encoder runs until the target (VLE.encode), and its
     tokens are the first ones of any longer encode, so the entry serves fixed counts too."""
-    global encoder_runs
     source = ("image", image)
     key = source_key(source, model_id)
     entry = _stored(key, source, lambda stored: len(stored) >= cap or first_reaching(stored.mse, target_psnr) is not None)
     k = None if entry is None else first_reaching(entry.mse, target_psnr)
     fresh = entry is None or (k is None and len(entry) < cap)
     if fresh:
-        encoder_runs += 1
         entry = Entry.from_rendering(encode_image(vle, image, cap, target_psnr=target_psnr, on_token=on_token), image)
         _store(key, entry)
         k = first_reaching(entry.mse, target_psnr)

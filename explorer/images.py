@@ -1,6 +1,7 @@
 """Images in and out: uploads decoded by us, so a bad one gets a clear message; views
 written as JPEG (or PNG) files that gradio serves as they are."""
 
+import itertools
 import os
 import shutil
 import time
@@ -111,7 +112,8 @@ def fit_working_size(image: np.ndarray, size: int) -> tuple[np.ndarray, str]:
     return resized, f"scaled down from {w}×{h} to {nw}×{nh} px (working size {size} px)"
 
 
-_views_written = 0
+PRUNE_EVERY = 100  # views written between two prunings of the views folder (settings.MAX_VIEW_FILES)
+_views_written = itertools.count()  # by this process; next() on it is atomic, so threads never skip a pruning
 
 
 def display_scale(shape: tuple) -> int:
@@ -134,13 +136,11 @@ def view_file(picture: np.ndarray | None, enlarge: bool = True, exact: bool = Fa
     again) or settings.LOSSY_VIEWS is off: at 512 px a JPEG takes 0.8 ms to write and 49 kB to send,
     a PNG 19 ms and 336 kB (zlib level 1; gradio's own level 6 is four times slower still), and the
     slider shows five views a step. A small view is enlarged (display_scale) unless enlarge is False."""
-    global _views_written
     if picture is None:
         return None
     folder = Path(gr.utils.get_upload_folder()) / "vle-explorer-views"
     folder.mkdir(parents=True, exist_ok=True)
-    _views_written += 1
-    if _views_written % 100 == 1:
+    if next(_views_written) % PRUNE_EVERY == 0:
         remove_old_files(folder, age_s=2 * 3600, keep=settings.MAX_VIEW_FILES)
     s = display_scale(picture.shape) if enlarge else 1
     if s > 1:

@@ -1,5 +1,5 @@
-"""What the app's tests share: tiny untrained checkpoints in a temp folder and the app pointed
-at them. Test images: conftest.synthetic_image."""
+"""What the app's tests share: tiny untrained checkpoints in a temp folder, the app pointed at
+them, and a watch on its encoder. Test images: conftest.synthetic_image."""
 
 import os
 
@@ -15,7 +15,7 @@ from PIL import Image
 
 import explorer
 import vle_core
-from explorer import settings, tokens_tab
+from explorer import cache, settings, tokens_tab
 
 N = 6  # tokens per test encode: enough to see the slider and edits work, cheap on 2 cores
 
@@ -68,6 +68,20 @@ def fresh(checkpoints, tmp_path, monkeypatch):
     explorer.configure(checkpoints=checkpoints, cache_dir=tmp_path / "cache", cache_mb=64)
     yield tmp_path
     explorer.configure()
+
+
+@pytest.fixture
+def encodes(monkeypatch) -> list:
+    """The images the app's encoder runs on during a test, in order: a wrapper around the one
+    function the encodings cache encodes through (models.encode_image, as cache.py calls it)."""
+    images, encode_image = [], cache.encode_image
+
+    def watched(vle, image, *args, **kwargs):
+        images.append(image)
+        return encode_image(vle, image, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "encode_image", watched)
+    return images
 
 
 def encode(path, checkpoint="vanilla-tiny", n=N, size=256):

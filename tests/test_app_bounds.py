@@ -57,12 +57,11 @@ def test_donors_and_transplanted_tokens_are_bounded(fresh, state, monkeypatch):
 
 def test_view_files_are_bounded_and_a_removed_view_is_drawn_again(state, monkeypatch):
     monkeypatch.setattr(settings, "MAX_VIEW_FILES", 5)
-    monkeypatch.setattr(images, "_views_written", 0)
     recon = tokens_tab.on_token(2, state)[0]
-    for _ in range(120):
+    for _ in range(2 * images.PRUNE_EVERY):  # whatever this process wrote before, two prunings
         images.view_file(synthetic_image(16, 16))
     folder = Path(recon).parent
-    assert len(list(folder.iterdir())) <= 5 + 99  # pruned to the newest 5 every 100 views written
+    assert len(list(folder.iterdir())) <= 5 + images.PRUNE_EVERY  # pruned to the newest 5 every PRUNE_EVERY views
     assert not Path(recon).exists()
     again = tokens_tab.on_token(2, state)[0]
     assert Path(again).exists() and again != recon

@@ -15,19 +15,20 @@ from conftest import synthetic_image
 
 import explorer
 import vle_core
-from explorer import cache, edit_tab, export_tab, models, session, tokens_tab, views
+from explorer import edit_tab, export_tab, models, session, tokens_tab, views
 from vle_core import edit
 from vle_core.figures import to_uint8
 
-checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
+# Fixtures: tiny checkpoints, the app pointed at them, the images its encoder runs on.
+checkpoints, fresh, encodes = app_helpers.checkpoints, app_helpers.fresh, app_helpers.encodes
 
 
 @pytest.mark.parametrize("checkpoint", ["vanilla-tiny", "masked-tiny"])
-def test_edits_decode_only_and_match_the_library(fresh, checkpoint):
+def test_edits_decode_only_and_match_the_library(fresh, checkpoint, encodes):
     path = save_png(fresh, "a.png", synthetic_image(64, 64))
     state = encode(path, checkpoint)[0]
     vle = models.get_model(checkpoint)[1]
-    runs = cache.encoder_runs
+    runs = len(encodes)
 
     def check(out):
         """The shown image is what VLE.apply_edits makes of the edited tokens, decoded afresh."""
@@ -52,7 +53,7 @@ def test_edits_decode_only_and_match_the_library(fresh, checkpoint):
     assert out[4]["value"] == N + 1 and len(out[0]["history"]) == 5  # the transplant is selected, to move it
     state = check(out)
     state = check(edit_tab.on_move(N + 1, 8, 8, state))
-    assert cache.encoder_runs == runs + 1  # the donor, and nothing else, was encoded
+    assert len(encodes) == runs + 1  # the donor, and nothing else, was encoded
     solo = edit_tab.on_solo(1, state)
     assert solo[3]["value"] == [1]
     check(solo)
