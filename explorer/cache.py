@@ -145,8 +145,11 @@ class LRU:
 
 
 _entries = LRU(settings.MEMORY_MB * 2**20)  # cache key -> Entry
-_decoded = LRU(128 * 2**20)  # (model id, cache key, edited token identity) -> (contribution, mask): edits decode each token once
-_weights = LRU(32 * 2**20)  # the same keys -> the token's region weights (views.token_weights), for the edit overlay
+# What the Edit tab computes per edited token, so that an edit computes again only the token it changes.
+# (model id, cache key, edits.Item.decoded_as) -> (contribution (H, W, 3) float16, mask (H, W) uint8 or None)
+token_decodes = LRU(128 * 2**20)
+# (model id, cache key, edits.Item.identity) -> the token's region weights where it is placed (views.token_weights)
+token_regions = LRU(32 * 2**20)
 _disk_cache: diskcache.Cache | None = None
 _disk_lock = threading.Lock()
 
@@ -219,8 +222,8 @@ def reset() -> None:
             _disk_cache.close()
         _disk_cache = None
     _entries.clear()
-    _decoded.clear()
-    _weights.clear()
+    token_decodes.clear()
+    token_regions.clear()
 
 
 def _disk_get(key: str, parse):

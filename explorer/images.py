@@ -24,7 +24,7 @@ def image_input(**kwargs) -> gr.Image:
     is wrong with a bad file (gr.Image would open it with Pillow first and fail with a generic
     error). Patched on the instance, as a subclass would make gradio write a stub file beside
     this one; so no handler may return a gr.update for it: gradio answers an update by rebuilding
-    a plain gr.Image for the session, which the next upload then goes through (tokens_tab.in_page)."""
+    a plain gr.Image for the session, which the next upload then goes through (pages.in_page)."""
     image = gr.Image(type="filepath", image_mode=None, **kwargs)
     default = image.preprocess
 

@@ -197,7 +197,7 @@ def wire(ui) -> None:
     edit_outputs = [ui.state, ui.edited_img, ui.edit_overlay_img, ui.tokens_on, ui.edit_token, ui.strength, ui.dx, ui.dy, ui.edit_log]
     session_outputs = [ui.state, ui.info, ui.k, ui.recon, ui.alone, ui.heat, ui.mask, ui.overlay, ui.caption, ui.donor_token]
     compare_outputs = [ui.recon_a, ui.recon_b, ui.overlay_a, ui.overlay_b, ui.compare_plot, ui.compare_md]
-    page_outputs = [*session_outputs, ui.image, *compare_outputs, ui.compare_k, ui.compare_a]  # tokens_tab.in_page
+    page_outputs = [*session_outputs, ui.image, *compare_outputs, ui.compare_k, ui.compare_a]  # pages.in_page
     token_outputs = [ui.recon, ui.alone, ui.heat, ui.mask, ui.overlay, ui.caption]
     curve_inputs, curve_outputs = [ui.metric, ui.target, ui.state], [ui.curve, ui.quality_md]
     details = [ui.strip, ui.strip_md, *edit_outputs[1:]]
@@ -209,7 +209,7 @@ def wire(ui) -> None:
     exporter = dict(concurrency_id="exporter", concurrency_limit=1)
     viewer = dict(concurrency_id="viewer", concurrency_limit=4)
     encode_inputs = [ui.image, ui.n_tokens, ui.working_size, ui.checkpoint, ui.length, ui.target_psnr]
-    page_encode_inputs = [*encode_inputs, ui.state]  # the page's encodes keep the session if refused (tokens_tab.in_page)
+    page_encode_inputs = [*encode_inputs, ui.state]  # the page's encodes keep the session if refused (pages.in_page)
     page_encoder = dict(api_visibility="private", **encoder)
     page_decoder = dict(api_visibility="private", **decoder)
 

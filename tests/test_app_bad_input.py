@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from explorer import edit_tab, export_tab, models, tokens_tab
 from explorer.errors import BadImage, UserError
 from explorer.images import read_image
+from explorer.session import Session
 from vle_core.tokens import MAX_VALUE
 
 checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
@@ -156,14 +157,14 @@ def tampered(path: str) -> bytes:
     return bytes(data)
 
 
-EDITS = {
-    "token index out of range": (lambda state: edit_tab.on_move(N + 5, 4, 4, state), "There is no token 11 to move: the tokens are 1 to 6"),
-    "no token selected": (lambda state: edit_tab.on_strength(0, 2, state), "Select a token to change the strength of first"),
-    "move off the canvas": (lambda state: edit_tab.on_move(2, 500, 0, state), r"A move of \(\+500, \+0\) px leaves the 40×32 image"),
-    "strength out of range": (lambda state: edit_tab.on_strength(2, 1e9, state), "out of range"),
-    "too many tokens asked": (lambda state: tokens_tab.on_encode(state["_path"], 10_000, 256, "vanilla-tiny"), "between 1 and 32 tokens"),
-    "working size out of range": (lambda state: tokens_tab.on_encode(state["_path"], N, 100_000, "vanilla-tiny"), "working size .* between 128 and 768"),
-    "no such checkpoint": (lambda state: tokens_tab.on_encode(state["_path"], N, 256, "../../etc"), "no checkpoint called"),
+EDITS = {  # name: (a request on the session `state`, with a second image at `path`; the message it gets)
+    "token index out of range": (lambda state, path: edit_tab.on_move(N + 5, 4, 4, state), "There is no token 11 to move: the tokens are 1 to 6"),
+    "no token selected": (lambda state, path: edit_tab.on_strength(0, 2, state), "Select a token to change the strength of first"),
+    "move off the canvas": (lambda state, path: edit_tab.on_move(2, 500, 0, state), r"A move of \(\+500, \+0\) px leaves the 40×32 image"),
+    "strength out of range": (lambda state, path: edit_tab.on_strength(2, 1e9, state), "out of range"),
+    "too many tokens asked": (lambda state, path: tokens_tab.on_encode(path, 10_000, 256, "vanilla-tiny"), "between 1 and 32 tokens"),
+    "working size out of range": (lambda state, path: tokens_tab.on_encode(path, N, 100_000, "vanilla-tiny"), "working size .* between 128 and 768"),
+    "no such checkpoint": (lambda state, path: tokens_tab.on_encode(path, N, 256, "../../etc"), "no checkpoint called"),
 }
 
 
@@ -172,9 +173,9 @@ def test_impossible_requests_are_named_and_change_nothing(fresh, session, case):
     state, _ = session
     do, message = EDITS[case]
     with pytest.raises(gr.Error, match=message):
-        do({**state, "_path": save_png(fresh, "b.png", synthetic_image(64, 64, seed=2))})
-    assert state["history"] == []
-    assert len(edit_tab.on_move(2, 3, 3, state)[0]["history"]) == 1  # the session goes on
+        do(state, save_png(fresh, "b.png", synthetic_image(64, 64, seed=2)))
+    assert state.history == ()
+    assert len(edit_tab.on_move(2, 3, 3, state)[0].history) == 1  # the session goes on
 
 
 def pickled() -> bytes:
@@ -203,7 +204,7 @@ def test_bad_tokens_files_are_named(fresh, session, case):
     with pytest.raises(gr.Error, match=message):
         export_tab.on_load_tokens(str(path), checkpoint)
     assert not os.path.exists("/tmp/vle-explorer-pwned")
-    assert export_tab.on_load_tokens(exported, "vanilla-tiny")[0]["n"] == N  # the good file still loads
+    assert export_tab.on_load_tokens(exported, "vanilla-tiny")[0].n == N  # the good file still loads
 
 
 def break_weights(folder, how: str) -> None:
@@ -233,9 +234,9 @@ def test_a_broken_checkpoint_is_named_and_a_swapped_one_keeps_the_model_it_had(f
     os.utime(own / "vanilla-tiny" / "model.safetensors", ns=(1, 1))
     with pytest.warns(UserWarning, match="still using the copy loaded before"):
         model_id, _ = models.get_model("vanilla-tiny")
-    assert model_id == state["model_id"]  # the model it had, kept
+    assert model_id == state.model_id  # the model it had, kept
     assert np.array_equal(pixels(tokens_tab.on_token(3, state)[0]), before)
-    assert len(edit_tab.on_move(2, 3, 3, state)[0]["history"]) == 1
+    assert len(edit_tab.on_move(2, 3, 3, state)[0].history) == 1
     assert f"First {N} of {N}" in encode(save_png(fresh, "b.png", synthetic_image(64, 64, seed=5)))[8]  # new sessions too
 
 
@@ -270,7 +271,7 @@ def test_a_tokens_file_at_the_value_bound_loads_without_overflow(fresh, session)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         state = export_tab.on_load_tokens(str(path), "vanilla-tiny")[0]
-    assert state["n"] == N
+    assert state.n == N
 
 
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -291,7 +292,7 @@ def test_damaged_tokens_files_load_or_are_refused(fresh, session, cut, flips):
         except UserError as e:
             assert e.message
         else:
-            assert 1 <= state["n"] <= 64
+            assert 1 <= state.n <= 64
 
 
 OPS = st.one_of(
@@ -306,7 +307,7 @@ OPS = st.one_of(
 )
 
 
-def apply(op: tuple, state: dict, donor: str):
+def apply(op: tuple, state: Session, donor: str):
     kind = op[0]
     if kind == "switch":
         return edit_tab.on_switch(op[1], state)
@@ -337,9 +338,9 @@ def test_random_edit_sequences_never_crash_and_undo_returns_exactly(fresh, ops):
             continue
         new_state, picture = out[0], pixels(out[1])
         assert picture.shape == shown.shape
-        if op[0] not in ("undo", "reset") and len(new_state["history"]) == len(state["history"]) + 1:
+        if op[0] not in ("undo", "reset") and len(new_state.history) == len(state.history) + 1:
             back = edit_tab.on_undo(new_state)
-            assert back[0]["history"] == state["history"]
+            assert back[0].history == state.history
             assert np.array_equal(pixels(back[1]), shown)  # exactly the picture before the edit
         state, shown = new_state, picture
 
@@ -351,7 +352,7 @@ def test_a_refused_upload_keeps_the_session_and_says_why_above_the_views(fresh, 
     out = tokens_tab.on_encode_in_page(str(bad), N, 256, "vanilla-tiny", state=state)
     assert out[0] is state  # the session goes on
     assert "not a readable image" in out[8] and "Still showing the previous image" in out[8]  # the caption, above the views
-    assert "not a readable image" in out[1] and state["note"] in out[1]
+    assert "not a readable image" in out[1] and state.note in out[1]
     assert pixels(out[10]).shape == (32, 40, 3)  # the Image panel shows the session's image again, not the bad file
     assert all(view == {"__type__": "update"} for view in out[3:8])  # the views are left as they are
     assert "First 2 of" in tokens_tab.on_token(2, out[0])[-1]

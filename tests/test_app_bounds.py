@@ -32,7 +32,7 @@ def test_edits_per_session_are_bounded(state, monkeypatch):
     with pytest.raises(gr.Error, match="3 edits, the most it keeps"):
         edit_tab.on_move(2, 4, 0, state)
     state = edit_tab.on_undo(state)[0]
-    assert len(edit_tab.on_move(2, 4, 0, state)[0]["history"]) == 3
+    assert len(edit_tab.on_move(2, 4, 0, state)[0].history) == 3
 
 
 def test_donors_and_transplanted_tokens_are_bounded(fresh, state, monkeypatch):
@@ -41,12 +41,12 @@ def test_donors_and_transplanted_tokens_are_bounded(fresh, state, monkeypatch):
     edit_tab.on_donor(donors[2], 1, state)  # looked at, not used: not kept
     for donor in donors[:2]:
         state = edit_tab.on_transplant(donor, 1, state)[0]
-    assert len(state["sources"]) == 3
+    assert len(state.sources) == 3
     with pytest.raises(gr.Error, match="2 donor images, the most it keeps"):
         edit_tab.on_transplant(donors[2], 1, state)
-    assert len(edit_tab.on_transplant(donors[0], 2, state)[0]["history"]) == 3  # a kept donor again is fine
+    assert len(edit_tab.on_transplant(donors[0], 2, state)[0].history) == 3  # a kept donor again is fine
     limit = settings.WORKING_SIZE_RANGE[1] ** 2 * 3 * (1 + settings.MAX_DONORS)
-    assert sum(source.nbytes for kind, source in state["sources"].values()) <= limit  # the state's pictures, bounded
+    assert sum(source.nbytes for kind, source in state.sources.values()) <= limit  # the state's pictures, bounded
 
     monkeypatch.setattr(settings, "MAX_EDITED_TOKENS", N + 1)
     state = edit_tab.on_reset(state)[0]

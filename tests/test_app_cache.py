@@ -51,7 +51,7 @@ def test_slider_and_coming_back_never_encode_again(fresh, checkpoint, encodes):
 def test_a_corrupt_cache_entry_is_recomputed_not_served(fresh, corruption, encodes):
     path = save_png(fresh, "a.png", synthetic_image(64, 64))
     first = encode(path)
-    key = f"entry/{first[0]['key']}"
+    key = f"entry/{first[0].key}"
     if corruption == "garbage":
         bad = b"\x00not an archive"
     else:  # intact as stored, wrong inside (an older version's entry, say)

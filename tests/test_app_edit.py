@@ -15,7 +15,8 @@ from conftest import synthetic_image
 
 import explorer
 import vle_core
-from explorer import edit_tab, export_tab, models, session, tokens_tab, views
+from explorer import edit_tab, export_tab, models, pages, session, tokens_tab, views
+from explorer.edits import Move
 from vle_core import edit
 from vle_core.figures import to_uint8
 
@@ -50,7 +51,7 @@ def test_edits_decode_only_and_match_the_library(fresh, checkpoint, encodes):
     state = check(edit_tab.on_scatter(7, state))
     donor = save_png(fresh, "donor.png", synthetic_image(64, 64, seed=5))
     out = edit_tab.on_transplant(donor, 2, state)
-    assert out[4]["value"] == N + 1 and len(out[0]["history"]) == 5  # the transplant is selected, to move it
+    assert out[4]["value"] == N + 1 and len(out[0].history) == 5  # the transplant is selected, to move it
     state = check(out)
     state = check(edit_tab.on_move(N + 1, 8, 8, state))
     assert len(encodes) == runs + 1  # the donor, and nothing else, was encoded
@@ -58,7 +59,7 @@ def test_edits_decode_only_and_match_the_library(fresh, checkpoint, encodes):
     assert solo[3]["value"] == [1]
     check(solo)
     undone = edit_tab.on_undo(solo[0])
-    assert undone[0]["history"] == state["history"] and np.array_equal(pixels(undone[1]), session.edited(state)[2].image)
+    assert undone[0].history == state.history and np.array_equal(pixels(undone[1]), session.edited(state)[2].image)
     assert np.array_equal(pixels(edit_tab.on_reset(state)[1]), unedited)
     silenced, off = edit_tab.on_strength(4, 0.0, edit_tab.on_reset(state)[0]), edit_tab.on_switch([1, 2, 3, 5, 6], edit_tab.on_reset(state)[0])
     # An addition at strength 0 is one switched off; a region token switched off takes its object away.
@@ -69,7 +70,7 @@ def test_edits_decode_only_and_match_the_library(fresh, checkpoint, encodes):
 def test_impossible_edits_are_refused_and_change_nothing(fresh):
     state = encode(save_png(fresh, "a.png", synthetic_image(64, 64)))[0]
     state = edit_tab.on_switch([1, 2, 3], state)[0]
-    before = dict(state)
+    history, sources = state.history, dict(state.sources)
     for call, message in [
         (lambda: edit_tab.on_move(5, 8, 0, state), "Token 5 is switched off"),
         (lambda: edit_tab.on_move(N + 3, 8, 0, state), "no token 9"),
@@ -85,7 +86,7 @@ def test_impossible_edits_are_refused_and_change_nothing(fresh):
     ]:
         with pytest.raises(gr.Error, match=message):
             call()
-    assert state == before
+    assert state.history == history and state.sources == sources  # the same objects: nothing replaced
     assert pixels(tokens_tab.on_token(3, state)[0]).shape == (64, 64, 3)  # still usable
 
 
@@ -97,7 +98,7 @@ def test_clicks_select_tokens_and_move_them(fresh):
     assert edit_tab.on_select_edit_token(state, Select(30, 20)) == k
     moved = edit_tab.on_move_to(k, state, Select(63, 63))
     offset = moved[6]["value"], moved[7]["value"]
-    assert moved[0]["history"][-1] == ["move", k - 1, *offset] and offset != (0, 0)
+    assert moved[0].history[-1] == Move(k - 1, *offset) and offset != (0, 0)
     strength, dx, dy, overlay = edit_tab.on_pick_edit_token(k, moved[0])
     assert (strength, dx, dy) == (1.0, *offset) and pixels(overlay).shape == (64, 64, 3)
 
@@ -135,7 +136,7 @@ def test_region_maps_kept_per_token_equal_the_maps_of_all_tokens(fresh, checkpoi
         placed = [result.placed(i) for i in on]
         masks = None if result.masks is None else np.stack([m for _, m in placed])
         want = views.token_weights(np.stack([c for c, _ in placed]), masks, stages)
-        assert np.array_equal(edit_tab.item_weights(state, result, on), want)
+        assert np.array_equal(pages.item_weights(state, result, on), want)
 
 
 def test_whole_image_token_models_take_a_region_tokens_object_away(fresh):

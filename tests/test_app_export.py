@@ -42,7 +42,7 @@ def test_curve_compare_and_exports(fresh):
     assert not np.array_equal(np.asarray(Image.open(export_tab.on_export_strip(edited[0]))), np.asarray(Image.open(export_tab.on_export_strip(state))))
     saved = export_tab.on_export_tokens(edited[0])
     loaded = export_tab.on_load_tokens(saved, "vanilla-tiny")
-    assert loaded[2]["maximum"] == 3 and loaded[0]["sources"][loaded[0]["key"]][0] == "tokens"
+    assert loaded[2]["maximum"] == 3 and loaded[0].source[0] == "tokens"
     assert np.abs(pixels(loaded[3]).astype(int) - pixels(edited[1])).max() <= 2  # the same picture, decoded again
     assert pixels(edit_tab.on_move(1, 8, 0, loaded[0])[1]).shape == (64, 64, 3)  # and editable
     with pytest.raises(gr.Error, match="made by checkpoint vanilla-tiny"):

@@ -67,7 +67,7 @@ def corrupt(how: str, key: str, other: str, folder: Path) -> None:
 def test_a_damaged_entry_is_never_served(fresh, how, encodes):
     PWNED.unlink(missing_ok=True)
     a, out_a, out_b = two_sessions(fresh)
-    key, other = f"entry/{out_a[0]['key']}", f"entry/{out_b[0]['key']}"
+    key, other = f"entry/{out_a[0].key}", f"entry/{out_b[0].key}"
     corrupt(how, key, other, fresh)
     cache._entries.clear()  # as after a restart: from disk
     runs = len(encodes)

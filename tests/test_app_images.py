@@ -69,7 +69,7 @@ def test_an_animated_image_says_it_used_its_first_frame(fresh):
     path = fresh / "moving.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
     state, info = encode(str(path))[:2]
-    assert "the first of its 3 frames" in info and state["n"] == N
+    assert "the first of its 3 frames" in info and state.n == N
     assert "frames" not in encode(save_png(fresh, "still.png", synthetic_image(64, 64)))[1]
 
 

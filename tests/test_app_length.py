@@ -19,7 +19,7 @@ def psnr_curve(path, checkpoint: str, n: int) -> np.ndarray:
     """The PSNR after 1..n tokens of the app's own encode of an image (a fixed count)."""
     state = tokens_tab.on_encode(path, n, 256, checkpoint)[0]
     _, vle = models.get_model(checkpoint)
-    entry = cache.get_entry(state["model_id"], vle, state["sources"][state["key"]], n)[1]
+    entry = cache.get_entry(state.model_id, vle, state.source, n)[1]
     return 10 * np.log10(1 / entry.mse)
 
 
@@ -37,15 +37,15 @@ def test_an_image_takes_the_tokens_its_target_needs(fresh, checkpoint, monkeypat
     cache.reset()  # no cache: the until-encode must stop by itself, not read the fixed one
     state, info, slider = until(path, target, checkpoint)[:3]
     assert "encoded in" in info
-    assert state["n"] == expected and slider["maximum"] == expected
+    assert state.n == expected and slider["maximum"] == expected
     assert f"{expected} token{'s' if expected > 1 else ''} to reach PSNR {target:g} dB" in info
-    assert state["target_psnr"] == target
+    assert state.target_psnr == target
 
 
 def test_an_unreachable_target_stops_at_the_most_the_app_encodes_and_says_so(fresh):  # noqa: F811 (fixture)
     path = save_png(fresh, "a.png", synthetic_image(64, 64, seed=2))
     state, info = until(path, settings.TARGET_PSNR_RANGE[1])[:2]
-    assert state["n"] == settings.N_TOKENS_MAX
+    assert state.n == settings.N_TOKENS_MAX
     assert f"not reached in {settings.N_TOKENS_MAX} tokens" in info
 
 
@@ -55,7 +55,7 @@ def test_the_cache_answers_a_target_it_already_reaches(fresh, monkeypatch):  # n
     runs = []
     monkeypatch.setattr(models, "_encode_here", lambda *args: runs.append(args))  # would fail the handler if called
     state, info = until(path, float(curve[2] - 1e-3))[:2]
-    assert "from the cache" in info and runs == [] and state["n"] <= 3
+    assert "from the cache" in info and runs == [] and state.n <= 3
 
 
 def test_the_quality_curve_marks_the_target_and_where_it_was_reached(fresh):  # noqa: F811 (fixture)
@@ -64,10 +64,10 @@ def test_the_quality_curve_marks_the_target_and_where_it_was_reached(fresh):  # 
     target = float(curve[1] - 1e-3)
     state = until(path, target)[0]
     figure, text = quality_tab.on_curve("PSNR", 25.0, state)
-    assert f"Encoded until PSNR {target:g} dB: **{state['n']} tokens**" in text
+    assert f"Encoded until PSNR {target:g} dB: **{state.n} tokens**" in text
     annotations = [a.text for a in figure.layout.annotations]
-    assert f"PSNR {target:g} dB reached at token {state['n']}" in annotations
-    assert any(shape.x0 == state["n"] and shape.type == "line" for shape in figure.layout.shapes)
+    assert f"PSNR {target:g} dB reached at token {state.n}" in annotations
+    assert any(shape.x0 == state.n and shape.type == "line" for shape in figure.layout.shapes)
 
 
 @pytest.mark.parametrize(
