@@ -295,7 +295,11 @@ def queue(demo: gr.Blocks, max_size: int | None = None) -> gr.Blocks:
     refused at once with BUSY (HTTP 503; gradio_client raises "Queue is full! Please try again.")
     rather than left to wait minutes behind the others."""
     demo.queue(max_size=settings.QUEUE_SIZE if max_size is None else max_size, default_concurrency_limit=4)
-    push = demo._queue.push  # gradio's own refusal says only "Queue is full. Max size is N and size is N."
+    # Gradio (6.31) offers no public way to word this refusal: Blocks.queue and launch take the
+    # queue's size only, and its Queue.push answers "Queue is full. Max size is N and size is N.".
+    # So push is wrapped, on this demo's own queue object. tests/test_load.py's busy test fails if
+    # gradio renames push, changes its arguments or answer, or stops calling it through the object.
+    push = demo._queue.push
 
     async def push_or_busy(body, request, username):
         accepted, detail, status = await push(body, request, username)
