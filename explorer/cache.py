@@ -59,7 +59,8 @@ class Entry:
         return cls(
             image=image,
             tokens=rendering.tokens,
-            contributions=np.clip(rendering.contributions, -F16_MAX, F16_MAX).astype(np.float16),  # a huge (loaded) token saturates, not inf
+            # a huge (loaded) token saturates, not inf
+            contributions=np.clip(rendering.contributions, -F16_MAX, F16_MAX).astype(np.float16),
             reconstructions=to_uint8(rendering.reconstructions),
             masks=None if rendering.masks is None else to_uint8(rendering.masks),
             mse=np.array([metrics.mse(target, r) for r in rendering.reconstructions]),
@@ -72,12 +73,20 @@ class Entry:
         if n not in self.derived.setdefault("heads", {}):
             masks = None if self.masks is None else self.masks[:n]
             self.derived["heads"][n] = Entry(
-                self.image, self.tokens[:n], self.contributions[:n], self.reconstructions[:n], masks, self.mse[:n], source=self.source
+                self.image,
+                self.tokens[:n],
+                self.contributions[:n],
+                self.reconstructions[:n],
+                masks,
+                self.mse[:n],
+                source=self.source,
             )
         return self.derived["heads"][n]
 
     def to_bytes(self) -> bytes:
-        arrays = dict(image=self.image, contributions=self.contributions, reconstructions=self.reconstructions, mse=self.mse)
+        arrays = dict(
+            image=self.image, contributions=self.contributions, reconstructions=self.reconstructions, mse=self.mse
+        )
         arrays |= {name: getattr(self.tokens, name).numpy() for name in ("latents", "mean", "std", "stage")}
         if self.masks is not None:
             arrays["masks"] = self.masks
@@ -110,10 +119,15 @@ class Entry:
             if name not in a:
                 raise ValueError(f"cache entry has no {name}")
             if a[name].shape != shape or a[name].dtype != dtype:
-                raise ValueError(f"cache entry {name} is {a[name].dtype}{a[name].shape}, expected {np.dtype(dtype)}{shape}")
+                raise ValueError(
+                    f"cache entry {name} is {a[name].dtype}{a[name].shape}, expected {np.dtype(dtype)}{shape}"
+                )
         if n < 1 or not np.isfinite(a["contributions"]).all():
             raise ValueError("cache entry has no tokens or non-finite contributions")
-        tokens = Tokens(*(torch.from_numpy(a[name]) for name in ("latents", "mean", "std")), (H, W), torch.from_numpy(a["stage"]))  # stages below 1: ValueError
+        # stages below 1: ValueError
+        tokens = Tokens(
+            *(torch.from_numpy(a[name]) for name in ("latents", "mean", "std")), (H, W), torch.from_numpy(a["stage"])
+        )
         return cls(image, tokens, a["contributions"], a["reconstructions"], a.get("masks"), a["mse"])
 
 
@@ -183,9 +197,12 @@ def _disk() -> diskcache.Cache | None:
     with _disk_lock:
         if _disk_cache is None:
             try:
-                _disk_cache = diskcache.Cache(str(settings.CACHE_DIR), size_limit=settings.CACHE_MB * 2**20, disk=BytesOnly)
+                limit = settings.CACHE_MB * 2**20
+                _disk_cache = diskcache.Cache(str(settings.CACHE_DIR), size_limit=limit, disk=BytesOnly)
             except Exception as e:  # unwritable folder, broken database: run without a disk cache
-                gr.Warning(f"The encodings cache at {settings.CACHE_DIR} cannot be opened ({e}); working from memory only.")
+                gr.Warning(
+                    f"The encodings cache at {settings.CACHE_DIR} cannot be opened ({e}); working from memory only."
+                )
                 return None
         return _disk_cache
 
@@ -251,7 +268,10 @@ def _disk_set(key: str, data: bytes) -> None:
         except Exception as e:  # a full or read-only disk costs a recompute later, nothing else
             disk_failures += 1
             if disk_failures == 1:
-                print(f"explorer: the encodings cache at {settings.CACHE_DIR} refused a write ({e}); entries stay in memory only")
+                print(
+                    f"explorer: the encodings cache at {settings.CACHE_DIR} refused a write ({e});"
+                    " entries stay in memory only"
+                )
 
 
 def source_key(source: tuple, model_id: str) -> str:
@@ -263,7 +283,8 @@ def source_key(source: tuple, model_id: str) -> str:
         h.update(np.ascontiguousarray(data).tobytes())
     else:
         h.update(repr(data.image_size).encode())
-        for t in (data.latents, data.mean, data.std, data.stage):  # the stage too: it picks the code a token decodes with
+        # the stage too: it picks the code a token decodes with
+        for t in (data.latents, data.mean, data.std, data.stage):
             h.update(t.contiguous().numpy().tobytes())
     return h.hexdigest()
 
@@ -286,7 +307,9 @@ def get_entry(model_id: str, vle: vle_core.VLE, source: tuple, n: int, on_token=
             except ValueError as e:
                 raise UserError(f"These tokens do not fit this checkpoint: {e}") from e
             if not np.isfinite(rendering.contributions).all():  # finite numbers, but far outside what an encoder makes
-                raise UserError("These tokens decode to non-finite pixels: the file is damaged or was not made by this app.")
+                raise UserError(
+                    "These tokens decode to non-finite pixels: the file is damaged or was not made by this app."
+                )
             entry = Entry.from_rendering(rendering, to_uint8(rendering.reconstructions[-1]))
         _store(key, entry)
     entry.source = source[0]
@@ -294,14 +317,18 @@ def get_entry(model_id: str, vle: vle_core.VLE, source: tuple, n: int, on_token=
     return key, entry.head(min(n, len(entry))), fresh
 
 
-def get_entry_until(model_id: str, vle: vle_core.VLE, image: np.ndarray, target_psnr: float, cap: int, on_token=None) -> tuple[str, Entry, bool]:
+def get_entry_until(
+    model_id: str, vle: vle_core.VLE, image: np.ndarray, target_psnr: float, cap: int, on_token=None
+) -> tuple[str, Entry, bool]:
     """(key, the first tokens of an image's entry whose reconstruction reaches target_psnr, or cap
     of them, whether the model just ran): its own length. A stored entry answers if it reaches
     the target or holds cap tokens; else the encoder runs until the target (VLE.encode), and its
     tokens are the first ones of any longer encode, so the entry serves fixed counts too."""
     source = ("image", image)
     key = source_key(source, model_id)
-    entry = _stored(key, source, lambda stored: len(stored) >= cap or first_reaching(stored.mse, target_psnr) is not None)
+    entry = _stored(
+        key, source, lambda stored: len(stored) >= cap or first_reaching(stored.mse, target_psnr) is not None
+    )
     k = None if entry is None else first_reaching(entry.mse, target_psnr)
     fresh = entry is None or (k is None and len(entry) < cap)
     if fresh:

@@ -10,7 +10,13 @@ from .session import Session
 from .views import shown_token_views
 
 
-def on_compare(checkpoint_a: str, checkpoint_b: str, k: float, state: Session | None, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
+def on_compare(
+    checkpoint_a: str,
+    checkpoint_b: str,
+    k: float,
+    state: Session | None,
+    progress=gr.Progress(),  # noqa: B008 (gradio injects progress this way)
+):
     """Two checkpoints on this session's image: the first k tokens, their masks, both curves.
     Where it cannot run, the panels are cleared and the text says why."""
     why = cannot_compare(state)
@@ -25,8 +31,8 @@ def on_compare(checkpoint_a: str, checkpoint_b: str, k: float, state: Session | 
         views = shown_token_views(entry, int(k), vle.trained_tokens)
         shown += [views[0], views[4]]
         curves.append((name, quality(key, entry), vle.trained_tokens))
-    lines = [
-        f"**{name}**: PSNR {q['PSNR'][min(int(k), len(q['PSNR'])) - 1]:.1f} dB, SSIM {q['SSIM'][min(int(k), len(q['SSIM'])) - 1]:.3f} after {min(int(k), len(q['PSNR']))} tokens"
-        for name, q, _ in curves
-    ]
+    lines = []
+    for name, q, _ in curves:
+        j = min(int(k), len(q["PSNR"]))  # k past this checkpoint's tokens: its last
+        lines.append(f"**{name}**: PSNR {q['PSNR'][j - 1]:.1f} dB, SSIM {q['SSIM'][j - 1]:.3f} after {j} tokens")
     return shown[0], shown[2], shown[1], shown[3], quality_figure(curves, "PSNR", None), " · ".join(lines)

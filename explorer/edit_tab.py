@@ -133,7 +133,10 @@ def _donor(donor_image, state: Session) -> tuple[str, Session, Entry]:
     used = {state.key} | state.donors
     sources = {k: v for k, v in state.sources.items() if k in used} | {key: source}
     if len(sources) > 1 + settings.MAX_DONORS:
-        raise UserError(f"This session's edits use {settings.MAX_DONORS} donor images, the most it keeps: transplant from one of them, or reset.")
+        raise UserError(
+            f"This session's edits use {settings.MAX_DONORS} donor images, the most it keeps:"
+            " transplant from one of them, or reset."
+        )
     return key, replace(state, sources=sources), entry
 
 
@@ -152,7 +155,12 @@ def on_donor(donor_image, donor_token: float, state: Session | None):
     return view_file(highlight(overlay, labels, j - 1)), gr.update(maximum=max(len(entry), 2), value=j)
 
 
-def on_transplant(donor_image, donor_token: float, state: Session | None, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
+def on_transplant(
+    donor_image,
+    donor_token: float,
+    state: Session | None,
+    progress=gr.Progress(),  # noqa: B008 (gradio injects progress this way)
+):
     """Append token donor_token of a second image (encoded by the same checkpoint), in place."""
     state = require(state)
     progress(0.1, desc="Encoding the donor image")

@@ -1,7 +1,8 @@
 """Edits: the session keeps a history of edit operations (Switch, Solo, Remove, Strength, Move,
-Transplant, Scatter); replaying them over the encoded tokens gives the edited sequence. Each token is decoded where it was encoded (only tokens that differ from any
-decoded before are decoded again), and `VLE.apply_edits` switches off and moves them: what the
-page shows is what the library computes."""
+Transplant, Scatter); replaying them over the encoded tokens gives the edited sequence. Each
+token is decoded where it was encoded (only tokens that differ from any decoded before are
+decoded again), and `VLE.apply_edits` switches off and moves them: what the page shows is what
+the library computes."""
 
 from dataclasses import dataclass
 from functools import cached_property
@@ -158,7 +159,9 @@ def replay(entry: Entry, history: tuple[Edit, ...], donors: dict) -> list[Item]:
                 if not 0 <= j < len(donor):
                     raise ValueError(f"The donor has no token {j + 1}: its tokens are 1 to {len(donor)}.")
                 empty = Tokens.empty(entry.tokens.latents.shape[1], entry.tokens.image_size)
-                items.append(Item(edit.transplant(empty, donor.tokens, j), ("transplant", donor_key, j), vacated=vacated))
+                items.append(
+                    Item(edit.transplant(empty, donor.tokens, j), ("transplant", donor_key, j), vacated=vacated)
+                )
             case Scatter(seed):
                 for it, (dx, dy) in zip(items, edit.scatter_offsets(len(items), (H, W), seed=int(seed))):
                     it.dx, it.dy = float(np.clip(it.dx + dx, -W, W)), float(np.clip(it.dy + dy, -H, H))
@@ -167,7 +170,9 @@ def replay(entry: Entry, history: tuple[Edit, ...], donors: dict) -> list[Item]:
     return items
 
 
-def render_items(vle: vle_core.VLE, model_id: str, key: str, entry: Entry, items: list[Item]) -> tuple[np.ndarray, np.ndarray | None]:
+def render_items(
+    vle: vle_core.VLE, model_id: str, key: str, entry: Entry, items: list[Item]
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(contributions (m, H, W, 3) float32, masks (m, H, W) uint8 or None) of every item, on or
     off, where it was encoded; unedited tokens come from the entry (cache key `key`), others from
     earlier decodes or one batched decode."""
@@ -184,10 +189,21 @@ def render_items(vle: vle_core.VLE, model_id: str, key: str, entry: Entry, items
     if missing:
         rendering = render_tokens(vle, Tokens.cat([items[i].decoded() for i in missing]))
         for row, i in enumerate(missing):
-            value = (rendering.contributions[row].astype(np.float16), None if rendering.masks is None else to_uint8(rendering.masks[row]))
-            token_decodes.put((model_id, key, items[i].decoded_as), value, value[0].nbytes + (0 if value[1] is None else value[1].nbytes))
+            value = (
+                rendering.contributions[row].astype(np.float16),
+                None if rendering.masks is None else to_uint8(rendering.masks[row]),
+            )
+            token_decodes.put(
+                (model_id, key, items[i].decoded_as),
+                value,
+                value[0].nbytes + (0 if value[1] is None else value[1].nbytes),
+            )
             found[i] = value
-    contributions = np.stack([found[i][0] for i in range(len(items))]).astype(np.float32) if items else np.zeros((0, H, W, 3), np.float32)
+    contributions = (
+        np.stack([found[i][0] for i in range(len(items))]).astype(np.float32)
+        if items
+        else np.zeros((0, H, W, 3), np.float32)
+    )
     masks = None if entry.masks is None or not items else np.stack([found[i][1] for i in range(len(items))])
     return contributions, masks
 
@@ -208,7 +224,9 @@ def describe(history: tuple[Edit, ...]) -> list[str]:
                 x0, y0 = offsets.get(token, (0, 0))
                 offsets[token] = (dx, dy)
                 text = f"token {token + 1} moved by ({dx - x0:+g}, {dy - y0:+g}) px"
-                words.append(text if (x0, y0) == (0, 0) else text + f", to ({dx:+g}, {dy:+g}) from where it was encoded")
+                words.append(
+                    text if (x0, y0) == (0, 0) else text + f", to ({dx:+g}, {dy:+g}) from where it was encoded"
+                )
             case Remove(token):
                 words.append(f"token {token + 1} removed")
             case Transplant(_, token):
@@ -252,13 +270,17 @@ class Edited:
         )
 
 
-def apply(vle: vle_core.VLE, entry: Entry, items: list[Item], contributions: np.ndarray, masks: np.ndarray | None) -> Edited:
+def apply(
+    vle: vle_core.VLE, entry: Entry, items: list[Item], contributions: np.ndarray, masks: np.ndarray | None
+) -> Edited:
     """The edited picture: the items' decodes as a Rendering, through `VLE.apply_edits`."""
     H, W = entry.image.shape[:2]
     if not items:
         return Edited(items, contributions, masks, np.full((H, W, 3), EMPTY, np.float32))
     tokens = Tokens.cat([it.decoded() for it in items])
-    rendering = vle_core.Rendering(tokens, contributions, contributions[:0], None if masks is None else from_uint8(masks))
+    rendering = vle_core.Rendering(
+        tokens, contributions, contributions[:0], None if masks is None else from_uint8(masks)
+    )
     moves = {i: (it.dx, it.dy) for i, it in enumerate(items) if it.dx or it.dy}
     picture = vle.apply_edits(rendering, off=[i for i, it in enumerate(items) if not it.on], moves=moves)
     return Edited(items, contributions, masks, picture)

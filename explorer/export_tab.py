@@ -26,11 +26,15 @@ def progressive_gif(entry: Entry, trained: int | None, path: Path, edited: np.nd
     where there are edits, beside the `edited` image ((H, W, 3) uint8)."""
     H, W = entry.image.shape[:2]
     scale = max(1, 256 // max(H, W))  # small images are enlarged (nearest) so the GIF is legible
-    scale = min(scale, (settings.MAX_GIF_PIXELS / ((len(entry) + 1) * 2 * H * W)) ** 0.5)  # and large ones shrunk to the bound (an edited frame too)
+    # and large ones shrunk to settings.MAX_GIF_PIXELS over all the frames (an edited frame too)
+    scale = min(scale, (settings.MAX_GIF_PIXELS / ((len(entry) + 1) * 2 * H * W)) ** 0.5)
     w, h = max(1, int(W * scale)), max(1, int(H * scale))
     resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BILINEAR
     frames, font = [], load_font(14)
-    shown = [(entry.reconstructions[k - 1], f"source | first {k} of {len(entry)} tokens", past_training(k, trained)) for k in range(1, len(entry) + 1)]
+    shown = [
+        (entry.reconstructions[k - 1], f"source | first {k} of {len(entry)} tokens", past_training(k, trained))
+        for k in range(1, len(entry) + 1)
+    ]
     if edited is not None:
         shown.append((edited, "source | edited", False))
     for picture, text, past in shown:
@@ -99,12 +103,16 @@ def on_load_tokens(file, checkpoint: str, progress=gr.Progress()):  # noqa: B008
     except Exception as e:  # any unreadable file: Tokens.load says ValueError, safetensors may say more
         raise UserError(f"This is not a VLE tokens file: {e}") from e
     if made_by and made_by != checkpoint:
-        raise UserError(f"These tokens were made by checkpoint {made_by}: choose it in the Checkpoint menu, then load them again.")
+        raise UserError(
+            f"These tokens were made by checkpoint {made_by}: choose it in the Checkpoint menu, then load them again."
+        )
     H, W = tokens.image_size
     if not 1 <= len(tokens) <= settings.MAX_EDITED_TOKENS:
         raise UserError(f"The file holds {len(tokens)} tokens; between 1 and {settings.MAX_EDITED_TOKENS}, please.")
     if min(H, W) < settings.MIN_SIDE or max(H, W) > settings.WORKING_SIZE_RANGE[1]:
-        raise UserError(f"The tokens are for a {W}×{H} image; this app works up to {settings.WORKING_SIZE_RANGE[1]} px.")
+        raise UserError(
+            f"The tokens are for a {W}×{H} image; this app works up to {settings.WORKING_SIZE_RANGE[1]} px."
+        )
     if not all(torch.isfinite(t).all() for t in (tokens.latents, tokens.mean, tokens.std)):
         raise UserError("The tokens file holds non-finite numbers.")
     model_id, vle = get_model(checkpoint)
@@ -115,6 +123,12 @@ def on_load_tokens(file, checkpoint: str, progress=gr.Progress()):  # noqa: B008
     return session_outputs(state, vle, entry, f"**{note}** (decoded, not encoded: there is no source image)")
 
 
-def on_load_tokens_in_page(file, checkpoint: str, image, state: Session | None = None, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
+def on_load_tokens_in_page(
+    file,
+    checkpoint: str,
+    image,
+    state: Session | None = None,
+    progress=gr.Progress(),  # noqa: B008 (gradio injects progress this way)
+):
     """on_load_tokens for the page: a bad file is a message (pages.in_page), the session kept."""
     return in_page(on_load_tokens, (file, checkpoint, progress), image, state)

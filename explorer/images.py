@@ -52,9 +52,12 @@ def read_image(path) -> np.ndarray:
                 raise BadImage(f"{im.format} images are not supported: use PNG, JPEG, WebP, GIF, BMP or TIFF.")
             w, h = im.size
             if w * h > settings.MAX_PIXELS:
-                raise BadImage(f"The image is {w}×{h} px ({w * h / 1e6:.0f} MP); the limit is {settings.MAX_PIXELS / 1e6:.0f} MP.")
+                raise BadImage(
+                    f"The image is {w}×{h} px ({w * h / 1e6:.0f} MP); the limit is {settings.MAX_PIXELS / 1e6:.0f} MP."
+                )
             im = ImageOps.exif_transpose(im)
-            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float grey: convert("RGB") would clip it to white
+            # 16-bit or float grey: convert("RGB") would clip it to white
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
                 im = Image.fromarray(eight_bit(np.asarray(im)))
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 im = im.convert("RGBA")
@@ -65,14 +68,22 @@ def read_image(path) -> np.ndarray:
         raise
     except (OSError, EOFError) as e:
         if "truncated" in str(e).lower() or isinstance(e, EOFError):
-            raise BadImage("The image file is truncated (an incomplete upload or download?): upload the whole file.") from e
-        raise BadImage(f"This file is not a readable image ({type(e).__name__}). Upload a PNG, JPEG, WebP, GIF, BMP or TIFF.") from e
+            raise BadImage(
+                "The image file is truncated (an incomplete upload or download?): upload the whole file."
+            ) from e
+        raise BadImage(
+            f"This file is not a readable image ({type(e).__name__}). Upload a PNG, JPEG, WebP, GIF, BMP or TIFF."
+        ) from e
     except Image.DecompressionBombError as e:  # Pillow's own check, at twice settings.MAX_PIXELS
         raise BadImage(f"The image is too large: the limit is {settings.MAX_PIXELS / 1e6:.0f} MP.") from e
     except Exception as e:  # decoders of untrusted files raise all kinds of exceptions; each means "not an image"
-        raise BadImage(f"This file is not a readable image ({type(e).__name__}). Upload a PNG, JPEG, WebP, GIF, BMP or TIFF.") from e
+        raise BadImage(
+            f"This file is not a readable image ({type(e).__name__}). Upload a PNG, JPEG, WebP, GIF, BMP or TIFF."
+        ) from e
     if min(array.shape[:2]) < settings.MIN_SIDE:
-        raise BadImage(f"The image is {array.shape[1]}×{array.shape[0]} px: at least {settings.MIN_SIDE} px on each side, please.")
+        raise BadImage(
+            f"The image is {array.shape[1]}×{array.shape[0]} px: at least {settings.MIN_SIDE} px on each side, please."
+        )
     return array
 
 
@@ -147,7 +158,8 @@ def view_file(picture: np.ndarray | None, enlarge: bool = True, exact: bool = Fa
         picture = np.repeat(np.repeat(picture, s, axis=0), s, axis=1)
     if settings.LOSSY_VIEWS and not exact:
         path = folder / f"{uuid.uuid4().hex}.jpg"
-        Image.fromarray(picture).save(path, quality=settings.VIEW_QUALITY, subsampling=0)  # 4:4:4: token colours kept apart
+        # 4:4:4: token colours kept apart
+        Image.fromarray(picture).save(path, quality=settings.VIEW_QUALITY, subsampling=0)
     else:
         path = folder / f"{uuid.uuid4().hex}.png"
         Image.fromarray(picture).save(path, compress_level=1)

@@ -20,7 +20,9 @@ def session_outputs(state: Session, vle: vle_core.VLE, entry: Entry, info: str) 
     """What a fresh session shows first: the Tokens tab at k = n (the strip and the Edit tab
     follow from on_details, so that the first views come as soon as possible)."""
     n, trained = len(entry), vle.trained_tokens
-    label = "First k tokens" + (f" (the checkpoint was trained with up to {count(trained)}; past that is extrapolation)" if trained else "")
+    label = "First k tokens" + (
+        f" (the checkpoint was trained with up to {count(trained)}; past that is extrapolation)" if trained else ""
+    )
     mask_label = "Token k's mask" if entry.masks is not None else "Where token k acts"
     views = shown_token_views(entry, n, trained)
     return (
@@ -46,7 +48,10 @@ def cannot_compare(state: Session | None) -> str:
     if not state:
         return "Encode an image first: Compare runs both checkpoints on it."
     if state.source[0] != "image":
-        return "Compare needs a source image to encode with both checkpoints; these tokens were loaded from a file. Upload or choose an image to compare on it."
+        return (
+            "Compare needs a source image to encode with both checkpoints; these tokens were loaded from a file."
+            " Upload or choose an image to compare on it."
+        )
     return ""
 
 
@@ -71,9 +76,11 @@ def in_page(handler, args: tuple, image, state: Session | None = None) -> tuple:
         return (*outputs, image, None, None, None, None, None, "", gr.update(), gr.update())
     n = state.n
     if state.source[0] == "tokens":
-        image = view_file(session(state)[1].image, enlarge=False, exact=True)  # loaded tokens: the Image panel shows what they decode to
+        # loaded tokens: the Image panel shows what they decode to
+        image = view_file(session(state)[1].image, enlarge=False, exact=True)
     compare_a = gr.update(value=state.checkpoint)  # Compare starts from the checkpoint this image was encoded with
-    return (*outputs, image, None, None, None, None, None, cannot_compare(state), gr.update(maximum=max(n, 2), value=n), compare_a)
+    compare = (None,) * 5  # Compare's pictures and plot, of the image before
+    return (*outputs, image, *compare, cannot_compare(state), gr.update(maximum=max(n, 2), value=n), compare_a)
 
 
 def refused(error: UserError, image, state: Session | None) -> tuple:
@@ -92,7 +99,8 @@ def refused(error: UserError, image, state: Session | None) -> tuple:
     keep = gr.update()
     caption = f"{message}  \nStill showing the previous image's tokens."
     info = f"{message} · still showing: {state.note}"
-    return (state, info, keep, keep, keep, keep, keep, keep, caption, keep, image, keep, keep, keep, keep, keep, keep, keep, keep)
+    # The slider and the five views, the caption, the donor slider, the Image panel, the Compare tab.
+    return (state, info, *[keep] * 6, caption, keep, image, *[keep] * 8)
 
 
 def item_weights(state: Session, result: Edited, rows: list[int]) -> np.ndarray:
@@ -105,7 +113,9 @@ def item_weights(state: Session, result: Edited, rows: list[int]) -> np.ndarray:
         weights = token_regions.get(key)
         if weights is None:
             contribution, mask = result.placed(i)
-            weights = token_weights(contribution[None], None if mask is None else mask[None], result.items[i].token.stage.numpy())[0]
+            weights = token_weights(
+                contribution[None], None if mask is None else mask[None], result.items[i].token.stage.numpy()
+            )[0]
             token_regions.put(key, weights, weights.nbytes)
         maps.append(weights)
     return np.stack(maps)
@@ -141,13 +151,17 @@ def edit_views(state: Session, entry: Entry, result: Edited, selected: int) -> t
     m, (H, W) = len(result.items), entry.image.shape[:2]
     selected = min(max(selected, -1), m - 1)
     it = result.items[selected] if selected >= 0 else None
-    choices = [(f"{i + 1}" + (" (transplant)" if item.origin[0] == "transplant" else ""), i + 1) for i, item in enumerate(result.items)]
+    choices = [
+        (f"{i + 1}" + (" (transplant)" if item.origin[0] == "transplant" else ""), i + 1)
+        for i, item in enumerate(result.items)
+    ]
     history = state.history
     log = f"**{len(result.on)} of {m} tokens on**"
     if history:
         psnr = metrics.psnr(entry.image, result.image)
         against = "the source" if entry.source == "image" else "the loaded tokens"
-        log += f" · PSNR against {against} {psnr:.1f} dB · {len(history)} edit{'s' * (len(history) > 1)}: " + "; ".join(describe(history)[-6:])
+        edits = f"{len(history)} edit{'s' * (len(history) > 1)}: " + "; ".join(describe(history)[-6:])
+        log += f" · PSNR against {against} {psnr:.1f} dB · {edits}"
         log += " …" if len(history) > 6 else ""
     else:
         log += " · no edits yet"

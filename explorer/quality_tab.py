@@ -8,7 +8,12 @@ from .plots import TARGETS, quality_figure
 from .session import Session, session
 
 
-def on_curve(metric: str, target: float | None, state: Session | None, progress=gr.Progress()):  # noqa: B008 (gradio injects progress this way)
+def on_curve(
+    metric: str,
+    target: float | None,
+    state: Session | None,
+    progress=gr.Progress(),  # noqa: B008 (gradio injects progress this way)
+):
     """The quality curve (PSNR or MSE, and SSIM, against tokens), tokens needed for the target, entropy."""
     if not state:
         return None, ""
@@ -23,11 +28,16 @@ def on_curve(metric: str, target: float | None, state: Session | None, progress=
     figure = quality_figure([(state.checkpoint, q, vle.trained_tokens)], metric, target, stop)
     text = f"Shannon entropy of the image: **{entropy(entry):.2f} bits**"
     if stop is not None:
-        text = ("Encoded until " if stop[1] else "Encoded toward ") + f"PSNR {stop_psnr:g} dB: **{len(entry)} tokens** · " + text
+        text = (
+            ("Encoded until " if stop[1] else "Encoded toward ")
+            + f"PSNR {stop_psnr:g} dB: **{len(entry)} tokens** · "
+            + text
+        )
     if target is not None:
         needed = tokens_needed(q, metric, target)
         relation = "≤" if metric == "MSE" else "≥"
-        text = f"Tokens needed for {metric} {relation} {target:g}: **{needed if needed else f'more than {len(entry)}'}** · " + text
+        shown = needed if needed else f"more than {len(entry)}"
+        text = f"Tokens needed for {metric} {relation} {target:g}: **{shown}** · " + text
     if state.source[0] == "tokens":
         text += " · (loaded tokens: measured against their own final image, there is no source image)"
     return figure, text

@@ -30,7 +30,9 @@ class Session:
     target_psnr: float | None = None
 
     @classmethod
-    def new(cls, checkpoint: str, model_id: str, key: str, source: tuple, n: int, note: str, target_psnr=None) -> "Session":
+    def new(
+        cls, checkpoint: str, model_id: str, key: str, source: tuple, n: int, note: str, target_psnr=None
+    ) -> "Session":
         return cls(checkpoint, model_id, key, n, note, {key: source}, (), target_psnr)
 
     @property
@@ -54,7 +56,9 @@ def session(state: Session) -> tuple[vle_core.VLE, Entry]:
     """(model, this session's entry), re-fetched from the caches."""
     model_id, vle = get_model(state.checkpoint)
     if model_id != state.model_id:
-        raise UserError(f"Checkpoint {state.checkpoint} has changed on disk since this image was encoded: encode it again.")
+        raise UserError(
+            f"Checkpoint {state.checkpoint} has changed on disk since this image was encoded: encode it again."
+        )
     return vle, get_entry(model_id, vle, state.source, state.n)[1]
 
 

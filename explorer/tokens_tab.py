@@ -12,7 +12,15 @@ from .cache import Entry, entropy, first_reaching, get_entry, get_entry_until
 from .errors import UserError
 from .images import fit_working_size, frame_count, picture_xy, read_image, view_file
 from .lengths import compared
-from .models import checkpoint_choices, checkpoint_names, checkpoint_summary, default_checkpoint, default_tokens, get_model, trained_tokens
+from .models import (
+    checkpoint_choices,
+    checkpoint_names,
+    checkpoint_summary,
+    default_checkpoint,
+    default_tokens,
+    get_model,
+    trained_tokens,
+)
 from .pages import edit_views, empty_outputs, first_selection, in_page, session_outputs
 from .session import Session, edited, require, session
 from .views import PAST_TRAINING, count, entry_overlay, paper_strip, shown_token_views, strip_legend
@@ -90,7 +98,8 @@ def on_encode(
     trained = vle.trained_tokens
     if trained and n > trained:
         past = f"token {n} is" if n == trained + 1 else f"tokens {trained + 1} to {n} are"
-        info += f' · <span style="color:{PAST_TRAINING}">{past} past the {count(trained)} {checkpoint} was trained with</span>'
+        past += f" past the {count(trained)} {checkpoint} was trained with"
+        info += f' · <span style="color:{PAST_TRAINING}">{past}</span>'
     return session_outputs(state, vle, entry, info)
 
 
@@ -98,7 +107,11 @@ def length_caption(checkpoint: str, target: float, entry: Entry) -> str:
     """How many tokens this image took to reach the target, beside the held-out photos."""
     n = len(entry)
     reached = first_reaching(entry.mse, target) is not None
-    said = f"**{count(n)} to reach PSNR {target:g} dB**" if reached else f"**PSNR {target:g} dB not reached in {count(n)}**, the most the app encodes"
+    said = (
+        f"**{count(n)} to reach PSNR {target:g} dB**"
+        if reached
+        else f"**PSNR {target:g} dB not reached in {count(n)}**, the most the app encodes"
+    )
     beside = compared(checkpoint, target, n, reached)
     return said + (f" ({beside})" if beside else "")
 
@@ -165,7 +178,11 @@ def on_details(state: Session | None):
     vle, entry, result = edited(state)
     if "strip" not in entry.derived or not os.path.exists(entry.derived["strip"]):
         entry.derived["strip"] = view_file(paper_strip(entry, vle.trained_tokens), exact=True)
-    return entry.derived["strip"], strip_legend(entry, vle.trained_tokens), *edit_views(state, entry, result, first_selection(vle, entry))
+    return (
+        entry.derived["strip"],
+        strip_legend(entry, vle.trained_tokens),
+        *edit_views(state, entry, result, first_selection(vle, entry)),
+    )
 
 
 def model_card(checkpoint: str | None) -> str:
@@ -185,7 +202,9 @@ def model_card(checkpoint: str | None) -> str:
     trained = trained_tokens(checkpoint)
     lead = f"**{checkpoint_summary(checkpoint)}**"
     if trained:
-        lead += f"\n\nTrained with up to {count(trained)} per image: counts past that are extrapolation, drawn in orange."
+        lead += (
+            f"\n\nTrained with up to {count(trained)} per image: counts past that are extrapolation, drawn in orange."
+        )
     return lead + "\n\n---\n\n" + (card.strip() or "*(no model card)*")
 
 
@@ -199,7 +218,11 @@ def on_page_load():
     """New checkpoints appear in the menus on the next page load, with the default's card and token count."""
     choices, default = checkpoint_choices(), default_checkpoint()
     second = next((name for _, name in choices if name != default), default)
-    menus = gr.update(choices=choices, value=default), gr.update(choices=choices, value=default), gr.update(choices=choices, value=second)
+    menus = (
+        gr.update(choices=choices, value=default),
+        gr.update(choices=choices, value=default),
+        gr.update(choices=choices, value=second),
+    )
     return *menus, *on_checkpoint_info(default)
 
 
@@ -238,6 +261,8 @@ def example_rows() -> list[list[str]]:
     names, default = checkpoint_names(), default_checkpoint()
     rows = []
     for path in example_images():
-        preferred = next((name for prefix, name in settings.EXAMPLE_CHECKPOINTS if Path(path).name.startswith(prefix)), None)
+        preferred = next(
+            (name for prefix, name in settings.EXAMPLE_CHECKPOINTS if Path(path).name.startswith(prefix)), None
+        )
         rows.append([path, preferred if preferred in names else default])
     return rows

@@ -32,7 +32,10 @@ def make_checkpoints(folder) -> None:
         torch.manual_seed(0)
         model = vle_core.build_model(vle_core.preset(preset))
         vle_core.save_checkpoint(
-            model, folder / name, f"# {name}\nAn untrained {preset} model for tests.", training={"data": "test", "steps": 0, "max_tokens": 4}
+            model,
+            folder / name,
+            f"# {name}\nAn untrained {preset} model for tests.",
+            training={"data": "test", "steps": 0, "max_tokens": 4},
         )
     (folder / "broken").mkdir()
     (folder / "broken" / "config.json").write_text("{not json")
@@ -63,7 +66,8 @@ def fresh(checkpoints, tmp_path, monkeypatch):
     """The app pointed at the test checkpoints and an empty cache; its files in tmp_path."""
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     monkeypatch.setattr(settings, "DISPLAY_SIDE", 0)  # views at the image's own size (tests of enlarging set it back)
-    monkeypatch.setattr(settings, "LOSSY_VIEWS", False)  # views as PNG, exact, to compare with the library (test_app_views tests JPEG)
+    # views as PNG, exact, to compare with the library (test_app_views tests JPEG)
+    monkeypatch.setattr(settings, "LOSSY_VIEWS", False)
     monkeypatch.setattr(settings, "ENCODE_WORKER", False)  # encodes in-process; test_app_worker tests the worker
     explorer.configure(checkpoints=checkpoints, cache_dir=tmp_path / "cache", cache_mb=64)
     yield tmp_path
@@ -94,5 +98,11 @@ def serve(folder, max_size: int | None = 16):
     make_checkpoints(folder / "checkpoints")
     explorer.configure(checkpoints=folder / "checkpoints", cache_dir=folder / "cache", cache_mb=64)
     demo = explorer.queue(explorer.build_demo(), max_size=max_size)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, max_file_size=settings.MAX_FILE_SIZE)
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        quiet=True,
+        max_file_size=settings.MAX_FILE_SIZE,
+    )
     return demo, url

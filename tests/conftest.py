@@ -44,7 +44,11 @@ def random_staged_model(name: str = "vanilla-tiny-staged"):
 @pytest.fixture(params=["vanilla-tiny", "masked-tiny", "vanilla-tiny-staged"])
 def tiny_vle(request) -> vle_core.VLE:
     torch.manual_seed(0)
-    model = random_staged_model() if request.param == "vanilla-tiny-staged" else vle_core.build_model(vle_core.preset(request.param))
+    model = (
+        random_staged_model()
+        if request.param == "vanilla-tiny-staged"
+        else vle_core.build_model(vle_core.preset(request.param))
+    )
     return vle_core.VLE(model, device="cpu")
 
 

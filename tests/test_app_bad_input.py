@@ -38,8 +38,14 @@ checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tin
 
 def png_chunks(width: int, height: int, depth: int, colour: int, raw: bytes) -> bytes:
     """A PNG file written by hand (Pillow cannot write every kind a user may send)."""
-    chunks = [b"IHDR" + struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0), b"IDAT" + zlib.compress(raw), b"IEND"]
-    return b"\x89PNG\r\n\x1a\n" + b"".join(struct.pack(">I", len(c) - 4) + c + struct.pack(">I", zlib.crc32(c)) for c in chunks)
+    chunks = [
+        b"IHDR" + struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0),
+        b"IDAT" + zlib.compress(raw),
+        b"IEND",
+    ]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(c) - 4) + c + struct.pack(">I", zlib.crc32(c)) for c in chunks
+    )
 
 
 def rgb16(image: np.ndarray) -> bytes:
@@ -88,12 +94,24 @@ IMAGES = {
     "truncated JPEG": (to_bytes(Image.fromarray(synthetic_image(64, 64)), "JPEG")[:600], "truncated", None),
     "decompression bomb": (bomb(), "too large: the limit is 40 MP", None),
     "20000x20000": (png_chunks(20_000, 20_000, 8, 2, b""), "too large: the limit is 40 MP", None),
-    "16-bit grey": (to_bytes(Image.fromarray(np.arange(32 * 40, dtype=np.uint16).reshape(32, 40) * 50), "PNG"), None, ((32, 40), "16-bit grey")),
+    "16-bit grey": (
+        to_bytes(Image.fromarray(np.arange(32 * 40, dtype=np.uint16).reshape(32, 40) * 50), "PNG"),
+        None,
+        ((32, 40), "16-bit grey"),
+    ),
     "16-bit RGB": (rgb16(SCENE), None, ((32, 40), "same")),
     "greyscale": (to_bytes(Image.fromarray(SCENE).convert("L"), "PNG"), None, ((32, 40), "grey")),
-    "palette": (to_bytes(Image.fromarray(SCENE).convert("P", palette=Image.Palette.ADAPTIVE), "PNG"), None, ((32, 40), "close")),
+    "palette": (
+        to_bytes(Image.fromarray(SCENE).convert("P", palette=Image.Palette.ADAPTIVE), "PNG"),
+        None,
+        ((32, 40), "close"),
+    ),
     "CMYK JPEG": (to_bytes(Image.fromarray(SCENE).convert("CMYK"), "JPEG", quality=95), None, ((32, 40), "close")),
-    "RGBA": (to_bytes(Image.fromarray(np.dstack([SCENE, np.full((32, 40), 0, np.uint8)])), "PNG"), None, ((32, 40), "white")),
+    "RGBA": (
+        to_bytes(Image.fromarray(np.dstack([SCENE, np.full((32, 40), 0, np.uint8)])), "PNG"),
+        None,
+        ((32, 40), "white"),
+    ),
     "EXIF-rotated JPEG": (exif_rotated(), None, ((48, 24), "rotated")),
     "animated GIF": (animated_gif(), None, ((32, 32), "red")),
     "1x1": (to_bytes(Image.new("RGB", (1, 1)), "PNG"), "1×1 px: at least 8 px", None),
@@ -108,7 +126,9 @@ def check_pixels(array: np.ndarray, how: str) -> None:
     elif how == "close":
         assert np.abs(array.astype(int) - SCENE).mean() < 12
     elif how == "grey":
-        assert (array[..., 0] == array[..., 1]).all() and np.abs(array[..., 0].astype(int) - np.asarray(Image.fromarray(SCENE).convert("L"))).max() <= 1
+        assert (array[..., 0] == array[..., 1]).all() and np.abs(
+            array[..., 0].astype(int) - np.asarray(Image.fromarray(SCENE).convert("L"))
+        ).max() <= 1
     elif how == "16-bit grey":  # scaled to 8 bits, not clipped to white
         values = (np.arange(32 * 40).reshape(32, 40) * 50) / 257
         assert np.abs(array[..., 0] - values).max() <= 1 and array.max() < 255
@@ -131,14 +151,19 @@ def test_every_kind_of_upload_is_read_right_or_named(fresh, case):
         with pytest.raises(gr.Error, match=message):
             encode(str(path))
         out = tokens_tab.on_encode_in_page(str(path), N, 256, "vanilla-tiny")
-        assert out[0] is None and message.split(":")[0] in out[1] and out[10] is None  # the page: one message, the file taken out
+        # the page: one message, the file taken out
+        assert out[0] is None and message.split(":")[0] in out[1] and out[10] is None
     else:
         shape, how = expected
         array = read_image(path)
         assert array.shape == (*shape, 3) and array.dtype == np.uint8
         check_pixels(array, how)
         assert pixels(encode(str(path))[3]).shape == (*shape, 3)
-    assert "First 2 of" in tokens_tab.on_token(2, encode(save_png(fresh, "next.png", synthetic_image(64, 64, seed=1)))[0])[-1]  # still serving
+    # still serving
+    assert (
+        "First 2 of"
+        in tokens_tab.on_token(2, encode(save_png(fresh, "next.png", synthetic_image(64, 64, seed=1)))[0])[-1]
+    )
 
 
 @pytest.fixture
@@ -158,12 +183,27 @@ def tampered(path: str) -> bytes:
 
 
 EDITS = {  # name: (a request on the session `state`, with a second image at `path`; the message it gets)
-    "token index out of range": (lambda state, path: edit_tab.on_move(N + 5, 4, 4, state), "There is no token 11 to move: the tokens are 1 to 6"),
-    "no token selected": (lambda state, path: edit_tab.on_strength(0, 2, state), "Select a token to change the strength of first"),
-    "move off the canvas": (lambda state, path: edit_tab.on_move(2, 500, 0, state), r"A move of \(\+500, \+0\) px leaves the 40×32 image"),
+    "token index out of range": (
+        lambda state, path: edit_tab.on_move(N + 5, 4, 4, state),
+        "There is no token 11 to move: the tokens are 1 to 6",
+    ),
+    "no token selected": (
+        lambda state, path: edit_tab.on_strength(0, 2, state),
+        "Select a token to change the strength of first",
+    ),
+    "move off the canvas": (
+        lambda state, path: edit_tab.on_move(2, 500, 0, state),
+        r"A move of \(\+500, \+0\) px leaves the 40×32 image",
+    ),
     "strength out of range": (lambda state, path: edit_tab.on_strength(2, 1e9, state), "out of range"),
-    "too many tokens asked": (lambda state, path: tokens_tab.on_encode(path, 10_000, 256, "vanilla-tiny"), "between 1 and 32 tokens"),
-    "working size out of range": (lambda state, path: tokens_tab.on_encode(path, N, 100_000, "vanilla-tiny"), "working size .* between 128 and 768"),
+    "too many tokens asked": (
+        lambda state, path: tokens_tab.on_encode(path, 10_000, 256, "vanilla-tiny"),
+        "between 1 and 32 tokens",
+    ),
+    "working size out of range": (
+        lambda state, path: tokens_tab.on_encode(path, N, 100_000, "vanilla-tiny"),
+        "working size .* between 128 and 768",
+    ),
     "no such checkpoint": (lambda state, path: tokens_tab.on_encode(path, N, 256, "../../etc"), "no checkpoint called"),
 }
 
@@ -237,7 +277,8 @@ def test_a_broken_checkpoint_is_named_and_a_swapped_one_keeps_the_model_it_had(f
     assert model_id == state.model_id  # the model it had, kept
     assert np.array_equal(pixels(tokens_tab.on_token(3, state)[0]), before)
     assert len(edit_tab.on_move(2, 3, 3, state)[0].history) == 1
-    assert f"First {N} of {N}" in encode(save_png(fresh, "b.png", synthetic_image(64, 64, seed=5)))[8]  # new sessions too
+    # new sessions too
+    assert f"First {N} of {N}" in encode(save_png(fresh, "b.png", synthetic_image(64, 64, seed=5)))[8]
 
 
 # Property tests. Random bytes, some behind a real format's magic so the decoders go deeper.
@@ -351,7 +392,8 @@ def test_a_refused_upload_keeps_the_session_and_says_why_above_the_views(fresh, 
     bad.write_bytes(b"not an image" * 10)
     out = tokens_tab.on_encode_in_page(str(bad), N, 256, "vanilla-tiny", state=state)
     assert out[0] is state  # the session goes on
-    assert "not a readable image" in out[8] and "Still showing the previous image" in out[8]  # the caption, above the views
+    # the caption, above the views
+    assert "not a readable image" in out[8] and "Still showing the previous image" in out[8]
     assert "not a readable image" in out[1] and state.note in out[1]
     assert pixels(out[10]).shape == (32, 40, 3)  # the Image panel shows the session's image again, not the bad file
     assert all(view == {"__type__": "update"} for view in out[3:8])  # the views are left as they are

@@ -37,7 +37,9 @@ def test_edits_decode_only_and_match_the_library(fresh, checkpoint, encodes):
         items = session.edited(state)[2].items
         rendering = vle.render(vle_core.Tokens.cat([it.decoded() for it in items]))
         off = [i for i, it in enumerate(items) if not it.on]
-        expected = to_uint8(vle.apply_edits(rendering, off=off, moves={i: (it.dx, it.dy) for i, it in enumerate(items)}))
+        expected = to_uint8(
+            vle.apply_edits(rendering, off=off, moves={i: (it.dx, it.dy) for i, it in enumerate(items)})
+        )
         assert np.abs(pixels(out[1]).astype(int) - expected).max() <= 2
         return state
 
@@ -61,7 +63,10 @@ def test_edits_decode_only_and_match_the_library(fresh, checkpoint, encodes):
     undone = edit_tab.on_undo(solo[0])
     assert undone[0].history == state.history and np.array_equal(pixels(undone[1]), session.edited(state)[2].image)
     assert np.array_equal(pixels(edit_tab.on_reset(state)[1]), unedited)
-    silenced, off = edit_tab.on_strength(4, 0.0, edit_tab.on_reset(state)[0]), edit_tab.on_switch([1, 2, 3, 5, 6], edit_tab.on_reset(state)[0])
+    silenced, off = (
+        edit_tab.on_strength(4, 0.0, edit_tab.on_reset(state)[0]),
+        edit_tab.on_switch([1, 2, 3, 5, 6], edit_tab.on_reset(state)[0]),
+    )
     # An addition at strength 0 is one switched off; a region token switched off takes its object away.
     same = np.abs(pixels(silenced[1]).astype(int) - pixels(off[1])).max() <= 1
     assert same == (checkpoint == "vanilla-tiny")
@@ -120,7 +125,8 @@ def test_a_moved_masked_token_leaves_its_background_not_a_seam(fresh):
     clean = vle.render(edit.translate(tokens, 0, -128, 0, vacated="background")).masks[0]
     np.testing.assert_allclose(clean[probe], before[probe], atol=1e-5)
     assert np.abs(seam[probe] - before[probe]).max() > 1e-3  # zeros decode to something else
-    state = encode(save_png(fresh, "a.png", synthetic_image(64, 64)), "masked-tiny")[0]  # the app moves masked tokens this way
+    # the app moves masked tokens this way
+    state = encode(save_png(fresh, "a.png", synthetic_image(64, 64)), "masked-tiny")[0]
     items = session.edited(edit_tab.on_move(2, 16, 0, state)[0])[2].items
     assert items[1].vacated == "background"
 
@@ -128,7 +134,11 @@ def test_a_moved_masked_token_leaves_its_background_not_a_seam(fresh):
 @pytest.mark.parametrize("checkpoint", ["vanilla-tiny", "masked-tiny"])
 def test_region_maps_kept_per_token_equal_the_maps_of_all_tokens(fresh, checkpoint):
     state = encode(save_png(fresh, "a.png", synthetic_image(48, 72)), checkpoint)[0]
-    for apply in (lambda s: edit_tab.on_move(2, 9, -4, s), lambda s: edit_tab.on_strength(3, 1.5, s), lambda s: edit_tab.on_switch([1, 2, 4], s)):
+    for apply in (
+        lambda s: edit_tab.on_move(2, 9, -4, s),
+        lambda s: edit_tab.on_strength(3, 1.5, s),
+        lambda s: edit_tab.on_switch([1, 2, 4], s),
+    ):
         state = apply(state)[0]
         _, _, result = session.edited(state)
         on = result.on
@@ -144,8 +154,11 @@ def test_whole_image_token_models_take_a_region_tokens_object_away(fresh):
     every token draws under its mask (VLE.apply_edits), and undo brings back exactly what was there."""
     torch.manual_seed(0)
     model = vle_core.build_model(vle_core.preset("masked-tiny-photos"))
-    vle_core.save_checkpoint(model, fresh / "own" / "photos-tiny", "# photos-tiny", training={"data": "test", "steps": 0, "max_tokens": 4})
-    explorer.configure(checkpoints=fresh / "own", cache_dir=fresh / "own-cache", cache_mb=64)  # the fixture's teardown configures back
+    vle_core.save_checkpoint(
+        model, fresh / "own" / "photos-tiny", "# photos-tiny", training={"data": "test", "steps": 0, "max_tokens": 4}
+    )
+    # the fixture's teardown configures back
+    explorer.configure(checkpoints=fresh / "own", cache_dir=fresh / "own-cache", cache_mb=64)
     state = encode(save_png(fresh, "a.png", synthetic_image(64, 64)), "photos-tiny")[0]
     vle, entry, _ = session.edited(state)
     region = next(i for i in range(1, len(entry)) if (entry.masks[i] > 127).mean() > 0.01)  # a region token with a mask

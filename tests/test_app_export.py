@@ -38,8 +38,17 @@ def test_curve_compare_and_exports(fresh):
     gif.seek(N)
     last = np.asarray(gif.convert("RGB"))
     side = (last.shape[1] - 12) // 2
-    assert np.abs(last[24 : 24 + side, side + 8 : 2 * side + 8].astype(int) - np.asarray(Image.fromarray(pixels(edited[1])).resize((side, side), Image.NEAREST))).mean() < 8
-    assert not np.array_equal(np.asarray(Image.open(export_tab.on_export_strip(edited[0]))), np.asarray(Image.open(export_tab.on_export_strip(state))))
+    assert (
+        np.abs(
+            last[24 : 24 + side, side + 8 : 2 * side + 8].astype(int)
+            - np.asarray(Image.fromarray(pixels(edited[1])).resize((side, side), Image.NEAREST))
+        ).mean()
+        < 8
+    )
+    assert not np.array_equal(
+        np.asarray(Image.open(export_tab.on_export_strip(edited[0]))),
+        np.asarray(Image.open(export_tab.on_export_strip(state))),
+    )
     saved = export_tab.on_export_tokens(edited[0])
     loaded = export_tab.on_load_tokens(saved, "vanilla-tiny")
     assert loaded[2]["maximum"] == 3 and loaded[0].source[0] == "tokens"

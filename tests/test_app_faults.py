@@ -38,7 +38,10 @@ class Planted:
 
 def two_sessions(folder):
     """Two images of one size encoded (so an entry of one fits the other's shape), their views."""
-    a, b = save_png(folder, "a.png", synthetic_image(64, 64, seed=1)), save_png(folder, "b.png", synthetic_image(64, 64, seed=2))
+    a, b = (
+        save_png(folder, "a.png", synthetic_image(64, 64, seed=1)),
+        save_png(folder, "b.png", synthetic_image(64, 64, seed=2)),
+    )
     out_a, out_b = encode(a), encode(b)
     return a, out_a, out_b
 
@@ -60,10 +63,14 @@ def corrupt(how: str, key: str, other: str, folder: Path) -> None:
             path.write_bytes(path.read_bytes()[:1000])
     elif how == "pickle planted in the database":
         with sqlite3.connect(Path(settings.CACHE_DIR) / "cache.db") as db:
-            db.execute("UPDATE Cache SET mode = 4, filename = NULL, value = ? WHERE key = ?", (pickle.dumps(Planted()), key))
+            db.execute(
+                "UPDATE Cache SET mode = 4, filename = NULL, value = ? WHERE key = ?", (pickle.dumps(Planted()), key)
+            )
 
 
-@pytest.mark.parametrize("how", ["bit flipped", "another image's entry", "cut short", "file cut short", "pickle planted in the database"])
+@pytest.mark.parametrize(
+    "how", ["bit flipped", "another image's entry", "cut short", "file cut short", "pickle planted in the database"]
+)
 def test_a_damaged_entry_is_never_served(fresh, how, encodes):
     PWNED.unlink(missing_ok=True)
     a, out_a, out_b = two_sessions(fresh)
@@ -132,7 +139,11 @@ print(f"ok {name} wrote {i} read {seen}", flush=True)
 def worker(folder: Path, name: str, seconds: float) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1")
     return subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(folder), name, str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        [sys.executable, "-c", WORKER, str(folder), name, str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
 
 

@@ -34,7 +34,9 @@ def _png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims a size in its header and holds no pixels (a decompression-bomb probe)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     chunks = [b"IHDR" + ihdr, b"IDAT" + zlib.compress(b"")]
-    return b"\x89PNG\r\n\x1a\n" + b"".join(struct.pack(">I", len(c) - 4) + c + struct.pack(">I", zlib.crc32(c)) for c in chunks)
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(c) - 4) + c + struct.pack(">I", zlib.crc32(c)) for c in chunks
+    )
 
 
 def test_bad_uploads_are_clear_errors(fresh):
@@ -75,7 +77,13 @@ def test_an_animated_image_says_it_used_its_first_frame(fresh):
 
 def test_an_encode_reports_each_token_to_the_progress_bar(fresh):
     calls = []
-    tokens_tab.on_encode(save_png(fresh, "a.png", synthetic_image(64, 64, seed=5)), N, 256, "vanilla-tiny", progress=lambda *a, **k: calls.append(k.get("desc", "")))
+    tokens_tab.on_encode(
+        save_png(fresh, "a.png", synthetic_image(64, 64, seed=5)),
+        N,
+        256,
+        "vanilla-tiny",
+        progress=lambda *a, **k: calls.append(k.get("desc", "")),
+    )
     assert [c.rsplit("token ", 1)[-1] for c in calls[1:]] == [f"{k} of {N}" for k in range(1, N + 1)]
 
 
@@ -87,6 +95,8 @@ def test_a_whole_image_token_s_white_mask_is_named_in_the_caption():
     masks = np.stack([np.full((32, 32), 255, np.uint8), np.zeros((32, 32), np.uint8)])
     masks[1, :8, :8] = 255
     tokens = vle_core.Tokens(torch.zeros(2, 4, 4, 4), torch.zeros(2, 3), torch.ones(2, 3), (32, 32))
-    entry = Entry(image, tokens, np.zeros((2, 32, 32, 3), np.float16), np.stack([image, image]), masks, np.array([0.01, 0.01]))
+    entry = Entry(
+        image, tokens, np.zeros((2, 32, 32, 3), np.float16), np.stack([image, image]), masks, np.array([0.01, 0.01])
+    )
     assert "token 1 covers the whole image" in token_views(entry, 1, None)[-1]
     assert "covers the whole image" not in token_views(entry, 2, None)[-1]

@@ -72,7 +72,12 @@ def test_the_quality_curve_marks_the_target_and_where_it_was_reached(fresh):  # 
 
 @pytest.mark.parametrize(
     "length, target, message",
-    [("Sometimes", 30, "The length is one of"), (UNTIL, 5, "between 10 and 60 dB"), (UNTIL, None, "between"), (UNTIL, float("nan"), "between")],
+    [
+        ("Sometimes", 30, "The length is one of"),
+        (UNTIL, 5, "between 10 and 60 dB"),
+        (UNTIL, None, "between"),
+        (UNTIL, float("nan"), "between"),
+    ],
 )
 def test_bad_lengths_are_refused_with_a_message(fresh, length, target, message):  # noqa: F811 (fixture)
     path = save_png(fresh, "a.png", synthetic_image(64, 64))
@@ -89,9 +94,15 @@ def test_the_caption_compares_with_the_held_out_photos(tmp_path, monkeypatch):
     lengths.heldout_psnr.cache_clear()
     try:
         assert lengths.heldout_needed("model", 30).tolist() == [1, 2, 3, 4, 5]
-        assert lengths.compared("model", 30, 3, True) == "40% of the 5 held-out photos (docs/results) need more, 40% fewer"
-        assert lengths.compared("model", 30, 7, True).startswith("20% of the 5 held-out photos (docs/results) also need more than 4 tokens")
-        assert lengths.compared("model", 30, 32, False).startswith("80% of the 5 held-out photos (docs/results) reach it within 4 tokens")
+        assert (
+            lengths.compared("model", 30, 3, True) == "40% of the 5 held-out photos (docs/results) need more, 40% fewer"
+        )
+        assert lengths.compared("model", 30, 7, True).startswith(
+            "20% of the 5 held-out photos (docs/results) also need more than 4 tokens"
+        )
+        assert lengths.compared("model", 30, 32, False).startswith(
+            "80% of the 5 held-out photos (docs/results) reach it within 4 tokens"
+        )
         assert lengths.compared("another", 30, 3, True) == ""
         results.write_text("{not json")
         lengths.heldout_psnr.cache_clear()

@@ -47,7 +47,9 @@ def get(url: str, path: str) -> tuple[int, bytes]:
 def test_the_file_route_serves_outputs_and_nothing_else(served):
     url, folder = served
     client = Client(url, verbose=False, download_files=False)
-    out = client.predict(handle_file(save_png(folder, "a.png", synthetic_image(64, 64))), 4, 256, "vanilla-tiny", api_name="/encode")
+    out = client.predict(
+        handle_file(save_png(folder, "a.png", synthetic_image(64, 64))), 4, 256, "vanilla-tiny", api_name="/encode"
+    )
     view = out[2]["path"]  # a view the app wrote, on the server
     status, body = get(url, "/gradio_api/file=" + quote(view))
     assert status == 200 and body[:3] == b"\xff\xd8\xff"  # the route works for the app's outputs (a JPEG view)
@@ -85,12 +87,17 @@ def test_uploads_past_the_limit_are_refused(served):
     big = folder / "big.png"
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(26 * 2**20))  # 26 MB, past settings.MAX_FILE_SIZE
     assert settings.MAX_FILE_SIZE == "25mb"
-    with pytest.raises(Exception, match="exceeds the maximum file size of 26214400 bytes"):  # gradio_client checks first
+    with pytest.raises(
+        Exception, match="exceeds the maximum file size of 26214400 bytes"
+    ):  # gradio_client checks first
         Client(url, verbose=False).predict(handle_file(str(big)), 4, 256, "vanilla-tiny", api_name="/encode")
     with open(big, "rb") as f:  # a client that does not: the server refuses it
         response = httpx.post(url + "gradio_api/upload", files={"files": ("big.png", f, "image/png")}, timeout=120)
     assert response.status_code == 413, response.text
-    small = httpx.post(url + "gradio_api/upload", files={"files": ("a.png", open(save_png(folder, "s.png", synthetic_image(64, 64)), "rb"), "image/png")})
+    small = httpx.post(
+        url + "gradio_api/upload",
+        files={"files": ("a.png", open(save_png(folder, "s.png", synthetic_image(64, 64)), "rb"), "image/png")},
+    )
     assert small.status_code == 200
 
 
@@ -99,7 +106,10 @@ UNPICKLING = [
     (r"\bpickle\.loads?\(|\bcPickle\b|\bdill\b|\bjoblib\.load\(", "pickle"),
     (r"allow_pickle\s*=\s*True", "numpy with allow_pickle=True"),
     (r"\bshelve\.open\(|\bmarshal\.loads?\(", "shelve or marshal"),
-    (r"diskcache\.(Cache|FanoutCache)\((?!.*disk=BytesOnly)", "a diskcache without disk=BytesOnly (its default unpickles)"),
+    (
+        r"diskcache\.(Cache|FanoutCache)\((?!.*disk=BytesOnly)",
+        "a diskcache without disk=BytesOnly (its default unpickles)",
+    ),
 ]
 
 

@@ -1,7 +1,7 @@
 """What the views show: every token of a vanilla VLE gets a region, the signed view is the
-library's heatmap, counts read as English, the strip labels every picture, small images are enlarged (and clicks on them still land), the
-target's label sits on its line, the edit log says each move's step, the default token count is
-the checkpoint's trained count."""
+library's heatmap, counts read as English, the strip labels every picture, small images are
+enlarged (and clicks on them still land), the target's label sits on its line, the edit log
+says each move's step, the default token count is the checkpoint's trained count."""
 
 import os
 
@@ -40,10 +40,14 @@ def test_a_whole_image_token_claims_only_what_no_region_claims():
     masks[2, 24:, 24:] = 0.99  # token 3: a corner
     labels = views.token_weights(np.zeros((3, 32, 32, 3), np.float32), masks).argmax(0)
     assert labels[4, 4] == 1 and labels[28, 28] == 2 and labels[20, 4] == 0
-    two = np.concatenate([masks[:1], np.random.default_rng(0).uniform(0.97, 0.99, (1, 32, 32)).astype(np.float32), masks[1:]])  # two whole-image tokens
+    # two whole-image tokens
+    two = np.concatenate(
+        [masks[:1], np.random.default_rng(0).uniform(0.97, 0.99, (1, 32, 32)).astype(np.float32), masks[1:]]
+    )
     weights = views.token_weights(np.zeros((4, 32, 32, 3), np.float32), two)
     labels = weights.argmax(0)
-    assert labels[4, 4] == 2 and labels[28, 28] == 3 and np.all(labels[16:24] == 0)  # the rest is token 1's, not striped between 1 and 2
+    # the rest is token 1's, not striped between 1 and 2
+    assert labels[4, 4] == 2 and labels[28, 28] == 3 and np.all(labels[16:24] == 0)
     alone = np.concatenate([views.token_weights(np.zeros((1, 32, 32, 3), np.float32), two[[k]]) for k in range(4)])
     assert np.array_equal(alone, weights)  # one token at a time, as the Edit tab keeps them
     faint = np.zeros((2, 32, 32), np.uint8)
@@ -65,8 +69,11 @@ def test_a_later_pass_over_a_region_leaves_it_to_the_token_that_took_it():
     weights = views.token_weights(np.zeros((3, 32, 32, 3), np.float32), masks, stages)
     labels = weights.argmax(0)
     assert np.all(labels[:16] == 1) and np.all(labels[16:20] == 2) and np.all(labels[20:] == 0)
-    assert views.token_weights(np.zeros((3, 32, 32, 3), np.float32), masks).argmax(0)[4, 4] == 2  # without stages: the strongest
-    alone = np.concatenate([views.token_weights(np.zeros((1, 32, 32, 3), np.float32), masks[[k]], stages[[k]]) for k in range(3)])
+    # without stages: the strongest
+    assert views.token_weights(np.zeros((3, 32, 32, 3), np.float32), masks).argmax(0)[4, 4] == 2
+    alone = np.concatenate(
+        [views.token_weights(np.zeros((1, 32, 32, 3), np.float32), masks[[k]], stages[[k]]) for k in range(3)]
+    )
     assert np.array_equal(alone, weights)
 
 
@@ -84,7 +91,9 @@ def test_the_signed_view_is_the_librarys_heatmap_of_the_token(fresh):
 def test_counts_read_as_english(fresh, monkeypatch):
     folder = fresh / "one"
     torch.manual_seed(0)
-    vle_core.save_checkpoint(vle_core.build_model(vle_core.preset("vanilla-tiny")), folder / "one-token", "# one", training={"max_tokens": 1})
+    vle_core.save_checkpoint(
+        vle_core.build_model(vle_core.preset("vanilla-tiny")), folder / "one-token", "# one", training={"max_tokens": 1}
+    )
     monkeypatch.setattr(settings, "CHECKPOINTS", folder)
     out = encode(save_png(fresh, "a.png", synthetic_image(64, 64)), "one-token", n=2)
     assert "token 2 is past the 1 token one-token was trained with" in out[1]
@@ -121,7 +130,11 @@ def test_small_images_are_enlarged_and_clicks_on_them_land(fresh, monkeypatch):
 
 
 def test_the_target_label_sits_on_its_line():
-    q = {"MSE": np.array([0.01, 0.002, 0.0005]), "PSNR": np.array([20.0, 27.0, 33.0]), "SSIM": np.array([0.5, 0.7, 0.9])}
+    q = {
+        "MSE": np.array([0.01, 0.002, 0.0005]),
+        "PSNR": np.array([20.0, 27.0, 33.0]),
+        "SSIM": np.array([0.5, 0.7, 0.9]),
+    }
     for metric, target, expected in (("MSE", 0.001, -3.0), ("PSNR", 25.0, 25.0)):
         figure = plots.quality_figure([("a", q, None)], metric, target)
         label = next(a for a in figure.layout.annotations if a.text == f"target {metric}")

@@ -86,7 +86,8 @@ def test_an_encode_through_the_worker_is_the_in_process_encode(on, checkpoint, a
     encode(save_png(on, "a.png", synthetic_image(40, 40, seed=3)), checkpoint)
     assert len(encodes) == 1 and len(answers) == asked + 1 and answers[-1] is not None
 
-    with pytest.raises(ValueError, match="n_tokens must be a whole number between"):  # a user's error still reaches the user
+    # a user's error still reaches the user
+    with pytest.raises(ValueError, match="n_tokens must be a whole number between"):
         models.encode_image(vle, image, vle_core.vle.MAX_TOKENS + 1)
 
 
@@ -117,7 +118,8 @@ def test_a_killed_worker_falls_back_and_the_next_encode_starts_another(on, monke
     second = worker.pid()
     os.kill(second, signal.SIGKILL)
     worker._process.wait()
-    monkeypatch.setattr(worker._process, "poll", lambda: None)  # as if it died just after the check: the request finds it gone
+    # as if it died just after the check: the request finds it gone
+    monkeypatch.setattr(worker._process, "poll", lambda: None)
     assert_same(models.encode_image(vle, image, N), expected)  # made in-process
     assert answers[-1] is None
     assert_same(through_worker(answers, vle, image), expected)
@@ -134,7 +136,10 @@ def test_a_checkpoint_changed_on_disk_is_not_encoded_with_its_new_weights(on, ch
 
     torch.manual_seed(1)  # other weights, same shapes: the parent keeps the model it loaded
     vle_core.save_checkpoint(
-        vle_core.build_model(vle_core.preset("masked-tiny")), folder / "masked-tiny", "# masked-tiny\nRetrained.", training={"max_tokens": 4}
+        vle_core.build_model(vle_core.preset("masked-tiny")),
+        folder / "masked-tiny",
+        "# masked-tiny\nRetrained.",
+        training={"max_tokens": 4},
     )
     assert worker.checkpoint_id(folder / "masked-tiny") != model_id
     assert_same(models.encode_image(vle, image, N), vle.encode(image, N))  # the parent's weights, in-process

@@ -27,7 +27,20 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queue
 @pytest.mark.parametrize("client", ["page", "gradio_client"])
 def test_two_sessions_at_once_get_their_own_right_answers(tmp_path, capsys, client):
     make_checkpoints(tmp_path / "checkpoints")
-    argv = ["--sessions", "2", "--rounds", "1", "--size", "128", "--tokens", "4", "--checkpoint", "vanilla-tiny", "--client", client]
+    argv = [
+        "--sessions",
+        "2",
+        "--rounds",
+        "1",
+        "--size",
+        "128",
+        "--tokens",
+        "4",
+        "--checkpoint",
+        "vanilla-tiny",
+        "--client",
+        client,
+    ]
     code = loadtest.main([*argv, "--checkpoints", str(tmp_path / "checkpoints"), "--time-limit", "300"])
     printed = capsys.readouterr().out
     assert code == 0, printed
@@ -53,8 +66,17 @@ def test_past_the_queue_bound_a_request_is_refused_as_busy(tmp_path, monkeypatch
     demo, url = serve(tmp_path, max_size=0)  # every request finds the queue full
     try:
         with pytest.raises(Exception, match="Queue is full! Please try again"):
-            Client(url, verbose=False).predict(handle_file(save_png(tmp_path, "a.png", synthetic_image(64, 64))), 4, 256, "vanilla-tiny", api_name="/encode")
-        response = httpx.post(url + "gradio_api/queue/join", json={"data": [2], "fn_index": 0, "session_hash": "busy-test", "trigger_id": None})
+            Client(url, verbose=False).predict(
+                handle_file(save_png(tmp_path, "a.png", synthetic_image(64, 64))),
+                4,
+                256,
+                "vanilla-tiny",
+                api_name="/encode",
+            )
+        response = httpx.post(
+            url + "gradio_api/queue/join",
+            json={"data": [2], "fn_index": 0, "session_hash": "busy-test", "trigger_id": None},
+        )
         assert response.status_code == 503
         assert response.json()["detail"] == BUSY.format(waiting=0)
     finally:
@@ -67,8 +89,26 @@ def test_a_browser_steps_the_slider_beside_the_other_sessions(tmp_path, capsys):
 
     need_browser()
     make_checkpoints(tmp_path / "checkpoints")
-    argv = ["--sessions", "2", "--rounds", "1", "--size", "128", "--tokens", "4", "--checkpoint", "vanilla-tiny", "--browser", CHROMIUM, "--browser-steps", "4"]
+    argv = [
+        "--sessions",
+        "2",
+        "--rounds",
+        "1",
+        "--size",
+        "128",
+        "--tokens",
+        "4",
+        "--checkpoint",
+        "vanilla-tiny",
+        "--browser",
+        CHROMIUM,
+        "--browser-steps",
+        "4",
+    ]
     code = loadtest.main([*argv, "--checkpoints", str(tmp_path / "checkpoints"), "--time-limit", "300"])
     printed = capsys.readouterr().out
     assert code == 0, printed
-    assert "browser-2: a browser page (vanilla-tiny at the page's defaults) and 1 sessions at once" in printed and "(n=4)" in printed
+    assert (
+        "browser-2: a browser page (vanilla-tiny at the page's defaults) and 1 sessions at once" in printed
+        and "(n=4)" in printed
+    )

@@ -48,12 +48,17 @@ def token_strip(rendering: Rendering, image=None, gap: int = 2) -> np.ndarray:
     if n == 0:
         raise ValueError("no tokens to draw")
     H, W = rendering.reconstructions.shape[1:3]
-    scale = float(np.abs(rendering.contributions.sum(axis=-1)).max()) or 1e-6  # one scale for all tokens: their sizes compare
-    rows = [[to_uint8(r) for r in rendering.reconstructions], [signed_heatmap(c, scale) for c in rendering.contributions]]
+    # one scale for all tokens: their sizes compare
+    scale = float(np.abs(rendering.contributions.sum(axis=-1)).max()) or 1e-6
+    rows = [
+        [to_uint8(r) for r in rendering.reconstructions],
+        [signed_heatmap(c, scale) for c in rendering.contributions],
+    ]
     if rendering.masks is not None:
         rows.append([mask_image(m) for m in rendering.masks])
     blank = np.full((H, W, 3), 255, np.uint8)
-    last = [to_uint8(image) if image is not None else blank, to_uint8(rendering.reconstructions[-1])] + [blank] * (len(rows) - 2)
+    last = [to_uint8(image) if image is not None else blank, to_uint8(rendering.reconstructions[-1])]
+    last += [blank] * (len(rows) - 2)
     for row, cell in zip(rows, last):
         row.append(cell)
     sheet = np.full((len(rows) * (H + gap) - gap, (n + 1) * (W + gap) - gap, 3), 255, np.uint8)
