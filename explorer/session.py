@@ -1,5 +1,6 @@
-"""Sessions: gr.State holds a Session, the cache keys, the sources needed to rebuild an evicted
-entry (small: the working-size image) and the edit history; never the big arrays."""
+"""Sessions: what gr.State holds for each visitor, a Session (cache keys, the sources needed to
+rebuild an evicted entry (small: the working-size image) and the edit history; never the big
+arrays), and the model and cache entry it points at."""
 
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ from .models import get_model
 @dataclass(frozen=True, eq=False)  # eq=False: its sources hold arrays, which do not compare to one bool
 class Session:
     """One visitor's image, its tokens and edits. Immutable: an event returns a new Session
-    (dataclasses.replace), so gradio's per-session deep copy never shares a history.
+    (dataclasses.replace), so a refused edit leaves the session it was given as it was.
 
     sources: cache key -> ("image", (H, W, 3) uint8 at working size) or ("tokens", Tokens): this
     session's own (under `key`) and the transplant donors it keeps; never changed in place.
@@ -31,7 +32,14 @@ class Session:
 
     @classmethod
     def new(
-        cls, checkpoint: str, model_id: str, key: str, source: tuple, n: int, note: str, target_psnr=None
+        cls,
+        checkpoint: str,
+        model_id: str,
+        key: str,
+        source: tuple,
+        n: int,
+        note: str,
+        target_psnr: float | None = None,
     ) -> "Session":
         return cls(checkpoint, model_id, key, n, note, {key: source}, (), target_psnr)
 
