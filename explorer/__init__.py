@@ -6,13 +6,14 @@ The files follow a request's path (the model itself lives in vle_core; nothing h
     layout.py       the page, which handler each event calls (each an API endpoint) and in which
                     queue (encodes, edits, exports and views apart); the bounded queue
     *_tab.py        the handlers, one file per tab: tokens (with upload and the checkpoint menu),
-                    quality, edit, export, compare
+                    quality, edit, export, compare; a tab imports the modules below, never another tab
+    pages.py        what the events of several tabs show: a new or refused session, the Edit tab's views
     images.py       an upload read and checked; views written as JPEG (or PNG) files
-    session.py      what gr.State holds, and the model and cache entry it points at
+    session.py      what gr.State holds (a Session), and the model and cache entry it points at
     models.py       checkpoints found in a folder, loaded once; the only calls into the model
     worker.py       optional (VLE_ENCODE_WORKER=1): the encoder in a child process at a lower CPU priority
     cache.py        encodings cached on disk and in memory, and their quality figures
-    edits.py        the edit history replayed into the edited tokens, decoded once each
+    edits.py        the edit operations, their history replayed into the edited tokens, decoded once each
     views.py        pictures of tokens, masks and regions; plots.py the quality chart
 """
 

@@ -15,11 +15,11 @@ import torch
 
 import vle_core
 from vle_core import Tokens, metrics
+from vle_core.figures import from_uint8, to_uint8
 from vle_core.tokens import latent_grid
 
 from . import settings
 from .errors import UserError
-from .images import to_uint8
 from .models import encode_image, render_tokens
 
 F16_MAX = float(np.finfo(np.float16).max)  # contributions are stored as float16
@@ -55,11 +55,12 @@ class Entry:
 
     @classmethod
     def from_rendering(cls, rendering: vle_core.Rendering, image: np.ndarray) -> "Entry":
-        target = image.astype(np.float32) / 255
+        target = from_uint8(image)
         return cls(
             image=image,
             tokens=rendering.tokens,
-            contributions=np.clip(rendering.contributions, -F16_MAX, F16_MAX).astype(np.float16),  # a huge (loaded) token saturates, not inf
+            # a huge (loaded) token saturates, not inf
+            contributions=np.clip(rendering.contributions, -F16_MAX, F16_MAX).astype(np.float16),
             reconstructions=to_uint8(rendering.reconstructions),
             masks=None if rendering.masks is None else to_uint8(rendering.masks),
             mse=np.array([metrics.mse(target, r) for r in rendering.reconstructions]),
@@ -72,12 +73,20 @@ class Entry:
         if n not in self.derived.setdefault("heads", {}):
             masks = None if self.masks is None else self.masks[:n]
             self.derived["heads"][n] = Entry(
-                self.image, self.tokens[:n], self.contributions[:n], self.reconstructions[:n], masks, self.mse[:n], source=self.source
+                self.image,
+                self.tokens[:n],
+                self.contributions[:n],
+                self.reconstructions[:n],
+                masks,
+                self.mse[:n],
+                source=self.source,
             )
         return self.derived["heads"][n]
 
     def to_bytes(self) -> bytes:
-        arrays = dict(image=self.image, contributions=self.contributions, reconstructions=self.reconstructions, mse=self.mse)
+        arrays = dict(
+            image=self.image, contributions=self.contributions, reconstructions=self.reconstructions, mse=self.mse
+        )
         arrays |= {name: getattr(self.tokens, name).numpy() for name in ("latents", "mean", "std", "stage")}
         if self.masks is not None:
             arrays["masks"] = self.masks
@@ -110,10 +119,15 @@ class Entry:
             if name not in a:
                 raise ValueError(f"cache entry has no {name}")
             if a[name].shape != shape or a[name].dtype != dtype:
-                raise ValueError(f"cache entry {name} is {a[name].dtype}{a[name].shape}, expected {np.dtype(dtype)}{shape}")
+                raise ValueError(
+                    f"cache entry {name} is {a[name].dtype}{a[name].shape}, expected {np.dtype(dtype)}{shape}"
+                )
         if n < 1 or not np.isfinite(a["contributions"]).all():
             raise ValueError("cache entry has no tokens or non-finite contributions")
-        tokens = Tokens(*(torch.from_numpy(a[name]) for name in ("latents", "mean", "std")), (H, W), torch.from_numpy(a["stage"]))  # stages below 1: ValueError
+        # stages below 1: ValueError
+        tokens = Tokens(
+            *(torch.from_numpy(a[name]) for name in ("latents", "mean", "std")), (H, W), torch.from_numpy(a["stage"])
+        )
         return cls(image, tokens, a["contributions"], a["reconstructions"], a.get("masks"), a["mse"])
 
 
@@ -145,11 +159,13 @@ class LRU:
 
 
 _entries = LRU(settings.MEMORY_MB * 2**20)  # cache key -> Entry
-_decoded = LRU(128 * 2**20)  # (model id, cache key, edited token identity) -> (contribution, mask): edits decode each token once
-_weights = LRU(32 * 2**20)  # the same keys -> the token's region weights (views.token_weights), for the edit overlay
+# What the Edit tab computes per edited token, so that an edit computes again only the token it changes.
+# (model id, cache key, edits.Item.decoded_as) -> (contribution (H, W, 3) float16, mask (H, W) uint8 or None)
+token_decodes = LRU(128 * 2**20)
+# (model id, cache key, edits.Item.identity) -> the token's region weights where it is placed (views.token_weights)
+token_regions = LRU(32 * 2**20)
 _disk_cache: diskcache.Cache | None = None
 _disk_lock = threading.Lock()
-encoder_runs = 0  # how often the encoder ran in this process (the tests watch it)
 
 
 class BytesOnly(diskcache.Disk):
@@ -181,9 +197,12 @@ def _disk() -> diskcache.Cache | None:
     with _disk_lock:
         if _disk_cache is None:
             try:
-                _disk_cache = diskcache.Cache(str(settings.CACHE_DIR), size_limit=settings.CACHE_MB * 2**20, disk=BytesOnly)
+                limit = settings.CACHE_MB * 2**20
+                _disk_cache = diskcache.Cache(str(settings.CACHE_DIR), size_limit=limit, disk=BytesOnly)
             except Exception as e:  # unwritable folder, broken database: run without a disk cache
-                gr.Warning(f"The encodings cache at {settings.CACHE_DIR} cannot be opened ({e}); working from memory only.")
+                gr.Warning(
+                    f"The encodings cache at {settings.CACHE_DIR} cannot be opened ({e}); working from memory only."
+                )
                 return None
         return _disk_cache
 
@@ -220,8 +239,8 @@ def reset() -> None:
             _disk_cache.close()
         _disk_cache = None
     _entries.clear()
-    _decoded.clear()
-    _weights.clear()
+    token_decodes.clear()
+    token_regions.clear()
 
 
 def _disk_get(key: str, parse):
@@ -249,7 +268,10 @@ def _disk_set(key: str, data: bytes) -> None:
         except Exception as e:  # a full or read-only disk costs a recompute later, nothing else
             disk_failures += 1
             if disk_failures == 1:
-                print(f"explorer: the encodings cache at {settings.CACHE_DIR} refused a write ({e}); entries stay in memory only")
+                print(
+                    f"explorer: the encodings cache at {settings.CACHE_DIR} refused a write ({e});"
+                    " entries stay in memory only"
+                )
 
 
 def source_key(source: tuple, model_id: str) -> str:
@@ -261,7 +283,8 @@ def source_key(source: tuple, model_id: str) -> str:
         h.update(np.ascontiguousarray(data).tobytes())
     else:
         h.update(repr(data.image_size).encode())
-        for t in (data.latents, data.mean, data.std, data.stage):  # the stage too: it picks the code a token decodes with
+        # the stage too: it picks the code a token decodes with
+        for t in (data.latents, data.mean, data.std, data.stage):
             h.update(t.contiguous().numpy().tobytes())
     return h.hexdigest()
 
@@ -271,14 +294,12 @@ def get_entry(model_id: str, vle: vle_core.VLE, source: tuple, n: int, on_token=
     only when neither memory nor disk holds at least n tokens of this source for this model.
     source: ("image", HxWx3 uint8 at working size) or ("tokens", Tokens); on_token(k, most)
     follows an encode."""
-    global encoder_runs
     key = source_key(source, model_id)
     entry = _stored(key, source, lambda stored: len(stored) >= n)
     fresh = entry is None or len(entry) < n
     if fresh:
         kind, data = source
         if kind == "image":
-            encoder_runs += 1
             entry = Entry.from_rendering(encode_image(vle, data, n, on_token=on_token), data)
         else:
             try:
@@ -286,7 +307,9 @@ def get_entry(model_id: str, vle: vle_core.VLE, source: tuple, n: int, on_token=
             except ValueError as e:
                 raise UserError(f"These tokens do not fit this checkpoint: {e}") from e
             if not np.isfinite(rendering.contributions).all():  # finite numbers, but far outside what an encoder makes
-                raise UserError("These tokens decode to non-finite pixels: the file is damaged or was not made by this app.")
+                raise UserError(
+                    "These tokens decode to non-finite pixels: the file is damaged or was not made by this app."
+                )
             entry = Entry.from_rendering(rendering, to_uint8(rendering.reconstructions[-1]))
         _store(key, entry)
     entry.source = source[0]
@@ -294,19 +317,21 @@ def get_entry(model_id: str, vle: vle_core.VLE, source: tuple, n: int, on_token=
     return key, entry.head(min(n, len(entry))), fresh
 
 
-def get_entry_until(model_id: str, vle: vle_core.VLE, image: np.ndarray, target_psnr: float, cap: int, on_token=None) -> tuple[str, Entry, bool]:
+def get_entry_until(
+    model_id: str, vle: vle_core.VLE, image: np.ndarray, target_psnr: float, cap: int, on_token=None
+) -> tuple[str, Entry, bool]:
     """(key, the first tokens of an image's entry whose reconstruction reaches target_psnr, or cap
     of them, whether the model just ran): its own length. A stored entry answers if it reaches
     the target or holds cap tokens; else the encoder runs until the target (VLE.encode), and its
     tokens are the first ones of any longer encode, so the entry serves fixed counts too."""
-    global encoder_runs
     source = ("image", image)
     key = source_key(source, model_id)
-    entry = _stored(key, source, lambda stored: len(stored) >= cap or first_reaching(stored.mse, target_psnr) is not None)
+    entry = _stored(
+        key, source, lambda stored: len(stored) >= cap or first_reaching(stored.mse, target_psnr) is not None
+    )
     k = None if entry is None else first_reaching(entry.mse, target_psnr)
     fresh = entry is None or (k is None and len(entry) < cap)
     if fresh:
-        encoder_runs += 1
         entry = Entry.from_rendering(encode_image(vle, image, cap, target_psnr=target_psnr, on_token=on_token), image)
         _store(key, entry)
         k = first_reaching(entry.mse, target_psnr)

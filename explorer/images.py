@@ -1,6 +1,7 @@
 """Images in and out: uploads decoded by us, so a bad one gets a clear message; views
 written as JPEG (or PNG) files that gradio serves as they are."""
 
+import itertools
 import os
 import shutil
 import time
@@ -23,7 +24,7 @@ def image_input(**kwargs) -> gr.Image:
     is wrong with a bad file (gr.Image would open it with Pillow first and fail with a generic
     error). Patched on the instance, as a subclass would make gradio write a stub file beside
     this one; so no handler may return a gr.update for it: gradio answers an update by rebuilding
-    a plain gr.Image for the session, which the next upload then goes through (tokens_tab.in_page)."""
+    a plain gr.Image for the session, which the next upload then goes through (pages.in_page)."""
     image = gr.Image(type="filepath", image_mode=None, **kwargs)
     default = image.preprocess
 
@@ -51,9 +52,12 @@ def read_image(path) -> np.ndarray:
                 raise BadImage(f"{im.format} images are not supported: use PNG, JPEG, WebP, GIF, BMP or TIFF.")
             w, h = im.size
             if w * h > settings.MAX_PIXELS:
-                raise BadImage(f"The image is {w}×{h} px ({w * h / 1e6:.0f} MP); the limit is {settings.MAX_PIXELS / 1e6:.0f} MP.")
+                raise BadImage(
+                    f"The image is {w}×{h} px ({w * h / 1e6:.0f} MP); the limit is {settings.MAX_PIXELS / 1e6:.0f} MP."
+                )
             im = ImageOps.exif_transpose(im)
-            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float grey: convert("RGB") would clip it to white
+            # 16-bit or float grey: convert("RGB") would clip it to white
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
                 im = Image.fromarray(eight_bit(np.asarray(im)))
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 im = im.convert("RGBA")
@@ -64,14 +68,22 @@ def read_image(path) -> np.ndarray:
         raise
     except (OSError, EOFError) as e:
         if "truncated" in str(e).lower() or isinstance(e, EOFError):
-            raise BadImage("The image file is truncated (an incomplete upload or download?): upload the whole file.") from e
-        raise BadImage(f"This file is not a readable image ({type(e).__name__}). Upload a PNG, JPEG, WebP, GIF, BMP or TIFF.") from e
+            raise BadImage(
+                "The image file is truncated (an incomplete upload or download?): upload the whole file."
+            ) from e
+        raise BadImage(
+            f"This file is not a readable image ({type(e).__name__}). Upload a PNG, JPEG, WebP, GIF, BMP or TIFF."
+        ) from e
     except Image.DecompressionBombError as e:  # Pillow's own check, at twice settings.MAX_PIXELS
         raise BadImage(f"The image is too large: the limit is {settings.MAX_PIXELS / 1e6:.0f} MP.") from e
     except Exception as e:  # decoders of untrusted files raise all kinds of exceptions; each means "not an image"
-        raise BadImage(f"This file is not a readable image ({type(e).__name__}). Upload a PNG, JPEG, WebP, GIF, BMP or TIFF.") from e
+        raise BadImage(
+            f"This file is not a readable image ({type(e).__name__}). Upload a PNG, JPEG, WebP, GIF, BMP or TIFF."
+        ) from e
     if min(array.shape[:2]) < settings.MIN_SIDE:
-        raise BadImage(f"The image is {array.shape[1]}×{array.shape[0]} px: at least {settings.MIN_SIDE} px on each side, please.")
+        raise BadImage(
+            f"The image is {array.shape[1]}×{array.shape[0]} px: at least {settings.MIN_SIDE} px on each side, please."
+        )
     return array
 
 
@@ -111,11 +123,8 @@ def fit_working_size(image: np.ndarray, size: int) -> tuple[np.ndarray, str]:
     return resized, f"scaled down from {w}×{h} to {nw}×{nh} px (working size {size} px)"
 
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
-_views_written = 0
+PRUNE_EVERY = 100  # views written between two prunings of the views folder (settings.MAX_VIEW_FILES)
+_views_written = itertools.count()  # by this process; next() on it is atomic, so threads never skip a pruning
 
 
 def display_scale(shape: tuple) -> int:
@@ -138,20 +147,19 @@ def view_file(picture: np.ndarray | None, enlarge: bool = True, exact: bool = Fa
     again) or settings.LOSSY_VIEWS is off: at 512 px a JPEG takes 0.8 ms to write and 49 kB to send,
     a PNG 19 ms and 336 kB (zlib level 1; gradio's own level 6 is four times slower still), and the
     slider shows five views a step. A small view is enlarged (display_scale) unless enlarge is False."""
-    global _views_written
     if picture is None:
         return None
     folder = Path(gr.utils.get_upload_folder()) / "vle-explorer-views"
     folder.mkdir(parents=True, exist_ok=True)
-    _views_written += 1
-    if _views_written % 100 == 1:
+    if next(_views_written) % PRUNE_EVERY == 0:
         remove_old_files(folder, age_s=2 * 3600, keep=settings.MAX_VIEW_FILES)
     s = display_scale(picture.shape) if enlarge else 1
     if s > 1:
         picture = np.repeat(np.repeat(picture, s, axis=0), s, axis=1)
     if settings.LOSSY_VIEWS and not exact:
         path = folder / f"{uuid.uuid4().hex}.jpg"
-        Image.fromarray(picture).save(path, quality=settings.VIEW_QUALITY, subsampling=0)  # 4:4:4: token colours kept apart
+        # 4:4:4: token colours kept apart
+        Image.fromarray(picture).save(path, quality=settings.VIEW_QUALITY, subsampling=0)
     else:
         path = folder / f"{uuid.uuid4().hex}.png"
         Image.fromarray(picture).save(path, compress_level=1)

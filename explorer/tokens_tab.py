@@ -7,43 +7,23 @@ from pathlib import Path
 
 import gradio as gr
 
-import vle_core
-
 from . import settings
 from .cache import Entry, entropy, first_reaching, get_entry, get_entry_until
-from .compare_tab import cannot_compare
-from .edit_tab import edit_views, first_selection
-from .errors import BadImage, UserError
+from .errors import UserError
 from .images import fit_working_size, frame_count, picture_xy, read_image, view_file
 from .lengths import compared
-from .models import checkpoint_choices, checkpoint_names, checkpoint_summary, default_checkpoint, default_tokens, get_model, trained_tokens
-from .session import edited, new_state, require, session
+from .models import (
+    checkpoint_choices,
+    checkpoint_names,
+    checkpoint_summary,
+    default_checkpoint,
+    default_tokens,
+    get_model,
+    trained_tokens,
+)
+from .pages import edit_views, empty_outputs, first_selection, in_page, session_outputs
+from .session import Session, edited, require, session
 from .views import PAST_TRAINING, count, entry_overlay, paper_strip, shown_token_views, strip_legend
-
-
-def session_outputs(state: dict, vle: vle_core.VLE, entry: Entry, info: str) -> tuple:
-    """What a fresh session shows first: the Tokens tab at k = n (the strip and the Edit tab
-    follow from on_details, so that the first views come as soon as possible)."""
-    n, trained = len(entry), vle.trained_tokens
-    label = "First k tokens" + (f" (the checkpoint was trained with up to {count(trained)}; past that is extrapolation)" if trained else "")
-    mask_label = "Token k's mask" if entry.masks is not None else "Where token k acts"
-    views = shown_token_views(entry, n, trained)
-    return (
-        state,
-        info,
-        gr.update(maximum=n, value=n, label=label, interactive=n > 1),
-        views[0],
-        views[1],
-        views[2],
-        gr.update(value=views[3], label=mask_label),
-        views[4],
-        views[5],
-        gr.update(maximum=max(n, 2)),
-    )
-
-
-def empty_outputs(message: str) -> tuple:
-    return (None, message, gr.update(), None, None, None, None, None, "", gr.update())
 
 
 def checked_count(n_tokens) -> int:
@@ -110,7 +90,7 @@ def on_encode(
         key, entry, fresh = get_entry_until(model_id, vle, working, target, settings.N_TOKENS_MAX, on_token)
     n = len(entry)
     how = f"encoded in {time.perf_counter() - start:.2f} s on {vle.device.type}" if fresh else "from the cache"
-    state = new_state(checkpoint, model_id, key, ("image", working), n, note, target)
+    state = Session.new(checkpoint, model_id, key, ("image", working), n, note, target)
     info = f"**{note}** · {count(n)} {how}"
     if target is not None:
         info += " · " + length_caption(checkpoint, target, entry)
@@ -118,7 +98,8 @@ def on_encode(
     trained = vle.trained_tokens
     if trained and n > trained:
         past = f"token {n} is" if n == trained + 1 else f"tokens {trained + 1} to {n} are"
-        info += f' · <span style="color:{PAST_TRAINING}">{past} past the {count(trained)} {checkpoint} was trained with</span>'
+        past += f" past the {count(trained)} {checkpoint} was trained with"
+        info += f' · <span style="color:{PAST_TRAINING}">{past}</span>'
     return session_outputs(state, vle, entry, info)
 
 
@@ -126,54 +107,13 @@ def length_caption(checkpoint: str, target: float, entry: Entry) -> str:
     """How many tokens this image took to reach the target, beside the held-out photos."""
     n = len(entry)
     reached = first_reaching(entry.mse, target) is not None
-    said = f"**{count(n)} to reach PSNR {target:g} dB**" if reached else f"**PSNR {target:g} dB not reached in {count(n)}**, the most the app encodes"
+    said = (
+        f"**{count(n)} to reach PSNR {target:g} dB**"
+        if reached
+        else f"**PSNR {target:g} dB not reached in {count(n)}**, the most the app encodes"
+    )
     beside = compared(checkpoint, target, n, reached)
     return said + (f" ({beside})" if beside else "")
-
-
-def in_page(handler, args: tuple, image, state: dict | None = None) -> tuple:
-    """A handler's session outputs as the page shows them, with the Image panel (`image`: what it
-    holds now) and the Compare tab. `state`: the session before this event.
-
-    A user error (a bad file, a checkpoint that does not load) does not fail the event, which would
-    badge every view "Error": the message shows where the user is looking, as a toast and above
-    the views (the caption), and in the info line. The session goes on as it was, its views with
-    it, and a bad image file is replaced in the Image panel by the session's own image; with no
-    session yet, the views stay empty. The API's endpoints raise instead, so a client gets the
-    message. The Image panel gets a value, never an update: gradio rebuilds a component from an
-    update as a plain gr.Image, without image_input's own preprocess."""
-    try:
-        outputs = handler(*args)
-    except UserError as e:
-        gr.Warning(e.message)
-        return refused(e, image, state)
-    state = outputs[0]
-    if state is None:  # the image was cleared
-        return (*outputs, image, None, None, None, None, None, "", gr.update(), gr.update())
-    n = state["n"]
-    if state["sources"][state["key"]][0] == "tokens":
-        image = view_file(session(state)[1].image, enlarge=False, exact=True)  # loaded tokens: the Image panel shows what they decode to
-    compare_a = gr.update(value=state["checkpoint"])  # Compare starts from the checkpoint this image was encoded with
-    return (*outputs, image, None, None, None, None, None, cannot_compare(state), gr.update(maximum=max(n, 2), value=n), compare_a)
-
-
-def refused(error: UserError, image, state: dict | None) -> tuple:
-    """in_page's outputs for a user error: the message, and the session (if any) kept as it was."""
-    message = f"⚠️ **{error.message}**"
-    if isinstance(error, BadImage):
-        image = None
-    if not state:
-        return (*empty_outputs(message), image, None, None, None, None, None, "", gr.update(), gr.update())
-    try:
-        vle, entry = session(state)
-    except UserError:  # the session's own checkpoint is gone: nothing left to keep
-        return (*empty_outputs(message), image, None, None, None, None, None, "", gr.update(), gr.update())
-    if isinstance(error, BadImage) and state["sources"][state["key"]][0] == "image":
-        image = view_file(entry.image, enlarge=False, exact=True)  # back to the image the views show
-    keep = gr.update()
-    caption = f"{message}  \nStill showing the previous image's tokens."
-    info = f"{message} · still showing: {state['note']}"
-    return (state, info, keep, keep, keep, keep, keep, keep, caption, keep, image, keep, keep, keep, keep, keep, keep, keep, keep)
 
 
 def on_encode_api(
@@ -188,7 +128,7 @@ def on_encode_api(
     """on_encode for the API, with the Edit tab's list of tokens, so that a client can switch tokens
     right after an encode (the page fills the list after the encode, in on_details)."""
     outputs = on_encode(image, n_tokens, working_size, checkpoint, length, target_psnr, progress=progress)
-    tokens = list(range(1, outputs[0]["n"] + 1)) if outputs[0] else []
+    tokens = list(range(1, outputs[0].n + 1)) if outputs[0] else []
     return (*outputs, gr.update(choices=[(str(i), i) for i in tokens], value=tokens))
 
 
@@ -199,11 +139,11 @@ def on_encode_in_page(
     checkpoint: str,
     length: str = settings.LENGTH_MODES[0],
     target_psnr: float = settings.TARGET_PSNR,
-    state: dict | None = None,
+    state: Session | None = None,
     progress=gr.Progress(),  # noqa: B008 (gradio injects progress this way)
 ):
     """on_encode for the page's own events (upload, example, N, working size, checkpoint, length);
-    `state`: the session so far, kept if this encode is refused."""
+    `state`: the session so far, kept if this encode is refused (pages.in_page)."""
     return in_page(on_encode, (image, n_tokens, working_size, checkpoint, length, target_psnr, progress), image, state)
 
 
@@ -213,7 +153,7 @@ def on_length_mode(length: str):
     return gr.update(interactive=not until), gr.update(interactive=until)
 
 
-def on_token(k: float, state: dict | None):
+def on_token(k: float, state: Session | None):
     """The Tokens tab for the first k tokens (cached arrays only: the encoder never runs here)."""
     if not state:
         return None, None, None, None, None, ""
@@ -221,7 +161,7 @@ def on_token(k: float, state: dict | None):
     return shown_token_views(entry, int(k), vle.trained_tokens)
 
 
-def on_select_token(state: dict | None, evt: gr.SelectData):
+def on_select_token(state: Session | None, evt: gr.SelectData):
     """A click on the overlay picks the token whose mask (vanilla: |addition|) is largest there."""
     state = require(state)
     _, entry = session(state)
@@ -231,14 +171,18 @@ def on_select_token(state: dict | None, evt: gr.SelectData):
     return k, k
 
 
-def on_details(state: dict | None):
+def on_details(state: Session | None):
     """After an encode: the strip of all tokens and its legend, and the (unedited) Edit tab."""
     if not state:
         return None, "", None, None, gr.update(choices=[], value=[]), gr.update(), 1.0, 0, 0, ""
     vle, entry, result = edited(state)
     if "strip" not in entry.derived or not os.path.exists(entry.derived["strip"]):
         entry.derived["strip"] = view_file(paper_strip(entry, vle.trained_tokens), exact=True)
-    return entry.derived["strip"], strip_legend(entry, vle.trained_tokens), *edit_views(state, entry, result, first_selection(vle, entry))
+    return (
+        entry.derived["strip"],
+        strip_legend(entry, vle.trained_tokens),
+        *edit_views(state, entry, result, first_selection(vle, entry)),
+    )
 
 
 def model_card(checkpoint: str | None) -> str:
@@ -258,7 +202,9 @@ def model_card(checkpoint: str | None) -> str:
     trained = trained_tokens(checkpoint)
     lead = f"**{checkpoint_summary(checkpoint)}**"
     if trained:
-        lead += f"\n\nTrained with up to {count(trained)} per image: counts past that are extrapolation, drawn in orange."
+        lead += (
+            f"\n\nTrained with up to {count(trained)} per image: counts past that are extrapolation, drawn in orange."
+        )
     return lead + "\n\n---\n\n" + (card.strip() or "*(no model card)*")
 
 
@@ -272,7 +218,11 @@ def on_page_load():
     """New checkpoints appear in the menus on the next page load, with the default's card and token count."""
     choices, default = checkpoint_choices(), default_checkpoint()
     second = next((name for _, name in choices if name != default), default)
-    menus = gr.update(choices=choices, value=default), gr.update(choices=choices, value=default), gr.update(choices=choices, value=second)
+    menus = (
+        gr.update(choices=choices, value=default),
+        gr.update(choices=choices, value=default),
+        gr.update(choices=choices, value=second),
+    )
     return *menus, *on_checkpoint_info(default)
 
 
@@ -312,6 +262,8 @@ def example_rows() -> list[list[str]]:
     names, default = checkpoint_names(), default_checkpoint()
     rows = []
     for path in example_images():
-        preferred = next((name for prefix, name in settings.EXAMPLE_CHECKPOINTS if Path(path).name.startswith(prefix)), None)
+        preferred = next(
+            (name for prefix, name in settings.EXAMPLE_CHECKPOINTS if Path(path).name.startswith(prefix)), None
+        )
         rows.append([path, preferred if preferred in names else default])
     return rows

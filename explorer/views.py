@@ -7,10 +7,11 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy.ndimage import uniform_filter
 
 from vle_core import EMPTY
+from vle_core.figures import from_uint8, signed_heatmap, to_uint8
 from vle_core.metrics import COVERING, covering
 
 from .cache import Entry
-from .images import to_uint8, view_file
+from .images import view_file
 
 PALETTE = np.array(  # one colour per token in overlays and strips (cycled past 20)
     [
@@ -21,22 +22,12 @@ PALETTE = np.array(  # one colour per token in overlays and strips (cycled past 
     ],
     np.float32,
 )  # fmt: skip
-NEGATIVE, POSITIVE = np.array([0.23, 0.30, 0.75], np.float32), np.array([0.71, 0.02, 0.15], np.float32)  # heatmap ends
 PAST_TRAINING = "#d9480f"  # marks token counts beyond what the checkpoint was trained with
 
 
 def on_grey(contribution: np.ndarray) -> np.ndarray:
     """A token's addition on its own, over the empty (mid-grey) reconstruction."""
     return to_uint8(EMPTY + contribution.astype(np.float32))
-
-
-def signed_heatmap(contribution: np.ndarray) -> np.ndarray:
-    """The addition summed over colour channels: red adds light, blue removes it, white nothing;
-    scaled to this token's largest magnitude (as the paper's Fig. 6)."""
-    v = contribution.sum(-1, dtype=np.float32)
-    t = (v / max(float(np.abs(v).max()), 1e-6))[..., None]
-    white = np.ones(3, np.float32)
-    return to_uint8(np.where(t >= 0, white + t * (POSITIVE - white), white - t * (NEGATIVE - white)))
 
 
 def count(n: int, noun: str = "token") -> str:
@@ -58,7 +49,8 @@ def token_weights(contributions: np.ndarray, masks: np.ndarray | None, stages=No
     when a later pass of S refines it (as metrics.masks_to_labels). Each token's weights depend on
     its mask and stage alone (the Edit tab keeps them per token)."""
     if masks is not None:
-        weights = masks.astype(np.float32) / (255 if masks.dtype == np.uint8 else 1)  # the app keeps masks as uint8
+        # the app keeps masks as uint8
+        weights = from_uint8(masks) if masks.dtype == np.uint8 else masks.astype(np.float32)
         whole = covering(weights)
         if stages is not None:
             for k in np.flatnonzero(~whole):  # on: 1 + 1/stage, earlier stages first; the mask itself only breaks ties
@@ -99,7 +91,9 @@ def label_overlay(image: np.ndarray, labels: np.ndarray, numbers: list[int]) -> 
         if any(abs(x - px) < 1.6 * size and abs(y - py) < 1.1 * size for px, py in placed):
             continue
         placed.append((x, y))
-        draw.text((x, y), str(numbers[label]), fill="white", font=font, anchor="mm", stroke_width=2, stroke_fill="black")
+        draw.text(
+            (x, y), str(numbers[label]), fill="white", font=font, anchor="mm", stroke_width=2, stroke_fill="black"
+        )
     return np.asarray(picture)
 
 
@@ -141,20 +135,33 @@ def token_views(entry: Entry, k: int, trained: int | None) -> tuple:
     if entry.masks is not None and (entry.masks[k - 1] > 127).mean() >= COVERING:
         caption += f" · token {k} covers the whole image: its mask is all white"
     if past_training(k, trained):
-        caption += f' · <span style="color:{PAST_TRAINING}">past the {count(trained)} this checkpoint was trained with</span>'
-    return entry.reconstructions[k - 1], on_grey(contribution), signed_heatmap(contribution), mask, highlight(overlay, labels, k - 1), caption
+        caption += (
+            f' · <span style="color:{PAST_TRAINING}">past the {count(trained)} this checkpoint was trained with</span>'
+        )
+    return (
+        entry.reconstructions[k - 1],
+        on_grey(contribution),
+        signed_heatmap(contribution),
+        mask,
+        highlight(overlay, labels, k - 1),
+        caption,
+    )
 
 
 def strip_legend(entry: Entry, trained: int | None) -> str:
     """What the strip's rows show, in words (under the strip in the page, in the exported file)."""
-    middle = "its mask" if entry.masks is not None else "its addition summed over colours (red adds light, blue removes it)"
+    middle = (
+        "its mask" if entry.masks is not None else "its addition summed over colours (red adds light, blue removes it)"
+    )
     legend = f"Top: each token's addition on grey. Middle: {middle}. Bottom: the image from the first k tokens."
     if trained is not None and len(entry) > trained:
         legend += f" Orange numbers: past the {count(trained)} the checkpoint was trained with."
     return legend
 
 
-def paper_strip(entry: Entry, trained: int | None, tile: int = 96, legend: bool = False, edited: np.ndarray | None = None) -> np.ndarray:
+def paper_strip(
+    entry: Entry, trained: int | None, tile: int = 96, legend: bool = False, edited: np.ndarray | None = None
+) -> np.ndarray:
     """All tokens side by side as in the paper's Figs. 3, 5 and 6: each token alone, its mask
     (its signed heatmap for a vanilla model), the image from the first k tokens; a last column,
     labelled on its right, with the source, every token's region and the source again (or the
@@ -174,7 +181,11 @@ def paper_strip(entry: Entry, trained: int | None, tile: int = 96, legend: bool 
     else:
         rows.append((second, [signed_heatmap(c) for c in entry.contributions]))
     rows.append(("first k", list(entry.reconstructions)))
-    last = [("source", entry.image), ("regions", entry_overlay(entry)[1]), ("source", entry.image) if edited is None else ("edited", edited)]
+    last = [
+        ("source", entry.image),
+        ("regions", entry_overlay(entry)[1]),
+        ("source", entry.image) if edited is None else ("edited", edited),
+    ]
     words = strip_legend(entry, trained) if legend else ""
     width = left + (n + 1) * (tw + gap) + gap + right
     bottom = 0
@@ -197,10 +208,18 @@ def paper_strip(entry: Entry, trained: int | None, tile: int = 96, legend: bool 
         for c, picture in enumerate([*pictures, last[r][1]]):
             x = left + c * (tw + gap) + (gap if c == n else 0)
             canvas.paste(Image.fromarray(picture).resize((tw, th), Image.Resampling.BILINEAR), (x, y))
-        draw.text((left + (n + 1) * (tw + gap) + gap + 6, y + th // 2), last[r][0], fill="black", font=font, anchor="lm")
+        draw.text(
+            (left + (n + 1) * (tw + gap) + gap + 6, y + th // 2), last[r][0], fill="black", font=font, anchor="lm"
+        )
     for c in range(n):
         x = left + c * (tw + gap) + tw // 2
-        draw.text((x, top - 6), str(c + 1), fill=PAST_TRAINING if past_training(c + 1, trained) else "black", font=font, anchor="ms")
+        draw.text(
+            (x, top - 6),
+            str(c + 1),
+            fill=PAST_TRAINING if past_training(c + 1, trained) else "black",
+            font=font,
+            anchor="ms",
+        )
     if words:
         for i, line in enumerate(lines):
             draw.text((6, top + 3 * (th + gap) + 4 + i * (text + 4)), line, fill="#444444", font=small, anchor="lt")

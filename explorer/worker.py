@@ -53,8 +53,6 @@ _lock = threading.Lock()  # one request at a time on the pipe (the app's encoder
 _process: subprocess.Popen | None = None
 _conn: Connection | None = None
 _deaths = 0  # in a row
-served = 0  # encodes the child made (the tests watch these two)
-fallbacks = 0  # requests it did not answer with an encoding
 
 
 def usable() -> bool:
@@ -110,8 +108,14 @@ def pid() -> int | None:
 def encode(vle: vle_core.VLE, folder: Path, model_id: str, image: np.ndarray, n: int) -> vle_core.Encoding | None:
     """vle.encode(image, n) made by the child from the files of `folder`, which must still be those
     `vle` was loaded from (model_id); None where the child did not make it: encode in-process then."""
-    global served, fallbacks, _deaths
-    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and isinstance(n, int)):
+    global _deaths
+    if not (
+        isinstance(image, np.ndarray)
+        and image.dtype == np.uint8
+        and image.ndim == 3
+        and image.shape[2] == 3
+        and isinstance(n, int)
+    ):
         return None  # the app encodes uint8 images; anything else goes in-process, which checks it
     with _lock:
         if not usable():
@@ -119,16 +123,15 @@ def encode(vle: vle_core.VLE, folder: Path, model_id: str, image: np.ndarray, n:
         try:
             _start()
             encoding = _ask(vle, folder, model_id, image, n)
-            _deaths = 0
         except (OSError, EOFError, ValueError, KeyError) as e:  # dead, hung, or an answer that does not fit
             _deaths += 1
-            print(f"explorer: the encode worker failed ({type(e).__name__}: {e}); encoding in-process" + ("" if usable() else ", from now on"))
+            print(
+                f"explorer: the encode worker failed ({type(e).__name__}: {e}); encoding in-process"
+                + ("" if usable() else ", from now on")
+            )
             _stop()  # started again on the next encode
-            encoding = None
-        if encoding is None:
-            fallbacks += 1
-        else:
-            served += 1
+            return None
+        _deaths = 0
         return encoding
 
 
@@ -136,7 +139,8 @@ def _ask(vle, folder: Path, model_id: str, image: np.ndarray, n: int) -> vle_cor
     # abspath, not resolve: a symlinked checkpoint folder keeps its name, which its id begins with
     request = dict(folder=os.path.abspath(folder), model_id=model_id, n=n, shape=image.shape)
     _conn.send_bytes(json.dumps(request).encode())
-    _conn.send_bytes(memoryview(np.ascontiguousarray(image)).cast("B"))  # flat: send_bytes counts a 3-d view by its rows
+    # flat: send_bytes counts a 3-d view by its rows
+    _conn.send_bytes(memoryview(np.ascontiguousarray(image)).cast("B"))
     if not _conn.poll(settings.ENCODE_TIMEOUT_S):
         raise TimeoutError(f"no answer in {settings.ENCODE_TIMEOUT_S} s")
     answer = json.loads(_conn.recv_bytes(1 << 16))
@@ -157,7 +161,9 @@ def _ask(vle, folder: Path, model_id: str, image: np.ndarray, n: int) -> vle_cor
             raise ValueError(f"the worker's {name} is not {array.dtype}{array.shape}")
     t = {name: torch.from_numpy(arrays[name]) for name in ("latents", "mean", "std", "stage")}
     tokens = vle_core.Tokens(t["latents"], t["mean"], t["std"], (H, W), t["stage"])
-    return vle_core.Encoding(tokens, arrays["contributions"], arrays["reconstructions"], arrays.get("masks"), image=image_to_array(image))
+    return vle_core.Encoding(
+        tokens, arrays["contributions"], arrays["reconstructions"], arrays.get("masks"), image=image_to_array(image)
+    )
 
 
 # The child's side.

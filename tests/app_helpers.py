@@ -1,5 +1,5 @@
-"""What the app's tests share: tiny untrained checkpoints in a temp folder, test images, and
-the app pointed at them."""
+"""What the app's tests share: tiny untrained checkpoints in a temp folder, the app pointed at
+them, and a watch on its encoder. Test images: conftest.synthetic_image."""
 
 import os
 
@@ -10,25 +10,14 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
+from conftest import free_port
 from PIL import Image
 
 import explorer
 import vle_core
-from explorer import settings, tokens_tab
+from explorer import cache, settings, tokens_tab
 
 N = 6  # tokens per test encode: enough to see the slider and edits work, cheap on 2 cores
-
-
-def scene(size: int = 64, seed: int = 0, width: int | None = None) -> np.ndarray:
-    """A few flat rectangles on a gradient, HxWx3 uint8."""
-    rng = np.random.default_rng(seed)
-    h, w = size, width or size
-    ys, xs = np.mgrid[0:h, 0:w]
-    image = np.stack([xs / w, ys / h, np.full((h, w), 0.4)], axis=-1)
-    for _ in range(3):
-        y0, x0 = rng.integers(0, h - 8), rng.integers(0, w - 8)
-        image[y0 : y0 + rng.integers(6, h // 2), x0 : x0 + rng.integers(6, w // 2)] = rng.random(3)
-    return (image * 255).astype(np.uint8)
 
 
 def save_png(folder, name: str, array: np.ndarray) -> str:
@@ -43,7 +32,10 @@ def make_checkpoints(folder) -> None:
         torch.manual_seed(0)
         model = vle_core.build_model(vle_core.preset(preset))
         vle_core.save_checkpoint(
-            model, folder / name, f"# {name}\nAn untrained {preset} model for tests.", training={"data": "test", "steps": 0, "max_tokens": 4}
+            model,
+            folder / name,
+            f"# {name}\nAn untrained {preset} model for tests.",
+            training={"data": "test", "steps": 0, "max_tokens": 4},
         )
     (folder / "broken").mkdir()
     (folder / "broken" / "config.json").write_text("{not json")
@@ -74,23 +66,30 @@ def fresh(checkpoints, tmp_path, monkeypatch):
     """The app pointed at the test checkpoints and an empty cache; its files in tmp_path."""
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     monkeypatch.setattr(settings, "DISPLAY_SIDE", 0)  # views at the image's own size (tests of enlarging set it back)
-    monkeypatch.setattr(settings, "LOSSY_VIEWS", False)  # views as PNG, exact, to compare with the library (test_app_views tests JPEG)
+    # views as PNG, exact, to compare with the library (test_app_views tests JPEG)
+    monkeypatch.setattr(settings, "LOSSY_VIEWS", False)
     monkeypatch.setattr(settings, "ENCODE_WORKER", False)  # encodes in-process; test_app_worker tests the worker
     explorer.configure(checkpoints=checkpoints, cache_dir=tmp_path / "cache", cache_mb=64)
     yield tmp_path
     explorer.configure()
 
 
+@pytest.fixture
+def encodes(monkeypatch) -> list:
+    """The images the app's encoder runs on during a test, in order: a wrapper around the one
+    function the encodings cache encodes through (models.encode_image, as cache.py calls it)."""
+    images, encode_image = [], cache.encode_image
+
+    def watched(vle, image, *args, **kwargs):
+        images.append(image)
+        return encode_image(vle, image, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "encode_image", watched)
+    return images
+
+
 def encode(path, checkpoint="vanilla-tiny", n=N, size=256):
     return tokens_tab.on_encode(path, n, size, checkpoint)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve(folder, max_size: int | None = 16):
@@ -99,5 +98,11 @@ def serve(folder, max_size: int | None = 16):
     make_checkpoints(folder / "checkpoints")
     explorer.configure(checkpoints=folder / "checkpoints", cache_dir=folder / "cache", cache_mb=64)
     demo = explorer.queue(explorer.build_demo(), max_size=max_size)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, max_file_size=settings.MAX_FILE_SIZE)
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        quiet=True,
+        max_file_size=settings.MAX_FILE_SIZE,
+    )
     return demo, url

@@ -1,4 +1,7 @@
-"""Shared fixtures: tiny untrained models (trained ones are not needed to check invariants)."""
+"""Shared fixtures and helpers: tiny untrained models (trained ones are not needed to check
+invariants), a synthetic test image, a free port to serve the app on."""
+
+import socket
 
 import numpy as np
 import pytest
@@ -19,6 +22,13 @@ def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return (image * 255).astype(np.uint8)
 
 
+def free_port() -> int:
+    """A TCP port free on the loopback interface now, to serve the app on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def random_staged_model(name: str = "vanilla-tiny-staged"):
     """A staged VLE with a random orthonormal linear code and random (not zero) convolutional
     outputs, so both of its paths are at work."""
@@ -34,7 +44,11 @@ def random_staged_model(name: str = "vanilla-tiny-staged"):
 @pytest.fixture(params=["vanilla-tiny", "masked-tiny", "vanilla-tiny-staged"])
 def tiny_vle(request) -> vle_core.VLE:
     torch.manual_seed(0)
-    model = random_staged_model() if request.param == "vanilla-tiny-staged" else vle_core.build_model(vle_core.preset(request.param))
+    model = (
+        random_staged_model()
+        if request.param == "vanilla-tiny-staged"
+        else vle_core.build_model(vle_core.preset(request.param))
+    )
     return vle_core.VLE(model, device="cpu")
 
 

@@ -18,7 +18,8 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from app_helpers import N, encode, pixels, save_png, scene
+from app_helpers import N, encode, pixels, save_png
+from conftest import synthetic_image
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -29,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from explorer import edit_tab, export_tab, models, tokens_tab
 from explorer.errors import BadImage, UserError
 from explorer.images import read_image
+from explorer.session import Session
 from vle_core.tokens import MAX_VALUE
 
 checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
@@ -36,8 +38,14 @@ checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tin
 
 def png_chunks(width: int, height: int, depth: int, colour: int, raw: bytes) -> bytes:
     """A PNG file written by hand (Pillow cannot write every kind a user may send)."""
-    chunks = [b"IHDR" + struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0), b"IDAT" + zlib.compress(raw), b"IEND"]
-    return b"\x89PNG\r\n\x1a\n" + b"".join(struct.pack(">I", len(c) - 4) + c + struct.pack(">I", zlib.crc32(c)) for c in chunks)
+    chunks = [
+        b"IHDR" + struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0),
+        b"IDAT" + zlib.compress(raw),
+        b"IEND",
+    ]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(c) - 4) + c + struct.pack(">I", zlib.crc32(c)) for c in chunks
+    )
 
 
 def rgb16(image: np.ndarray) -> bytes:
@@ -73,7 +81,7 @@ def bomb() -> bytes:
     return to_bytes(Image.new("1", (12_000, 12_000)), "PNG")
 
 
-SCENE = scene(32, width=40)
+SCENE = synthetic_image(32, 40)
 GOOD = to_bytes(Image.fromarray(SCENE), "PNG")
 
 # name: (the file's bytes, a regex its message must match, or None: the image is read, and then
@@ -83,20 +91,32 @@ IMAGES = {
     "random bytes": (np.random.default_rng(0).bytes(4096), "not a readable image", None),
     "empty file": (b"", "file is empty", None),
     "truncated PNG": (GOOD[: len(GOOD) // 2], "truncated", None),
-    "truncated JPEG": (to_bytes(Image.fromarray(scene(64)), "JPEG")[:600], "truncated", None),
+    "truncated JPEG": (to_bytes(Image.fromarray(synthetic_image(64, 64)), "JPEG")[:600], "truncated", None),
     "decompression bomb": (bomb(), "too large: the limit is 40 MP", None),
     "20000x20000": (png_chunks(20_000, 20_000, 8, 2, b""), "too large: the limit is 40 MP", None),
-    "16-bit grey": (to_bytes(Image.fromarray(np.arange(32 * 40, dtype=np.uint16).reshape(32, 40) * 50), "PNG"), None, ((32, 40), "16-bit grey")),
+    "16-bit grey": (
+        to_bytes(Image.fromarray(np.arange(32 * 40, dtype=np.uint16).reshape(32, 40) * 50), "PNG"),
+        None,
+        ((32, 40), "16-bit grey"),
+    ),
     "16-bit RGB": (rgb16(SCENE), None, ((32, 40), "same")),
     "greyscale": (to_bytes(Image.fromarray(SCENE).convert("L"), "PNG"), None, ((32, 40), "grey")),
-    "palette": (to_bytes(Image.fromarray(SCENE).convert("P"), "PNG"), None, ((32, 40), "close")),
+    "palette": (
+        to_bytes(Image.fromarray(SCENE).convert("P", palette=Image.Palette.ADAPTIVE), "PNG"),
+        None,
+        ((32, 40), "close"),
+    ),
     "CMYK JPEG": (to_bytes(Image.fromarray(SCENE).convert("CMYK"), "JPEG", quality=95), None, ((32, 40), "close")),
-    "RGBA": (to_bytes(Image.fromarray(np.dstack([SCENE, np.full((32, 40), 0, np.uint8)])), "PNG"), None, ((32, 40), "white")),
+    "RGBA": (
+        to_bytes(Image.fromarray(np.dstack([SCENE, np.full((32, 40), 0, np.uint8)])), "PNG"),
+        None,
+        ((32, 40), "white"),
+    ),
     "EXIF-rotated JPEG": (exif_rotated(), None, ((48, 24), "rotated")),
     "animated GIF": (animated_gif(), None, ((32, 32), "red")),
     "1x1": (to_bytes(Image.new("RGB", (1, 1)), "PNG"), "1×1 px: at least 8 px", None),
     "3 px thin": (to_bytes(Image.new("RGB", (200, 3)), "PNG"), "200×3 px: at least 8 px", None),
-    "icon": (to_bytes(Image.fromarray(scene(16)), "ICO"), "ICO images are not supported", None),
+    "icon": (to_bytes(Image.fromarray(synthetic_image(16, 16)), "ICO"), "ICO images are not supported", None),
 }
 
 
@@ -106,7 +126,9 @@ def check_pixels(array: np.ndarray, how: str) -> None:
     elif how == "close":
         assert np.abs(array.astype(int) - SCENE).mean() < 12
     elif how == "grey":
-        assert (array[..., 0] == array[..., 1]).all() and np.abs(array[..., 0].astype(int) - np.asarray(Image.fromarray(SCENE).convert("L"))).max() <= 1
+        assert (array[..., 0] == array[..., 1]).all() and np.abs(
+            array[..., 0].astype(int) - np.asarray(Image.fromarray(SCENE).convert("L"))
+        ).max() <= 1
     elif how == "16-bit grey":  # scaled to 8 bits, not clipped to white
         values = (np.arange(32 * 40).reshape(32, 40) * 50) / 257
         assert np.abs(array[..., 0] - values).max() <= 1 and array.max() < 255
@@ -129,20 +151,25 @@ def test_every_kind_of_upload_is_read_right_or_named(fresh, case):
         with pytest.raises(gr.Error, match=message):
             encode(str(path))
         out = tokens_tab.on_encode_in_page(str(path), N, 256, "vanilla-tiny")
-        assert out[0] is None and message.split(":")[0] in out[1] and out[10] is None  # the page: one message, the file taken out
+        # the page: one message, the file taken out
+        assert out[0] is None and message.split(":")[0] in out[1] and out[10] is None
     else:
         shape, how = expected
         array = read_image(path)
         assert array.shape == (*shape, 3) and array.dtype == np.uint8
         check_pixels(array, how)
         assert pixels(encode(str(path))[3]).shape == (*shape, 3)
-    assert "First 2 of" in tokens_tab.on_token(2, encode(save_png(fresh, "next.png", scene(seed=1)))[0])[-1]  # still serving
+    # still serving
+    assert (
+        "First 2 of"
+        in tokens_tab.on_token(2, encode(save_png(fresh, "next.png", synthetic_image(64, 64, seed=1)))[0])[-1]
+    )
 
 
 @pytest.fixture
 def session(fresh):
     """A vanilla-tiny session on a small scene, its tokens exported."""
-    state = encode(save_png(fresh, "a.png", scene(32, width=40)))[0]
+    state = encode(save_png(fresh, "a.png", synthetic_image(32, 40)))[0]
     return state, export_tab.on_export_tokens(state)
 
 
@@ -155,14 +182,29 @@ def tampered(path: str) -> bytes:
     return bytes(data)
 
 
-EDITS = {
-    "token index out of range": (lambda state: edit_tab.on_move(N + 5, 4, 4, state), "There is no token 11 to move: the tokens are 1 to 6"),
-    "no token selected": (lambda state: edit_tab.on_strength(0, 2, state), "Select a token to change the strength of first"),
-    "move off the canvas": (lambda state: edit_tab.on_move(2, 500, 0, state), r"A move of \(\+500, \+0\) px leaves the 40×32 image"),
-    "strength out of range": (lambda state: edit_tab.on_strength(2, 1e9, state), "out of range"),
-    "too many tokens asked": (lambda state: tokens_tab.on_encode(state["_path"], 10_000, 256, "vanilla-tiny"), "between 1 and 32 tokens"),
-    "working size out of range": (lambda state: tokens_tab.on_encode(state["_path"], N, 100_000, "vanilla-tiny"), "working size .* between 128 and 768"),
-    "no such checkpoint": (lambda state: tokens_tab.on_encode(state["_path"], N, 256, "../../etc"), "no checkpoint called"),
+EDITS = {  # name: (a request on the session `state`, with a second image at `path`; the message it gets)
+    "token index out of range": (
+        lambda state, path: edit_tab.on_move(N + 5, 4, 4, state),
+        "There is no token 11 to move: the tokens are 1 to 6",
+    ),
+    "no token selected": (
+        lambda state, path: edit_tab.on_strength(0, 2, state),
+        "Select a token to change the strength of first",
+    ),
+    "move off the canvas": (
+        lambda state, path: edit_tab.on_move(2, 500, 0, state),
+        r"A move of \(\+500, \+0\) px leaves the 40×32 image",
+    ),
+    "strength out of range": (lambda state, path: edit_tab.on_strength(2, 1e9, state), "out of range"),
+    "too many tokens asked": (
+        lambda state, path: tokens_tab.on_encode(path, 10_000, 256, "vanilla-tiny"),
+        "between 1 and 32 tokens",
+    ),
+    "working size out of range": (
+        lambda state, path: tokens_tab.on_encode(path, N, 100_000, "vanilla-tiny"),
+        "working size .* between 128 and 768",
+    ),
+    "no such checkpoint": (lambda state, path: tokens_tab.on_encode(path, N, 256, "../../etc"), "no checkpoint called"),
 }
 
 
@@ -171,9 +213,9 @@ def test_impossible_requests_are_named_and_change_nothing(fresh, session, case):
     state, _ = session
     do, message = EDITS[case]
     with pytest.raises(gr.Error, match=message):
-        do({**state, "_path": save_png(fresh, "b.png", scene(seed=2))})
-    assert state["history"] == []
-    assert len(edit_tab.on_move(2, 3, 3, state)[0]["history"]) == 1  # the session goes on
+        do(state, save_png(fresh, "b.png", synthetic_image(64, 64, seed=2)))
+    assert state.history == ()
+    assert len(edit_tab.on_move(2, 3, 3, state)[0].history) == 1  # the session goes on
 
 
 def pickled() -> bytes:
@@ -202,7 +244,7 @@ def test_bad_tokens_files_are_named(fresh, session, case):
     with pytest.raises(gr.Error, match=message):
         export_tab.on_load_tokens(str(path), checkpoint)
     assert not os.path.exists("/tmp/vle-explorer-pwned")
-    assert export_tab.on_load_tokens(exported, "vanilla-tiny")[0]["n"] == N  # the good file still loads
+    assert export_tab.on_load_tokens(exported, "vanilla-tiny")[0].n == N  # the good file still loads
 
 
 def break_weights(folder, how: str) -> None:
@@ -223,19 +265,20 @@ def test_a_broken_checkpoint_is_named_and_a_swapped_one_keeps_the_model_it_had(f
     shutil.copytree(own / "vanilla-tiny", own / "fresh-broken")
     break_weights(own / "fresh-broken", how)
     with pytest.raises(gr.Error, match="fresh-broken cannot be loaded"):
-        encode(save_png(fresh, "a.png", scene()), "fresh-broken")
+        encode(save_png(fresh, "a.png", synthetic_image(64, 64)), "fresh-broken")
     assert not os.path.exists("/tmp/vle-explorer-pwned")
 
-    state = encode(save_png(fresh, "a.png", scene()))[0]  # vanilla-tiny loaded and in use
+    state = encode(save_png(fresh, "a.png", synthetic_image(64, 64)))[0]  # vanilla-tiny loaded and in use
     before = pixels(tokens_tab.on_token(3, state)[0])
     break_weights(own / "vanilla-tiny", how)  # replaced on disk by a broken copy
     os.utime(own / "vanilla-tiny" / "model.safetensors", ns=(1, 1))
     with pytest.warns(UserWarning, match="still using the copy loaded before"):
         model_id, _ = models.get_model("vanilla-tiny")
-    assert model_id == state["model_id"]  # the model it had, kept
+    assert model_id == state.model_id  # the model it had, kept
     assert np.array_equal(pixels(tokens_tab.on_token(3, state)[0]), before)
-    assert len(edit_tab.on_move(2, 3, 3, state)[0]["history"]) == 1
-    assert f"First {N} of {N}" in encode(save_png(fresh, "b.png", scene(seed=5)))[8]  # new sessions too
+    assert len(edit_tab.on_move(2, 3, 3, state)[0].history) == 1
+    # new sessions too
+    assert f"First {N} of {N}" in encode(save_png(fresh, "b.png", synthetic_image(64, 64, seed=5)))[8]
 
 
 # Property tests. Random bytes, some behind a real format's magic so the decoders go deeper.
@@ -269,7 +312,7 @@ def test_a_tokens_file_at_the_value_bound_loads_without_overflow(fresh, session)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         state = export_tab.on_load_tokens(str(path), "vanilla-tiny")[0]
-    assert state["n"] == N
+    assert state.n == N
 
 
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -290,7 +333,7 @@ def test_damaged_tokens_files_load_or_are_refused(fresh, session, cut, flips):
         except UserError as e:
             assert e.message
         else:
-            assert 1 <= state["n"] <= 64
+            assert 1 <= state.n <= 64
 
 
 OPS = st.one_of(
@@ -305,7 +348,7 @@ OPS = st.one_of(
 )
 
 
-def apply(op: tuple, state: dict, donor: str):
+def apply(op: tuple, state: Session, donor: str):
     kind = op[0]
     if kind == "switch":
         return edit_tab.on_switch(op[1], state)
@@ -325,8 +368,8 @@ def apply(op: tuple, state: dict, donor: str):
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(OPS, min_size=1, max_size=6))
 def test_random_edit_sequences_never_crash_and_undo_returns_exactly(fresh, ops):
-    donor = save_png(fresh, "donor.png", scene(32, width=40, seed=9))
-    state = encode(save_png(fresh, "a.png", scene(32, width=40)))[0]
+    donor = save_png(fresh, "donor.png", synthetic_image(32, 40, seed=9))
+    state = encode(save_png(fresh, "a.png", synthetic_image(32, 40)))[0]
     shown = pixels(edit_tab.on_reset(state)[1])
     for op in ops:
         try:
@@ -336,9 +379,9 @@ def test_random_edit_sequences_never_crash_and_undo_returns_exactly(fresh, ops):
             continue
         new_state, picture = out[0], pixels(out[1])
         assert picture.shape == shown.shape
-        if op[0] not in ("undo", "reset") and len(new_state["history"]) == len(state["history"]) + 1:
+        if op[0] not in ("undo", "reset") and len(new_state.history) == len(state.history) + 1:
             back = edit_tab.on_undo(new_state)
-            assert back[0]["history"] == state["history"]
+            assert back[0].history == state.history
             assert np.array_equal(pixels(back[1]), shown)  # exactly the picture before the edit
         state, shown = new_state, picture
 
@@ -349,8 +392,9 @@ def test_a_refused_upload_keeps_the_session_and_says_why_above_the_views(fresh, 
     bad.write_bytes(b"not an image" * 10)
     out = tokens_tab.on_encode_in_page(str(bad), N, 256, "vanilla-tiny", state=state)
     assert out[0] is state  # the session goes on
-    assert "not a readable image" in out[8] and "Still showing the previous image" in out[8]  # the caption, above the views
-    assert "not a readable image" in out[1] and state["note"] in out[1]
+    # the caption, above the views
+    assert "not a readable image" in out[8] and "Still showing the previous image" in out[8]
+    assert "not a readable image" in out[1] and state.note in out[1]
     assert pixels(out[10]).shape == (32, 40, 3)  # the Image panel shows the session's image again, not the bad file
     assert all(view == {"__type__": "update"} for view in out[3:8])  # the views are left as they are
     assert "First 2 of" in tokens_tab.on_token(2, out[0])[-1]

@@ -10,7 +10,8 @@ from pathlib import Path
 import app_helpers
 import gradio as gr
 import pytest
-from app_helpers import N, encode, save_png, scene
+from app_helpers import N, encode, save_png
+from conftest import synthetic_image
 from PIL import Image
 
 from explorer import edit_tab, export_tab, images, layout, settings, tokens_tab
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def state(fresh):
-    return encode(save_png(fresh, "a.png", scene(32, width=40)))[0]
+    return encode(save_png(fresh, "a.png", synthetic_image(32, 40)))[0]
 
 
 def test_edits_per_session_are_bounded(state, monkeypatch):
@@ -31,21 +32,21 @@ def test_edits_per_session_are_bounded(state, monkeypatch):
     with pytest.raises(gr.Error, match="3 edits, the most it keeps"):
         edit_tab.on_move(2, 4, 0, state)
     state = edit_tab.on_undo(state)[0]
-    assert len(edit_tab.on_move(2, 4, 0, state)[0]["history"]) == 3
+    assert len(edit_tab.on_move(2, 4, 0, state)[0].history) == 3
 
 
 def test_donors_and_transplanted_tokens_are_bounded(fresh, state, monkeypatch):
     monkeypatch.setattr(settings, "MAX_DONORS", 2)
-    donors = [save_png(fresh, f"donor{i}.png", scene(32, width=40, seed=10 + i)) for i in range(3)]
+    donors = [save_png(fresh, f"donor{i}.png", synthetic_image(32, 40, seed=10 + i)) for i in range(3)]
     edit_tab.on_donor(donors[2], 1, state)  # looked at, not used: not kept
     for donor in donors[:2]:
         state = edit_tab.on_transplant(donor, 1, state)[0]
-    assert len(state["sources"]) == 3
+    assert len(state.sources) == 3
     with pytest.raises(gr.Error, match="2 donor images, the most it keeps"):
         edit_tab.on_transplant(donors[2], 1, state)
-    assert len(edit_tab.on_transplant(donors[0], 2, state)[0]["history"]) == 3  # a kept donor again is fine
+    assert len(edit_tab.on_transplant(donors[0], 2, state)[0].history) == 3  # a kept donor again is fine
     limit = settings.WORKING_SIZE_RANGE[1] ** 2 * 3 * (1 + settings.MAX_DONORS)
-    assert sum(source.nbytes for kind, source in state["sources"].values()) <= limit  # the state's pictures, bounded
+    assert sum(source.nbytes for kind, source in state.sources.values()) <= limit  # the state's pictures, bounded
 
     monkeypatch.setattr(settings, "MAX_EDITED_TOKENS", N + 1)
     state = edit_tab.on_reset(state)[0]
@@ -56,12 +57,11 @@ def test_donors_and_transplanted_tokens_are_bounded(fresh, state, monkeypatch):
 
 def test_view_files_are_bounded_and_a_removed_view_is_drawn_again(state, monkeypatch):
     monkeypatch.setattr(settings, "MAX_VIEW_FILES", 5)
-    monkeypatch.setattr(images, "_views_written", 0)
     recon = tokens_tab.on_token(2, state)[0]
-    for _ in range(120):
-        images.view_file(scene(16))
+    for _ in range(2 * images.PRUNE_EVERY):  # whatever this process wrote before, two prunings
+        images.view_file(synthetic_image(16, 16))
     folder = Path(recon).parent
-    assert len(list(folder.iterdir())) <= 5 + 99  # pruned to the newest 5 every 100 views written
+    assert len(list(folder.iterdir())) <= 5 + images.PRUNE_EVERY  # pruned to the newest 5 every PRUNE_EVERY views
     assert not Path(recon).exists()
     again = tokens_tab.on_token(2, state)[0]
     assert Path(again).exists() and again != recon
@@ -77,7 +77,7 @@ def test_export_files_are_bounded(fresh, state, monkeypatch):
 
 def test_the_exported_gif_is_bounded(fresh, monkeypatch):
     monkeypatch.setattr(settings, "MAX_GIF_PIXELS", 40_000)
-    state = encode(save_png(fresh, "big.png", scene(200, width=300)), size=768)[0]
+    state = encode(save_png(fresh, "big.png", synthetic_image(200, 300)), size=768)[0]
     with Image.open(export_tab.on_export_gif(state)) as gif:
         frames, (width, height) = gif.n_frames, gif.size
     assert frames == N

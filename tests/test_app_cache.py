@@ -8,20 +8,22 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import app_helpers
 import numpy as np
 import pytest
-from app_helpers import N, encode, pixels, save_png, scene
+from app_helpers import N, encode, pixels, save_png
+from conftest import synthetic_image
 
 from explorer import cache, tokens_tab
 
-checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
+# Fixtures: tiny checkpoints, the app pointed at them, the images its encoder runs on.
+checkpoints, fresh, encodes = app_helpers.checkpoints, app_helpers.fresh, app_helpers.encodes
 
 
 @pytest.mark.parametrize("checkpoint", ["vanilla-tiny", "masked-tiny"])
-def test_slider_and_coming_back_never_encode_again(fresh, checkpoint):
-    path = save_png(fresh, "a.png", scene(48, width=72))
-    runs = cache.encoder_runs
+def test_slider_and_coming_back_never_encode_again(fresh, checkpoint, encodes):
+    path = save_png(fresh, "a.png", synthetic_image(48, 72))
+    runs = len(encodes)
     out = encode(path, checkpoint)
     state = out[0]
-    assert cache.encoder_runs == runs + 1
+    assert len(encodes) == runs + 1
     assert out[2]["maximum"] == N and pixels(out[3]).shape == (48, 72, 3)
     assert out[-1]["maximum"] == N
     masked = checkpoint.startswith("masked")
@@ -40,16 +42,16 @@ def test_slider_and_coming_back_never_encode_again(fresh, checkpoint):
     cache._entries.clear()  # as after a restart: from disk
     again = encode(path, checkpoint)
     assert "from the cache" in again[1]
-    assert cache.encoder_runs == runs + 1
+    assert len(encodes) == runs + 1
     encode(path, checkpoint, n=N + 2)  # more tokens than cached: the one case that encodes
-    assert cache.encoder_runs == runs + 2
+    assert len(encodes) == runs + 2
 
 
 @pytest.mark.parametrize("corruption", ["garbage", "wrong shape"])
-def test_a_corrupt_cache_entry_is_recomputed_not_served(fresh, corruption):
-    path = save_png(fresh, "a.png", scene())
+def test_a_corrupt_cache_entry_is_recomputed_not_served(fresh, corruption, encodes):
+    path = save_png(fresh, "a.png", synthetic_image(64, 64))
     first = encode(path)
-    key = f"entry/{first[0]['key']}"
+    key = f"entry/{first[0].key}"
     if corruption == "garbage":
         bad = b"\x00not an archive"
     else:  # intact as stored, wrong inside (an older version's entry, say)
@@ -58,9 +60,9 @@ def test_a_corrupt_cache_entry_is_recomputed_not_served(fresh, corruption):
         bad = cache.seal(key, entry.to_bytes())
     cache._disk().set(key, bad)
     cache._entries.clear()
-    runs = cache.encoder_runs
+    runs = len(encodes)
     again = encode(path)
-    assert cache.encoder_runs == runs + 1
+    assert len(encodes) == runs + 1
     assert np.array_equal(pixels(again[3]), pixels(first[3]))
     assert cache.Entry.from_bytes(cache.unseal(key, cache._disk().get(key))).reconstructions.shape[2] == 64  # repaired
 
@@ -75,7 +77,7 @@ def test_an_entry_keeps_its_tokens_stages():
 
     torch.manual_seed(0)
     vle = vle_core.VLE(vle_core.build_model(vle_core.preset("vanilla-tiny-staged")), device="cpu")
-    image = scene(16, width=24)
+    image = synthetic_image(16, 24)
     tokens = vle.encode(image, 3).tokens
     reordered = vle_core.Tokens(tokens.latents, tokens.mean, tokens.std, tokens.image_size, torch.tensor([1, 3, 3]))
     entry = cache.Entry.from_rendering(vle.render(reordered), image)

@@ -2,13 +2,13 @@
 API example does: upload and encode, step the slider, edit, export, load the export back."""
 
 import os
-import socket
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import numpy as np
 import pytest
-from app_helpers import make_checkpoints, save_png, scene
+from app_helpers import make_checkpoints, save_png
+from conftest import free_port, synthetic_image
 from gradio_client import Client, handle_file
 from PIL import Image
 
@@ -17,12 +17,6 @@ import vle_core
 from explorer import models, settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")  # gradio's own use of pandas
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +31,13 @@ def served(tmp_path_factory):
     explorer.configure(checkpoints=folder / "checkpoints", cache_dir=folder / "cache", cache_mb=64)
     demo = explorer.build_demo()
     demo.queue(max_size=16)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, max_file_size=settings.MAX_FILE_SIZE)
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        quiet=True,
+        max_file_size=settings.MAX_FILE_SIZE,
+    )
     yield url, folder
     demo.close()
     explorer.configure()
@@ -47,17 +47,22 @@ def served(tmp_path_factory):
 def test_upload_encode_slide_edit_export_and_load_back(served):
     url, folder = served
     client = Client(url, verbose=False)
-    image = save_png(folder, "scene.png", scene(64, width=96))
+    image = save_png(folder, "scene.png", synthetic_image(64, 96))
 
     out = client.predict(handle_file(image), 6, 256, "masked-tiny", api_name="/encode")
     info, slider, recon = out[:3]  # the session state is not part of the API
     assert slider["maximum"] == 6 and "64 px, used as is" in info
     assert np.asarray(Image.open(recon)).shape == (64, 96, 3)
 
-    first = client.predict([1, 3], 1, api_name="/switch")  # right after the encode: the API's encode lists the tokens to switch
+    # right after the encode: the API's encode lists the tokens to switch
+    first = client.predict([1, 3], 1, api_name="/switch")
     assert "2 of 6 tokens on" in first[-1]
     steps = [client.predict(k, api_name="/token") for k in (1, 2, 3)]
-    assert [s[-1].split("**")[1] for s in steps] == ["First 1 of 6 tokens", "First 2 of 6 tokens", "First 3 of 6 tokens"]
+    assert [s[-1].split("**")[1] for s in steps] == [
+        "First 1 of 6 tokens",
+        "First 2 of 6 tokens",
+        "First 3 of 6 tokens",
+    ]
     assert len({np.asarray(Image.open(s[0])).tobytes() for s in steps}) == 3
 
     before = np.asarray(Image.open(client.predict(api_name="/reset")[0]))
@@ -89,36 +94,67 @@ def test_errors_reach_the_client_as_messages(served):
         client.predict(handle_file(str(garbage)), 4, 256, "vanilla-tiny", api_name="/encode")
     with pytest.raises(Exception, match="Encode an image first"):
         client.predict(1, 8, 0, api_name="/move")
-    client.predict(handle_file(save_png(folder, "b.png", scene(seed=3))), 4, 256, "vanilla-tiny", api_name="/encode")
+    client.predict(
+        handle_file(save_png(folder, "b.png", synthetic_image(64, 64, seed=3))),
+        4,
+        256,
+        "vanilla-tiny",
+        api_name="/encode",
+    )
     with pytest.raises(Exception, match="broken cannot be loaded"):
-        client.predict(handle_file(save_png(folder, "b.png", scene(seed=3))), 4, 256, "broken", api_name="/encode")
+        client.predict(
+            handle_file(save_png(folder, "b.png", synthetic_image(64, 64, seed=3))),
+            4,
+            256,
+            "broken",
+            api_name="/encode",
+        )
     assert "First 2 of 4" in client.predict(2, api_name="/token")[-1]  # the session survived
 
 
 def test_indices_out_of_range_are_named_through_the_api(served):
     url, folder = served
     client = Client(url, verbose=False)
-    client.predict(handle_file(save_png(folder, "c.png", scene(seed=4))), 4, 256, "vanilla-tiny", api_name="/encode")
-    with pytest.raises(Exception, match="greater than maximum value 4"):  # gradio checks the slider's range for this session
+    client.predict(
+        handle_file(save_png(folder, "c.png", synthetic_image(64, 64, seed=4))),
+        4,
+        256,
+        "vanilla-tiny",
+        api_name="/encode",
+    )
+    # gradio checks the slider's range for this session
+    with pytest.raises(Exception, match="greater than maximum value 4"):
         client.predict(99, api_name="/token")
-    with pytest.raises(Exception, match="Value 99 is greater than maximum value 16"):  # past any slider's range: gradio's own message
+    # past any slider's range: gradio's own message
+    with pytest.raises(Exception, match="Value 99 is greater than maximum value 16"):
         client.predict(99, 3, 3, api_name="/move")
-    with pytest.raises(Exception, match="There is no token 10 to move: the tokens are 1 to 4"):  # in the range, past this image's tokens: ours
+    # in the range, past this image's tokens: ours
+    with pytest.raises(Exception, match="There is no token 10 to move: the tokens are 1 to 4"):
         client.predict(10, 3, 3, api_name="/move")
     with pytest.raises(Exception, match=r"A move of \(\+300, \+0\) px leaves the 64×64 image"):
         client.predict(2, 300, 0, api_name="/move")
     with pytest.raises(Exception, match="greater than maximum value 32"):
-        client.predict(handle_file(save_png(folder, "c.png", scene(seed=4))), 1000, 256, "vanilla-tiny", api_name="/encode")
+        client.predict(
+            handle_file(save_png(folder, "c.png", synthetic_image(64, 64, seed=4))),
+            1000,
+            256,
+            "vanilla-tiny",
+            api_name="/encode",
+        )
     assert "First 2 of 4" in client.predict(2, api_name="/token")[-1]  # the session goes on
 
 
 def test_encode_until_a_target_through_the_api(served):
     url, folder = served
     client = Client(url, verbose=False)
-    image = handle_file(save_png(folder, "until.png", scene(64, seed=7)))
+    image = handle_file(save_png(folder, "until.png", synthetic_image(64, 64, seed=7)))
     info, slider = client.predict(image, 4, 256, "vanilla-tiny", "Until PSNR", 60, api_name="/encode")[:2]
-    assert f"PSNR 60 dB not reached in {settings.N_TOKENS_MAX} tokens" in info and slider["maximum"] == settings.N_TOKENS_MAX
-    info, slider = client.predict(image, 4, 256, "vanilla-tiny", api_name="/encode")[:2]  # the length's defaults: N tokens
+    assert (
+        f"PSNR 60 dB not reached in {settings.N_TOKENS_MAX} tokens" in info
+        and slider["maximum"] == settings.N_TOKENS_MAX
+    )
+    # the length's defaults: N tokens
+    info, slider = client.predict(image, 4, 256, "vanilla-tiny", api_name="/encode")[:2]
     assert slider["maximum"] == 4 and "to reach" not in info
     with pytest.raises(Exception, match="target PSNR is between"):
         client.predict(image, 4, 256, "vanilla-tiny", "Until PSNR", 200, api_name="/encode")

@@ -9,7 +9,8 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from app_helpers import N, encode, pixels, save_png, scene
+from app_helpers import N, encode, pixels, save_png
+from conftest import synthetic_image
 from PIL import Image
 
 import vle_core
@@ -19,7 +20,7 @@ checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tin
 
 
 def test_curve_compare_and_exports(fresh):
-    path = save_png(fresh, "a.png", scene())
+    path = save_png(fresh, "a.png", synthetic_image(64, 64))
     state = encode(path)[0]
     figure, text = quality_tab.on_curve("PSNR", 5.0, state)
     assert len(figure.data) == 2 and "Tokens needed for PSNR ≥ 5: **1**" in text and "entropy" in text
@@ -37,11 +38,20 @@ def test_curve_compare_and_exports(fresh):
     gif.seek(N)
     last = np.asarray(gif.convert("RGB"))
     side = (last.shape[1] - 12) // 2
-    assert np.abs(last[24 : 24 + side, side + 8 : 2 * side + 8].astype(int) - np.asarray(Image.fromarray(pixels(edited[1])).resize((side, side), Image.NEAREST))).mean() < 8
-    assert not np.array_equal(np.asarray(Image.open(export_tab.on_export_strip(edited[0]))), np.asarray(Image.open(export_tab.on_export_strip(state))))
+    assert (
+        np.abs(
+            last[24 : 24 + side, side + 8 : 2 * side + 8].astype(int)
+            - np.asarray(Image.fromarray(pixels(edited[1])).resize((side, side), Image.NEAREST))
+        ).mean()
+        < 8
+    )
+    assert not np.array_equal(
+        np.asarray(Image.open(export_tab.on_export_strip(edited[0]))),
+        np.asarray(Image.open(export_tab.on_export_strip(state))),
+    )
     saved = export_tab.on_export_tokens(edited[0])
     loaded = export_tab.on_load_tokens(saved, "vanilla-tiny")
-    assert loaded[2]["maximum"] == 3 and loaded[0]["sources"][loaded[0]["key"]][0] == "tokens"
+    assert loaded[2]["maximum"] == 3 and loaded[0].source[0] == "tokens"
     assert np.abs(pixels(loaded[3]).astype(int) - pixels(edited[1])).max() <= 2  # the same picture, decoded again
     assert pixels(edit_tab.on_move(1, 8, 0, loaded[0])[1]).shape == (64, 64, 3)  # and editable
     with pytest.raises(gr.Error, match="made by checkpoint vanilla-tiny"):

@@ -19,12 +19,14 @@ from pathlib import Path
 import app_helpers
 import numpy as np
 import pytest
-from app_helpers import encode, pixels, save_png, scene
+from app_helpers import encode, pixels, save_png
+from conftest import synthetic_image
 
 import explorer
 from explorer import cache, settings, tokens_tab
 
-checkpoints, fresh = app_helpers.checkpoints, app_helpers.fresh  # fixtures: tiny checkpoints, the app pointed at them
+# Fixtures: tiny checkpoints, the app pointed at them, the images its encoder runs on.
+checkpoints, fresh, encodes = app_helpers.checkpoints, app_helpers.fresh, app_helpers.encodes
 ROOT = Path(__file__).resolve().parents[1]
 PWNED = Path("/tmp/vle-explorer-cache-pwned")
 
@@ -36,7 +38,10 @@ class Planted:
 
 def two_sessions(folder):
     """Two images of one size encoded (so an entry of one fits the other's shape), their views."""
-    a, b = save_png(folder, "a.png", scene(seed=1)), save_png(folder, "b.png", scene(seed=2))
+    a, b = (
+        save_png(folder, "a.png", synthetic_image(64, 64, seed=1)),
+        save_png(folder, "b.png", synthetic_image(64, 64, seed=2)),
+    )
     out_a, out_b = encode(a), encode(b)
     return a, out_a, out_b
 
@@ -58,26 +63,30 @@ def corrupt(how: str, key: str, other: str, folder: Path) -> None:
             path.write_bytes(path.read_bytes()[:1000])
     elif how == "pickle planted in the database":
         with sqlite3.connect(Path(settings.CACHE_DIR) / "cache.db") as db:
-            db.execute("UPDATE Cache SET mode = 4, filename = NULL, value = ? WHERE key = ?", (pickle.dumps(Planted()), key))
+            db.execute(
+                "UPDATE Cache SET mode = 4, filename = NULL, value = ? WHERE key = ?", (pickle.dumps(Planted()), key)
+            )
 
 
-@pytest.mark.parametrize("how", ["bit flipped", "another image's entry", "cut short", "file cut short", "pickle planted in the database"])
-def test_a_damaged_entry_is_never_served(fresh, how):
+@pytest.mark.parametrize(
+    "how", ["bit flipped", "another image's entry", "cut short", "file cut short", "pickle planted in the database"]
+)
+def test_a_damaged_entry_is_never_served(fresh, how, encodes):
     PWNED.unlink(missing_ok=True)
     a, out_a, out_b = two_sessions(fresh)
-    key, other = f"entry/{out_a[0]['key']}", f"entry/{out_b[0]['key']}"
+    key, other = f"entry/{out_a[0].key}", f"entry/{out_b[0].key}"
     corrupt(how, key, other, fresh)
     cache._entries.clear()  # as after a restart: from disk
-    runs = cache.encoder_runs
+    runs = len(encodes)
     again = encode(a)
-    assert cache.encoder_runs == runs + 1  # recomputed, not served
+    assert len(encodes) == runs + 1  # recomputed, not served
     assert np.array_equal(pixels(again[3]), pixels(out_a[3])) and np.array_equal(pixels(again[7]), pixels(out_a[7]))
     assert not PWNED.exists()
     cache._entries.clear()
     assert "from the cache" in encode(a)[1]  # and repaired on disk
 
 
-def test_a_full_disk_costs_a_recompute_and_nothing_else(fresh, monkeypatch):
+def test_a_full_disk_costs_a_recompute_and_nothing_else(fresh, monkeypatch, encodes):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -86,19 +95,19 @@ def test_a_full_disk_costs_a_recompute_and_nothing_else(fresh, monkeypatch):
     assert cache.disk_failures >= 2 and len(cache._disk()) == 0
     assert "First 3 of" in tokens_tab.on_token(3, out_a[0])[-1]  # served from memory
     cache._entries.clear()
-    runs = cache.encoder_runs
-    assert np.array_equal(pixels(encode(a)[3]), pixels(out_a[3])) and cache.encoder_runs == runs + 1
+    runs = len(encodes)
+    assert np.array_equal(pixels(encode(a)[3]), pixels(out_a[3])) and len(encodes) == runs + 1
 
 
-def test_the_app_works_with_the_cache_switched_off(fresh):
+def test_the_app_works_with_the_cache_switched_off(fresh, encodes):
     explorer.configure(cache_dir=fresh / "off", cache_mb=0)
     a, out_a, _ = two_sessions(fresh)
     assert cache._disk() is None and not (fresh / "off").exists()
     assert "from the cache" in encode(a)[1]  # the memory cache still serves a second encode
     assert "First 2 of" in tokens_tab.on_token(2, out_a[0])[-1]
     cache._entries.clear()
-    runs = cache.encoder_runs
-    assert np.array_equal(pixels(encode(a)[3]), pixels(out_a[3])) and cache.encoder_runs == runs + 1
+    runs = len(encodes)
+    assert np.array_equal(pixels(encode(a)[3]), pixels(out_a[3])) and len(encodes) == runs + 1
 
 
 # Real processes on one cache folder. Each value is derived from its key, so any reader can tell a
@@ -130,7 +139,11 @@ print(f"ok {name} wrote {i} read {seen}", flush=True)
 def worker(folder: Path, name: str, seconds: float) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1")
     return subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(folder), name, str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        [sys.executable, "-c", WORKER, str(folder), name, str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
 
 

@@ -12,7 +12,8 @@ from urllib.parse import quote, urlparse
 
 import httpx
 import pytest
-from app_helpers import save_png, scene, serve
+from app_helpers import save_png, serve
+from conftest import synthetic_image
 from gradio_client import Client, handle_file
 
 import explorer
@@ -46,7 +47,9 @@ def get(url: str, path: str) -> tuple[int, bytes]:
 def test_the_file_route_serves_outputs_and_nothing_else(served):
     url, folder = served
     client = Client(url, verbose=False, download_files=False)
-    out = client.predict(handle_file(save_png(folder, "a.png", scene())), 4, 256, "vanilla-tiny", api_name="/encode")
+    out = client.predict(
+        handle_file(save_png(folder, "a.png", synthetic_image(64, 64))), 4, 256, "vanilla-tiny", api_name="/encode"
+    )
     view = out[2]["path"]  # a view the app wrote, on the server
     status, body = get(url, "/gradio_api/file=" + quote(view))
     assert status == 200 and body[:3] == b"\xff\xd8\xff"  # the route works for the app's outputs (a JPEG view)
@@ -93,7 +96,7 @@ def test_uploads_past_the_limit_are_refused(served):
     assert response.status_code == 413, response.text
     small = httpx.post(
         url + "gradio_api/upload",
-        files={"files": ("a.png", open(save_png(folder, "s.png", scene()), "rb"), "image/png")},
+        files={"files": ("a.png", open(save_png(folder, "s.png", synthetic_image(64, 64)), "rb"), "image/png")},
     )
     assert small.status_code == 200
 

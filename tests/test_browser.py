@@ -7,7 +7,6 @@ Run as a script to refresh the README screenshots in docs/ with real checkpoints
 
 import io
 import os
-import socket
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,14 +23,10 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 TIMEOUT_MS = 45_000  # per wait: the tiny checkpoints encode in well under a second, a loaded 2-core machine in seconds
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(checkpoints, cache, default: str | None = None):
     """Launch the app on a free port; returns (demo, url)."""
+    from conftest import free_port
+
     import explorer
     from explorer import settings
 
@@ -39,7 +34,13 @@ def serve(checkpoints, cache, default: str | None = None):
     settings.DEFAULT_CHECKPOINT = default or settings.DEFAULT_CHECKPOINT
     demo = explorer.build_demo()
     demo.queue(max_size=16)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **explorer.launch_options())
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        quiet=True,
+        **explorer.launch_options(),
+    )
     return demo, url
 
 
@@ -101,11 +102,12 @@ def test_upload_slide_and_relocate_in_a_real_browser(tmp_path, monkeypatch):
         import playwright.sync_api as sync_api
     except ImportError:
         (pytest.fail if required else pytest.skip)("playwright is not installed")
-    from app_helpers import make_checkpoints, save_png, scene
+    from app_helpers import make_checkpoints, save_png
+    from conftest import synthetic_image
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     make_checkpoints(tmp_path / "checkpoints")
-    image = save_png(tmp_path, "scene.png", scene(64, width=96))
+    image = save_png(tmp_path, "scene.png", synthetic_image(64, 96))
     demo, url = serve(tmp_path / "checkpoints", tmp_path / "cache", default="masked-tiny")
     try:
         with sync_api.sync_playwright() as p:
@@ -121,7 +123,9 @@ def test_upload_slide_and_relocate_in_a_real_browser(tmp_path, monkeypatch):
                 page.locator("#tokens input[type=range]").focus()
                 page.keyboard.press("Home")  # the slider to k = 1
                 wait_for_new_src(page, "#recon img", src)
-                page.wait_for_function("() => document.querySelector('#caption').innerText.includes('First 1 of')", timeout=TIMEOUT_MS)
+                page.wait_for_function(
+                    "() => document.querySelector('#caption').innerText.includes('First 1 of')", timeout=TIMEOUT_MS
+                )
                 assert image_bytes(page, "#recon img") != full
 
                 page.get_by_role("tab", name="Edit").click()
@@ -130,7 +134,9 @@ def test_upload_slide_and_relocate_in_a_real_browser(tmp_path, monkeypatch):
                 before_src, before = edited.get_attribute("src"), image_bytes(page, "#edited img")
                 click_picture(page, "#edited img", 0.85, 0.8)  # move token 1 there
                 wait_for_new_src(page, "#edited img", before_src)
-                page.wait_for_function("() => document.querySelector('#edit-log').innerText.includes('moved by')", timeout=TIMEOUT_MS)
+                page.wait_for_function(
+                    "() => document.querySelector('#edit-log').innerText.includes('moved by')", timeout=TIMEOUT_MS
+                )
                 assert image_bytes(page, "#edited img") != before
                 assert not errors, errors
             finally:
@@ -191,7 +197,9 @@ def test_a_moved_object_leaves_what_was_behind_it_in_a_real_browser(tmp_path, mo
                 far = (0.15 if xs.mean() > 32 else 0.85, 0.15 if ys.mean() > 32 else 0.85)  # the opposite corner
                 click_picture(page, "#edited img", *far)
                 wait_for_new_src(page, "#edited img", src)
-                page.wait_for_function("() => document.querySelector('#edit-log').innerText.includes('moved by')", timeout=TIMEOUT_MS)
+                page.wait_for_function(
+                    "() => document.querySelector('#edit-log').innerText.includes('moved by')", timeout=TIMEOUT_MS
+                )
                 dx = round(float(page.locator("#dx input[type=number]").input_value()))
                 dy = round(float(page.locator("#dy input[type=number]").input_value()))
                 shown = picture_64(image_bytes(page, "#edited img"))
@@ -199,13 +207,17 @@ def test_a_moved_object_leaves_what_was_behind_it_in_a_real_browser(tmp_path, mo
                 src = edited.get_attribute("src")
                 page.locator("#remove").click()
                 wait_for_new_src(page, "#edited img", src)
-                page.wait_for_function("() => document.querySelector('#edit-log').innerText.includes('removed')", timeout=TIMEOUT_MS)
+                page.wait_for_function(
+                    "() => document.querySelector('#edit-log').innerText.includes('removed')", timeout=TIMEOUT_MS
+                )
                 removed = picture_64(image_bytes(page, "#edited img"))
 
                 page.get_by_role("tab", name="Export").click()
                 page.locator("#export-gif").click()
                 page.wait_for_selector("#export-file a", timeout=TIMEOUT_MS)
-                gif = Image.open(io.BytesIO(page.request.get(page.locator("#export-file a").first.get_attribute("href")).body()))
+                gif = Image.open(
+                    io.BytesIO(page.request.get(page.locator("#export-file a").first.get_attribute("href")).body())
+                )
             finally:
                 browser.close()
     finally:
@@ -262,7 +274,9 @@ def site(tmp_path_factory):
     patch.setenv("GRADIO_TEMP_DIR", str(folder / "gradio"))
     patch.setattr(settings, "DEFAULT_CHECKPOINT", "vanilla-tiny")
     calls, encode = [], tokens_tab.on_encode
-    patch.setattr(tokens_tab, "on_encode", lambda image, *args, **kwargs: calls.append(image) or encode(image, *args, **kwargs))
+    patch.setattr(
+        tokens_tab, "on_encode", lambda image, *args, **kwargs: calls.append(image) or encode(image, *args, **kwargs)
+    )
     make_checkpoints(folder / "checkpoints")
     demo, url = serve(folder / "checkpoints", folder / "cache")
     try:
@@ -282,7 +296,11 @@ def open_page(site, width: int = 1400, height: int = 1000):
 
 
 def wait_for_text(page, selector: str, text: str):
-    page.wait_for_function("([sel, text]) => document.querySelector(sel)?.innerText.includes(text)", arg=[selector, text], timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "([sel, text]) => document.querySelector(sel)?.innerText.includes(text)",
+        arg=[selector, text],
+        timeout=TIMEOUT_MS,
+    )
 
 
 def upload(page, selector: str, path) -> None:
@@ -300,24 +318,30 @@ def toast(page) -> str:
 
 
 def wait_for_toast(page, text: str):
-    page.wait_for_function("text => [...document.querySelectorAll('.toast-body')].some(t => t.innerText.includes(text))", arg=text, timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "text => [...document.querySelectorAll('.toast-body')].some(t => t.innerText.includes(text))",
+        arg=text,
+        timeout=TIMEOUT_MS,
+    )
 
 
 def red_badges(page) -> int:
     """Gradio's "Error" badges on components whose event failed (not a toast's title)."""
     return page.evaluate(
-        "() => [...document.querySelectorAll('body *')].filter(e => !e.children.length && e.textContent.trim() === 'Error' && !e.closest('[class*=toast]')).length"
+        "() => [...document.querySelectorAll('body *')]"
+        ".filter(e => !e.children.length && e.textContent.trim() === 'Error' && !e.closest('[class*=toast]')).length"
     )
 
 
 def test_every_bad_input_is_a_message_where_the_user_looks_and_keeps_the_session(site, capfd):
     """Each refused input, through the real page: a toast and a message above the views, no failed
     event, and the session before it still on screen and working."""
-    from app_helpers import save_png, scene
+    from app_helpers import save_png
+    from conftest import synthetic_image
     from test_app_images import _png_header_only
 
     page = open_page(site)
-    upload(page, "#image", save_png(site.folder, "good.png", scene(64, seed=1)))
+    upload(page, "#image", save_png(site.folder, "good.png", synthetic_image(64, 64, seed=1)))
     wait_for_text(page, "#info", "64×64 px")
     page.wait_for_function("() => document.querySelector('#strip img')", timeout=TIMEOUT_MS)
     kept = page.locator("#recon img").get_attribute("src")
@@ -330,7 +354,7 @@ def test_every_bad_input_is_a_message_where_the_user_looks_and_keeps_the_session
 
     (site.folder / "text.png").write_bytes(b"this is a text file, renamed\n" * 40)
     (site.folder / "huge.png").write_bytes(_png_header_only(9000, 8000))  # 72 MP claimed, a few bytes read
-    tiny = save_png(site.folder, "tiny.png", scene(64)[:1, :1])
+    tiny = save_png(site.folder, "tiny.png", synthetic_image(64, 64)[:1, :1])
     cases = [
         ("#image", site.folder / "text.png", "not a readable image"),
         ("#image", site.folder / "huge.png", "the limit is 40 MP"),
@@ -341,8 +365,10 @@ def test_every_bad_input_is_a_message_where_the_user_looks_and_keeps_the_session
         wait_for_toast(page, message)
         wait_for_text(page, "#caption", message)  # above the views, where the results are
         assert "Still showing the previous image" in page.locator("#caption").inner_text()
-        assert page.locator("#recon img").get_attribute("src") == kept and page.locator("#strip img").count() == 1  # the session is kept
-        page.wait_for_function("() => document.querySelector('#image img')", timeout=TIMEOUT_MS)  # the Image panel shows the kept image again
+        # the session is kept
+        assert page.locator("#recon img").get_attribute("src") == kept and page.locator("#strip img").count() == 1
+        # the Image panel shows the kept image again
+        page.wait_for_function("() => document.querySelector('#image img')", timeout=TIMEOUT_MS)
         assert red_badges(page) == 0
         page.locator(".toast-body").first.click()  # dismiss, so the next case's toast is its own
     page.locator("#checkpoint input").fill("masked-tiny")  # tokens made by vanilla-tiny, loaded for another checkpoint
@@ -385,7 +411,8 @@ def _png_signature() -> bytes:
 
 
 def test_each_upload_and_example_encodes_once(site):
-    from app_helpers import save_png, scene
+    from app_helpers import save_png
+    from conftest import synthetic_image
 
     page = open_page(site)
     before, strip = len(site.calls), None
@@ -397,7 +424,7 @@ def test_each_upload_and_example_encodes_once(site):
         page.wait_for_timeout(1500)
 
     for seed in (2, 3):  # the second replaces the first: gradio fires `change` twice then
-        upload(page, "#image", save_png(site.folder, f"once-{seed}.png", scene(64, seed=seed)))
+        upload(page, "#image", save_png(site.folder, f"once-{seed}.png", synthetic_image(64, 64, seed=seed)))
         encoded()
         assert "encoded in" in page.locator("#info").inner_text()  # never seen: not "from the cache"
     page.locator("img[src$='scene-2000001.png']").first.click()
@@ -406,11 +433,12 @@ def test_each_upload_and_example_encodes_once(site):
 
 
 def test_loaded_tokens_show_their_decode_and_compare_says_why_it_cannot_run(site):
-    from app_helpers import save_png, scene
+    from app_helpers import save_png
+    from conftest import synthetic_image
     from PIL import Image
 
     page = open_page(site)
-    upload(page, "#image", save_png(site.folder, "source.png", scene(64, seed=4, width=96)))
+    upload(page, "#image", save_png(site.folder, "source.png", synthetic_image(64, 96, seed=4)))
     page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
     source_src = page.locator("#image img").get_attribute("src")
     page.get_by_role("tab", name="Export").click()
@@ -432,34 +460,45 @@ def test_loaded_tokens_show_their_decode_and_compare_says_why_it_cannot_run(site
 
 
 def test_first_screen_defaults_and_labels(site):
-    from app_helpers import save_png, scene
+    from app_helpers import save_png
+    from conftest import synthetic_image
 
     page = open_page(site)
-    page.wait_for_function("() => document.querySelector('#n-tokens input[type=range]')?.value === '4'", timeout=TIMEOUT_MS)  # trained with 4
-    upload(page, "#image", save_png(site.folder, "labels.png", scene(64, seed=5)))
+    # trained with 4
+    page.wait_for_function(
+        "() => document.querySelector('#n-tokens input[type=range]')?.value === '4'", timeout=TIMEOUT_MS
+    )
+    upload(page, "#image", save_png(site.folder, "labels.png", synthetic_image(64, 64, seed=5)))
     page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
     assert "past the" not in page.locator("#caption").inner_text()
-    cut = page.evaluate("() => [...document.querySelectorAll('#mask label, #recon label, #alone label')].filter(l => l.scrollWidth > l.clientWidth + 1).length")
+    cut = page.evaluate(
+        "() => [...document.querySelectorAll('#mask label, #recon label, #alone label')]"
+        ".filter(l => l.scrollWidth > l.clientWidth + 1).length"
+    )
     assert cut == 0  # no label is cut short
-    assert page.locator("#strip label[data-testid=block-label]:visible").count() == 0  # nothing covers the strip's first columns
+    # nothing covers the strip's first columns
+    assert page.locator("#strip label[data-testid=block-label]:visible").count() == 0
     page.locator("#card button, #card .label-wrap").first.click()
     wait_for_text(page, "#card", "Trained with up to 4 tokens")
     card, image = page.locator("#card").bounding_box(), page.locator("#image").bounding_box()
     assert card["width"] > 3 * image["width"]  # the card is as wide as the page, not the left column
     page.get_by_role("tab", name="Edit").click()
     page.locator("#edited img").wait_for(state="visible", timeout=TIMEOUT_MS)
-    assert page.locator("#edit-token input[type=number]").input_value() == "0"  # vanilla tokens all code the whole image: none selected
+    # vanilla tokens all code the whole image: none selected
+    assert page.locator("#edit-token input[type=number]").input_value() == "0"
     click_picture(page, "#edited img", 0.5, 0.5)
-    wait_for_text(page, ".toast-body", "Select a token to move first")  # a click asks for a token instead of moving token 1
+    # a click asks for a token instead of moving token 1
+    wait_for_text(page, ".toast-body", "Select a token to move first")
 
 
 def test_until_psnr_gives_each_image_its_own_length_in_the_page(site):
     import re
 
-    from app_helpers import save_png, scene
+    from app_helpers import save_png
+    from conftest import synthetic_image
 
     page = open_page(site)
-    upload(page, "#image", save_png(site.folder, "length.png", scene(64, seed=6)))
+    upload(page, "#image", save_png(site.folder, "length.png", synthetic_image(64, 64, seed=6)))
     page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)
     strip = page.locator("#strip img").get_attribute("src")
     page.locator("#length").get_by_text("Until PSNR").click()
@@ -473,7 +512,8 @@ def test_until_psnr_gives_each_image_its_own_length_in_the_page(site):
     found = re.search(r"(\d+) tokens? to reach PSNR 12 dB|not reached in (\d+) tokens", info)
     assert found, info
     n = int(found.group(1) or found.group(2))
-    assert page.locator("#tokens input[type=range]").get_attribute("max") == str(n)  # the slider steps through this image's tokens
+    # the slider steps through this image's tokens
+    assert page.locator("#tokens input[type=range]").get_attribute("max") == str(n)
     assert page.locator("#n-tokens input[type=range]").is_disabled()  # N does not apply in this mode
     page.get_by_role("tab", name="Quality").click()
     wait_for_text(page, "#quality", "PSNR 12 dB")
@@ -484,18 +524,25 @@ def test_a_phone_sees_the_results_right_after_the_image_and_every_tab(site):
     page = open_page(site, width=390, height=844)
     image, results = page.locator("#image").bounding_box(), page.locator("#results").bounding_box()
     info = page.locator("#info").bounding_box()
-    assert image["y"] + image["height"] <= info["y"] < results["y"] < image["y"] + image["height"] + 200  # not after examples and settings
-    assert page.locator("#left .gallery, #left table").first.bounding_box()["y"] > results["y"]  # the examples come after the results
+    # not after examples and settings
+    assert image["y"] + image["height"] <= info["y"] < results["y"] < image["y"] + image["height"] + 200
+    # the examples come after the results
+    assert page.locator("#left .gallery, #left table").first.bounding_box()["y"] > results["y"]
     tabs = page.get_by_role("tab")
     assert [t for t in tabs.all_inner_texts()] == ["Tokens", "Quality", "Edit", "Export", "Compare"]
     assert all(tabs.nth(i).is_visible() for i in range(tabs.count()))  # none hidden behind a menu
-    cut = page.evaluate("() => [...document.querySelectorAll('#results label, #left label')].filter(l => l.offsetParent && l.scrollWidth > l.clientWidth + 1).length")
+    cut = page.evaluate(
+        "() => [...document.querySelectorAll('#results label, #left label')]"
+        ".filter(l => l.offsetParent && l.scrollWidth > l.clientWidth + 1).length"
+    )
     assert cut == 0
     page.locator("#strip").scroll_into_view_if_needed()
     page.wait_for_function("() => document.querySelector('#strip img')?.naturalWidth > 0", timeout=TIMEOUT_MS)
     width, natural, box, scrolls = page.evaluate(
-        """() => { const img = document.querySelector('#strip img'), box = img.closest('.image-container, .image-frame') || img.parentElement;
-                   return [img.getBoundingClientRect().width, img.naturalWidth, box.clientWidth, box.scrollWidth > box.clientWidth]; }"""
+        """() => { const img = document.querySelector('#strip img');
+                   const box = img.closest('.image-container, .image-frame') || img.parentElement;
+                   return [img.getBoundingClientRect().width, img.naturalWidth, box.clientWidth,
+                           box.scrollWidth > box.clientWidth]; }"""
     )
     assert abs(width - natural) <= 1  # the strip at its full size, readable
     assert scrolls == (natural > box)  # and scrolled sideways where it is wider than the phone
@@ -515,7 +562,11 @@ def show_example(page, url: str, example: str, k: int, checkpoint: str | None = 
     then is encoded with the menu's previous value."""
     first = goto_first_result(page, url)
     if checkpoint:
-        page.wait_for_function("name => document.querySelector('#checkpoint input')?.value.startsWith(name)", arg=checkpoint, timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            "name => document.querySelector('#checkpoint input')?.value.startsWith(name)",
+            arg=checkpoint,
+            timeout=TIMEOUT_MS,
+        )
     page.locator(f"img[src$='{example}']").first.click()
     src = wait_for_new_src(page, "#recon img", first)
     page.wait_for_selector("#strip img", timeout=TIMEOUT_MS)

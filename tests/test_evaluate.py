@@ -267,7 +267,7 @@ def test_precursor_settings_change_s_on_the_trained_model_by_name_and_type(maske
     monkeypatch.setattr(
         evaluate,
         "run_suite",
-        lambda suite, vle, n, every: seen.update(tau=vle.model.config.precursor_tau) or {"ari": 0.5},
+        lambda suite, vle, n, every, limit: seen.update(tau=vle.model.config.precursor_tau) or {"ari": 0.5},
     )
     evaluate.main(["ckpt", "--suite", "bsds-seg", "--precursor", "tau=0.25"])
     assert seen == {"tau": 0.25} and "ari: 0.500" in capsys.readouterr().out

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from app_helpers import make_checkpoints, save_png, scene, serve
+from app_helpers import make_checkpoints, save_png, serve
+from conftest import synthetic_image
 from gradio_client import Client, handle_file
 
 import explorer
@@ -66,7 +67,11 @@ def test_past_the_queue_bound_a_request_is_refused_as_busy(tmp_path, monkeypatch
     try:
         with pytest.raises(Exception, match="Queue is full! Please try again"):
             Client(url, verbose=False).predict(
-                handle_file(save_png(tmp_path, "a.png", scene())), 4, 256, "vanilla-tiny", api_name="/encode"
+                handle_file(save_png(tmp_path, "a.png", synthetic_image(64, 64))),
+                4,
+                256,
+                "vanilla-tiny",
+                api_name="/encode",
             )
         response = httpx.post(
             url + "gradio_api/queue/join",

@@ -4,7 +4,6 @@ a Space connects (GRADIO_SERVER_NAME=0.0.0.0, port 7860, both set by the Space).
 
 import ast
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB_LIMIT = 10 * 1024 * 1024  # the Hub refuses a plain git file over 10 MB
@@ -35,7 +35,9 @@ def tracked_files() -> list[str]:
 
 
 def in_lfs(paths: list[str]) -> dict[str, bool]:
-    out = subprocess.run(["git", "check-attr", "-z", "filter", "--", *paths], cwd=ROOT, capture_output=True, check=True).stdout.decode()
+    out = subprocess.run(
+        ["git", "check-attr", "-z", "filter", "--", *paths], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
     fields = out.split("\0")
     return {fields[i]: fields[i + 2] == "lfs" for i in range(0, len(fields) - 2, 3)}
 
@@ -48,7 +50,9 @@ def is_binary(path: Path) -> bool:
 def test_every_large_tracked_file_is_in_lfs():
     files = tracked_files()
     sizes = {name: (ROOT / name).stat().st_size for name in files}
-    large = [name for name in files if sizes[name] > HUB_LIMIT or (sizes[name] > BINARY_LIMIT and is_binary(ROOT / name))]
+    large = [
+        name for name in files if sizes[name] > HUB_LIMIT or (sizes[name] > BINARY_LIMIT and is_binary(ROOT / name))
+    ]
     assert large, "no file over the limits: check that this test still sees the weights"
     covered = in_lfs(large)
     missing = [name for name in large if not covered.get(name)]
@@ -80,7 +84,9 @@ def test_model_card_has_hub_metadata_and_a_short_body(card):
     assert meta["license"] == "mit" and meta["library_name"] and meta["tags"]
     results = meta["model-index"][0]["results"]
     assert meta["model-index"][0]["name"] == card.parent.name
-    assert all(set(m) == {"type", "name", "value"} and isinstance(m["value"], float) for r in results for m in r["metrics"])
+    assert all(
+        set(m) == {"type", "name", "value"} and isinstance(m["value"], float) for r in results for m in r["metrics"]
+    )
     assert len(body.encode()) <= 3300, "a card's body is at most about 3 KB: history goes to docs/experiments.md"
     assert f'load_vle("checkpoints/{card.parent.name}")' in body
     assert "/work/" not in body and "/tmp" not in body and "/home/" not in body
@@ -89,15 +95,11 @@ def test_model_card_has_hub_metadata_and_a_short_body(card):
 def test_app_leaves_host_and_port_to_the_environment():
     """A Space sets GRADIO_SERVER_NAME=0.0.0.0 and serves port 7860: launch() must not override them."""
     tree = ast.parse((ROOT / "app.py").read_text())
-    launches = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "launch"]
+    launches = [
+        node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "launch"
+    ]
     assert len(launches) == 1
     assert not {kw.arg for kw in launches[0].keywords} & {"server_name", "server_port", "share"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening_on_all_interfaces(port: int) -> bool:
@@ -121,7 +123,9 @@ def test_app_py_serves_on_all_interfaces_as_a_space_runs_it(tmp_path):
         "VLE_CHECKPOINTS": str(tmp_path / "checkpoints"),
         "VLE_CACHE_DIR": str(tmp_path / "cache"),
     }
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and server.poll() is None and not listening_on_all_interfaces(port):

@@ -2,32 +2,42 @@
 
 `token_strip` draws one image like the paper's Figs. 3, 5 and 6: a column per token with the
 reconstruction so far, the token's own contribution as a signed heatmap and (masked models) its
-mask; the last column holds the source and the final reconstruction.
+mask; the last column holds the source and the final reconstruction. The app (explorer/) draws
+its views with the same `signed_heatmap` and pixel conversions.
 """
 
 import numpy as np
 
 from .tokens import Rendering
 
+# The heatmap's ends: a token that adds light is drawn red, one that removes it blue, white where it does nothing.
+POSITIVE, NEGATIVE = np.array([0.71, 0.02, 0.15], np.float32), np.array([0.23, 0.30, 0.75], np.float32)
+
+
+def to_uint8(pixels) -> np.ndarray:
+    """Pixels in [0, 1] (any shape) as uint8, rounded to the nearest level; values outside are clipped."""
+    return (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def from_uint8(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels (any shape) as float32 in [0, 1]: the inverse of to_uint8."""
+    return pixels.astype(np.float32) / 255
+
 
 def signed_heatmap(contribution, scale: float | None = None) -> np.ndarray:
-    """(H, W, 3) signed contribution -> (H, W, 3) uint8: blue where it darkens, red where it
-    brightens, white where it does nothing; `scale` is the |value| drawn at full colour."""
-    value = np.asarray(contribution).mean(axis=-1)
+    """(H, W, 3) signed contribution -> (H, W, 3) uint8: its sum over the colour channels, red where
+    it brightens, blue where it darkens, white where it does nothing. `scale`: the |sum| drawn at
+    full colour; by default the token's own largest (as the paper's Fig. 6)."""
+    value = np.asarray(contribution).sum(-1, dtype=np.float32)  # float32 even for the app's float16 contributions
     scale = scale or max(float(np.abs(value).max()), 1e-6)
-    t = np.clip(value / scale, -1, 1)[..., None]
-    white, red, blue = np.ones(3), np.array([0.8, 0.1, 0.1]), np.array([0.1, 0.3, 0.8])
-    rgb = np.where(t >= 0, white + t * (red - white), white - t * (blue - white))
-    return (rgb * 255).round().astype(np.uint8)
+    t = np.clip(value / np.float32(scale), -1, 1)[..., None]
+    white = np.ones(3, np.float32)
+    return to_uint8(np.where(t >= 0, white + t * (POSITIVE - white), white - t * (NEGATIVE - white)))
 
 
 def mask_image(mask) -> np.ndarray:
     """(H, W) mask in [0, 1] -> (H, W, 3) uint8 greyscale."""
-    return np.repeat((np.clip(mask, 0, 1) * 255).round().astype(np.uint8)[..., None], 3, axis=-1)
-
-
-def to_uint8(image) -> np.ndarray:
-    return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    return np.repeat(to_uint8(mask)[..., None], 3, axis=-1)
 
 
 def token_strip(rendering: Rendering, image=None, gap: int = 2) -> np.ndarray:
@@ -39,7 +49,7 @@ def token_strip(rendering: Rendering, image=None, gap: int = 2) -> np.ndarray:
         raise ValueError("no tokens to draw")
     H, W = rendering.reconstructions.shape[1:3]
     # one scale for all tokens: their sizes compare
-    scale = float(np.abs(rendering.contributions.mean(axis=-1)).max()) or 1e-6
+    scale = float(np.abs(rendering.contributions.sum(axis=-1)).max()) or 1e-6
     rows = [
         [to_uint8(r) for r in rendering.reconstructions],
         [signed_heatmap(c, scale) for c in rendering.contributions],
