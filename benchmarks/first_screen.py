@@ -30,9 +30,16 @@ def free_port() -> int:
 
 
 def start_app(port: int, cache: Path) -> subprocess.Popen:
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "VLE_CACHE_DIR": str(cache)}
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "VLE_CACHE_DIR": str(cache),
+    }
     env["GRADIO_ANALYTICS_ENABLED"] = "False"
-    return subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def wait_until_up(url: str, timeout_s: float = 300) -> float:
@@ -73,9 +80,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         app = start_app(port, Path(cache))
         try:
-            print(f"app answering after {wait_until_up(url):.1f} s (the default example encoded into an empty cache first)")
+            print(
+                f"app answering after {wait_until_up(url):.1f} s "
+                "(the default example encoded into an empty cache first)"
+            )
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+                browser = p.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+                )
                 for run in range(1, args.runs + 1):
                     page_load, result = first_result(browser, url)
                     print(f"run {run}: page loaded in {page_load:.2f} s, first result {result:.2f} s after it")

@@ -73,7 +73,9 @@ def trained_tokens(name: str | None) -> int | None:
     if not name or name not in checkpoint_names():
         return None
     try:
-        value = (json.loads((settings.CHECKPOINTS / name / "config.json").read_text()).get("training") or {}).get("max_tokens")
+        value = (json.loads((settings.CHECKPOINTS / name / "config.json").read_text()).get("training") or {}).get(
+            "max_tokens"
+        )
     except (OSError, ValueError, AttributeError):
         return None
     return int(value) if isinstance(value, int) and value >= 1 else None
@@ -96,7 +98,9 @@ def checkpoint_choices() -> list[tuple[str, str]]:
 _models: dict[str, tuple[str, vle_core.VLE]] = {}  # name -> (model id, model)
 _unloadable: dict[str, str] = {}  # name -> the model id of files that failed to load while an older copy serves
 _models_lock = threading.Lock()
-_origins = weakref.WeakKeyDictionary()  # model -> (folder, model id): the files it was loaded from, for the encode worker
+_origins = (
+    weakref.WeakKeyDictionary()
+)  # model -> (folder, model id): the files it was loaded from, for the encode worker
 
 
 def forget() -> None:
@@ -110,7 +114,11 @@ def get_model(name: str | None) -> tuple[str, vle_core.VLE]:
     """(model id, VLE) for a checkpoint folder name. The id changes when the folder's files do,
     so a checkpoint retrained in place is reloaded and never served from stale cache entries."""
     if not name:
-        raise UserError(f"No checkpoint chosen: there is none in {settings.CHECKPOINTS}." if not checkpoint_names() else "Choose a checkpoint first.")
+        raise UserError(
+            f"No checkpoint chosen: there is none in {settings.CHECKPOINTS}."
+            if not checkpoint_names()
+            else "Choose a checkpoint first."
+        )
     if name not in checkpoint_names():  # also keeps names like "../x" out of the file system
         raise UserError(f"There is no checkpoint called {name!r} in {settings.CHECKPOINTS}.")
     folder = settings.CHECKPOINTS / name
@@ -128,7 +136,10 @@ def get_model(name: str | None) -> tuple[str, vle_core.VLE]:
         except ValueError as e:
             if name in _models:  # the checkpoint-swap guard: a folder replaced by a broken copy keeps the model it had
                 _unloadable[name] = model_id  # not tried again until the files change once more
-                gr.Warning(f"Checkpoint {name} changed on disk and the new files do not load ({e}); still using the copy loaded before.")
+                gr.Warning(
+                    f"Checkpoint {name} changed on disk and the new files do not load ({e}); "
+                    "still using the copy loaded before."
+                )
                 return _models[name]
             raise UserError(f"Checkpoint {name} cannot be loaded: {e}") from e
         _models[name] = (model_id, vle)
@@ -136,7 +147,9 @@ def get_model(name: str | None) -> tuple[str, vle_core.VLE]:
         return _models[name]
 
 
-def encode_image(vle: vle_core.VLE, image: np.ndarray, n: int, target_psnr: float | None = None, on_token=None) -> vle_core.Encoding:
+def encode_image(
+    vle: vle_core.VLE, image: np.ndarray, n: int, target_psnr: float | None = None, on_token=None
+) -> vle_core.Encoding:
     """vle.encode(image, n), or with target_psnr, vle.encode(image, target_psnr=..., max_tokens=n),
     made by the encode worker (a niced child process, worker.py) where it can: from the files `vle`
     was loaded from, if they are still there unchanged. Otherwise, for a model not loaded by
@@ -150,7 +163,9 @@ def encode_image(vle: vle_core.VLE, image: np.ndarray, n: int, target_psnr: floa
 
 
 @GPU
-def _encode_here(vle: vle_core.VLE, image: np.ndarray, n: int, target_psnr: float | None = None, on_token=None) -> vle_core.Encoding:
+def _encode_here(
+    vle: vle_core.VLE, image: np.ndarray, n: int, target_psnr: float | None = None, on_token=None
+) -> vle_core.Encoding:
     if target_psnr is None:
         return vle.encode(image, n, on_token=on_token)
     return vle.encode(image, target_psnr=target_psnr, max_tokens=n, on_token=on_token)

@@ -59,7 +59,16 @@ def image() -> np.ndarray:
 
 # Modules that train, time, serve pages to a browser or start processes: most of the suite's
 # minutes. `python -m pytest -m "not slow"` leaves them out for everyday work.
-SLOW = {"test_train.py", "test_staged.py", "test_learning.py", "test_masked_photos.py", "test_bench.py", "test_load.py", "test_browser.py", "test_app_faults.py"}
+SLOW = {
+    "test_train.py",
+    "test_staged.py",
+    "test_learning.py",
+    "test_masked_photos.py",
+    "test_bench.py",
+    "test_load.py",
+    "test_browser.py",
+    "test_app_faults.py",
+}
 
 
 def pytest_collection_modifyitems(config, items):

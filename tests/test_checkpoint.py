@@ -121,7 +121,9 @@ def test_a_hub_id_without_network_is_a_clear_error(monkeypatch):
         vle_core.load_vle("nobody/no-such-vle")
 
 
-SHIPPED = sorted(p for p in (Path(__file__).resolve().parents[1] / "checkpoints").iterdir() if (p / "config.json").is_file())
+SHIPPED = sorted(
+    p for p in (Path(__file__).resolve().parents[1] / "checkpoints").iterdir() if (p / "config.json").is_file()
+)
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
@@ -136,7 +138,9 @@ def test_every_shipped_checkpoint_loads_encodes_and_carries_its_figures(folder):
 def test_a_cards_command_line_shows_the_note_once_in_the_card_not_twice():
     from vle_core.ship import shown_command
 
-    line = shown_command(["runs/a", "checkpoints/b", "--suite", "kodak", "--note", "The bar's not met.\nTried x.", "--title", "a b"])
+    line = shown_command(
+        ["runs/a", "checkpoints/b", "--suite", "kodak", "--note", "The bar's not met.\nTried x.", "--title", "a b"]
+    )
     assert line == "runs/a checkpoints/b --suite kodak --note ... --title 'a b'"
     assert shown_command(["r", "o", "--note=Long text"]) == "r o --note=..."
 
@@ -144,8 +148,18 @@ def test_a_cards_command_line_shows_the_note_once_in_the_card_not_twice():
 def test_a_shipped_checkpoint_loads_by_name_from_any_folder(tmp_path):
     assert "vanilla-natural" in vle_core.shipped_checkpoints()
     root = Path(__file__).resolve().parents[1]
-    code = "import vle_core; v = vle_core.load_vle('masked-scenes', device='cpu'); print(v.kind, len(v.encode(v.decode(v.encode(__import__('numpy').zeros((16, 16, 3), 'uint8'), 2).tokens), 1)))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=300)
+    code = (
+        "import numpy, vle_core; v = vle_core.load_vle('masked-scenes', device='cpu'); "
+        "print(v.kind, len(v.encode(v.decode(v.encode(numpy.zeros((16, 16, 3), 'uint8'), 2).tokens), 1)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["masked", "1"]
 
@@ -157,4 +171,6 @@ def test_a_mistyped_local_folder_is_one_line_that_names_the_shipped_ones(tmp_pat
         with pytest.raises(ValueError) as error:
             vle_core.load_vle(wrong)
         message = str(error.value)
-        assert "\n" not in message and f"no checkpoint folder {wrong}" in message and "vanilla-natural" in message  # not looked up on the Hub
+        assert (
+            "\n" not in message and f"no checkpoint folder {wrong}" in message and "vanilla-natural" in message
+        )  # not looked up on the Hub

@@ -34,7 +34,10 @@ def test_translating_by_whole_cells_moves_the_contribution_exactly(tiny_vle, enc
         pytest.skip("attention couples all positions")
     # Random latents: an untrained encoder's latents may be nearly flat, which would move invisibly.
     tokens = vle_core.Tokens(
-        torch.randn(2, 4, 20, 20, generator=torch.Generator().manual_seed(0)), encoding.tokens.mean[:2], encoding.tokens.std[:2], (160, 160)
+        torch.randn(2, 4, 20, 20, generator=torch.Generator().manual_seed(0)),
+        encoding.tokens.mean[:2],
+        encoding.tokens.std[:2],
+        (160, 160),
     )
     moved = tiny_vle.render(edit.translate(tokens, 1, dx, dy)).contributions[1]
     original = tiny_vle.render(tokens).contributions[1]
@@ -79,7 +82,11 @@ def test_transplant_appends_the_donor_token_at_its_position(tiny_vle, encoding):
     # Away from the crop and pad edges, the graft adds what it added in its own image.
     np.testing.assert_allclose(contribution[24:56, 24:136], donor.contributions[1][24:56, 24:136], atol=1e-5)
     with pytest.raises(ValueError, match="latent channels"):
-        edit.transplant(encoding.tokens, vle_core.Tokens(torch.zeros(1, 3, 20, 20), torch.zeros(1, 3), torch.ones(1, 3), (160, 160)), 0)
+        edit.transplant(
+            encoding.tokens,
+            vle_core.Tokens(torch.zeros(1, 3, 20, 20), torch.zeros(1, 3), torch.ones(1, 3), (160, 160)),
+            0,
+        )
 
 
 def test_scatter_is_seeded_and_moves_tokens(encoding):
@@ -150,7 +157,14 @@ def test_apply_edits_on_additive_tokens_is_the_edited_tokens_decoded(tiny_vle, e
 
 
 def test_apply_edits_refuses_impossible_edits(tiny_vle, encoding):
-    for bad in ({"off": [4]}, {"off": [-5]}, {"moves": {9: (8, 0)}}, {"moves": {0: (float("nan"), 0)}}, {"moves": {0: (161, 0)}}, {"moves": {0: "far"}}):
+    for bad in (
+        {"off": [4]},
+        {"off": [-5]},
+        {"moves": {9: (8, 0)}},
+        {"moves": {0: (float("nan"), 0)}},
+        {"moves": {0: (161, 0)}},
+        {"moves": {0: "far"}},
+    ):
         with pytest.raises(ValueError):
             tiny_vle.apply_edits(encoding, **bad)
 
@@ -177,7 +191,10 @@ def test_a_removed_object_leaves_its_surroundings_not_grey():
     background, _, _ = square_scene(box=(slice(0, 0), slice(0, 0)))
     hole = mask > 0
     assert np.abs(removed[hole] - background[hole]).max() < 0.08  # the ramp goes on; grey or red would be 0.3 off
-    np.testing.assert_array_equal(removed[~edit.ndimage.binary_dilation(hole, iterations=edit.HOLE_GROW)], picture[~edit.ndimage.binary_dilation(hole, iterations=edit.HOLE_GROW)])
+    np.testing.assert_array_equal(
+        removed[~edit.ndimage.binary_dilation(hole, iterations=edit.HOLE_GROW)],
+        picture[~edit.ndimage.binary_dilation(hole, iterations=edit.HOLE_GROW)],
+    )
 
 
 def test_a_moved_object_keeps_its_colour_and_edges():
@@ -186,8 +203,12 @@ def test_a_moved_object_keeps_its_colour_and_edges():
     landed = edit.shift_pixels(mask, 24, 8) > 0
     np.testing.assert_allclose(moved[landed], np.broadcast_to(RED, (landed.sum(), 3)), atol=1e-6)
     left = (mask > 0) & ~landed
-    assert (moved[left][:, 0] < 0.85).all() and np.abs(moved[left] - moved[left][:, [1]]).max() < 0.08  # grey ramp where it was, not red
-    assert np.abs(moved[~landed & ~(mask > 0)] - picture[~landed & ~(mask > 0)]).max() < 0.08  # elsewhere all but unchanged
+    assert (moved[left][:, 0] < 0.85).all() and np.abs(
+        moved[left] - moved[left][:, [1]]
+    ).max() < 0.08  # grey ramp where it was, not red
+    assert (
+        np.abs(moved[~landed & ~(mask > 0)] - picture[~landed & ~(mask > 0)]).max() < 0.08
+    )  # elsewhere all but unchanged
 
 
 def test_a_moved_objects_soft_rim_keeps_its_colour():

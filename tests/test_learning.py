@@ -35,7 +35,9 @@ def test_training_lowers_the_loss_on_held_out_images(name):
     def evaluate():
         with torch.no_grad():
             out = vle_core.residual_loop(model, held_out, 3)
-            return vle_core.vle_loss(config, held_out, out)["loss"].item(), torch.nn.functional.mse_loss(out.reconstructions[-1], held_out).item()
+            return vle_core.vle_loss(config, held_out, out)["loss"].item(), torch.nn.functional.mse_loss(
+                out.reconstructions[-1], held_out
+            ).item()
 
     loss_before, mse_before = evaluate()
     train_on_generated_images(model, optimiser)
@@ -48,13 +50,22 @@ def test_a_staged_vle_learns_beyond_the_linear_code_it_starts_as():
     torch.manual_seed(0)
     config = vle_core.preset("vanilla-tiny-staged", psnr_loss=True)
     model = vle_core.build_model(config)
-    model.init_linear_code(torch.from_numpy(PatchPCA([synthetic_image(32, 32, seed=s) / 255.0 for s in range(200)]).unshuffled_components().copy()).float())
+    model.init_linear_code(
+        torch.from_numpy(
+            PatchPCA([synthetic_image(32, 32, seed=s) / 255.0 for s in range(200)]).unshuffled_components().copy()
+        ).float()
+    )
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     held_out = batch(range(1000, 1008))
 
     def mse():  # after each token count
         with torch.no_grad():
-            return np.array([torch.nn.functional.mse_loss(r, held_out).item() for r in vle_core.residual_loop(model, held_out, 3).reconstructions])
+            return np.array(
+                [
+                    torch.nn.functional.mse_loss(r, held_out).item()
+                    for r in vle_core.residual_loop(model, held_out, 3).reconstructions
+                ]
+            )
 
     mse_before = mse()
     train_on_generated_images(model, optimiser)

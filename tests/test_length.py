@@ -74,7 +74,9 @@ def test_encode_takes_a_path(tiny_vle, tmp_path, image):
     path = tmp_path / "photo.png"
     Image.fromarray(image).save(path)
     np.testing.assert_array_equal(tiny_vle.encode(path, 2).reconstructions, tiny_vle.encode(image, 2).reconstructions)
-    np.testing.assert_array_equal(tiny_vle.encode(str(path), 2).reconstructions, tiny_vle.encode(image, 2).reconstructions)
+    np.testing.assert_array_equal(
+        tiny_vle.encode(str(path), 2).reconstructions, tiny_vle.encode(image, 2).reconstructions
+    )
 
 
 def test_a_smooth_gradient_takes_fewer_tokens_than_a_detailed_photo():

@@ -55,7 +55,9 @@ def test_more_tokens_than_trained_and_prefixes_agree(tiny_vle, image):
 def test_encode_accepts_pil_and_rejects_bad_input(tiny_vle, image):
     from PIL import Image
 
-    np.testing.assert_allclose(tiny_vle.encode(Image.fromarray(image), 2).reconstructions, tiny_vle.encode(image, 2).reconstructions)
+    np.testing.assert_allclose(
+        tiny_vle.encode(Image.fromarray(image), 2).reconstructions, tiny_vle.encode(image, 2).reconstructions
+    )
     with pytest.raises(ValueError, match="HxWx3"):
         tiny_vle.encode(np.zeros((8, 8)), 2)
     with pytest.raises(ValueError, match="n_tokens"):

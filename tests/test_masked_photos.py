@@ -144,7 +144,9 @@ def test_a_tiny_masked_run_on_photos_lowers_its_loss():
     def losses():
         with torch.no_grad():
             out = residual_loop(model, held_out, 4)
-            return vle_core.vle_loss(config, held_out, out)["loss"].item(), torch.nn.functional.mse_loss(out.reconstructions[-1], held_out).item()
+            return vle_core.vle_loss(config, held_out, out)["loss"].item(), torch.nn.functional.mse_loss(
+                out.reconstructions[-1], held_out
+            ).item()
 
     loss_before, mse_before = losses()
     for step in range(40):
@@ -170,9 +172,16 @@ def test_a_learned_s_trains_with_e_and_d_and_keeps_the_invariants():
         if n:  # token 1 is the whole image; after it, a new pass, then only free pixels
             assert float((proposal.detach() * (taken >= 1)).max()) < 1e-6
         taken = (taken + proposal.detach()).clamp(max=1)
-        taken = torch.where(taken.flatten(1).mean(1)[:, None, None, None] >= model.config.precursor_new_pass, torch.zeros_like(taken), taken)
+        taken = torch.where(
+            taken.flatten(1).mean(1)[:, None, None, None] >= model.config.precursor_new_pass,
+            torch.zeros_like(taken),
+            taken,
+        )
     vle_core.vle_loss(model.config, x, out)["loss"].backward()
-    for layer in (model.precursor.conv_in, model.precursor.conv_out):  # (inner blocks start as identities: zero gradient at first)
+    for layer in (
+        model.precursor.conv_in,
+        model.precursor.conv_out,
+    ):  # (inner blocks start as identities: zero gradient at first)
         assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="precursor must be"):
         vle_core.preset("masked-tiny", precursor="magic")

@@ -33,5 +33,7 @@ def test_the_project_asks_for_what_requirements_txt_pins():
     (an open "torch" would fetch a CUDA build of several GB) and every package the app imports."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = {d.replace(" ", "") for d in project["dependencies"] + project["optional-dependencies"]["app"]}
-    pinned = {line.split("#")[0].strip().replace(" ", "") for line in (ROOT / "requirements.txt").read_text().splitlines()}
+    pinned = {
+        line.split("#")[0].strip().replace(" ", "") for line in (ROOT / "requirements.txt").read_text().splitlines()
+    }
     assert pinned - {""} == declared

@@ -31,7 +31,9 @@ def tiny_data(root: Path) -> Path:
     Image.fromarray(synthetic_image(40, 56, seed=1)).save(root / "kodak" / "kodim01.png")
     for split, seed in (("train", 2), ("val", 3), ("test", 4)):
         (root / "bsds500" / "images" / split).mkdir(parents=True)
-        Image.fromarray(synthetic_image(48, 32, seed=seed)).save(root / "bsds500" / "images" / split / f"{seed}.jpg", quality=95)
+        Image.fromarray(synthetic_image(48, 32, seed=seed)).save(
+            root / "bsds500" / "images" / split / f"{seed}.jpg", quality=95
+        )
     (root / "bsds500" / "groundTruth" / "test").mkdir(parents=True)
     halves = np.where(np.arange(32) < 16, 1, 2).astype(np.uint16)[None].repeat(48, axis=0)
     write_ground_truth(root / "bsds500" / "groundTruth" / "test" / "4.mat", [halves, np.ones((48, 32), np.uint16)])
@@ -41,9 +43,18 @@ def tiny_data(root: Path) -> Path:
 def tiny_checkpoints(folder: Path) -> Path:
     """A VLE, a fixed-length autoencoder (trained with one token) and a masked VLE, untrained."""
     torch.manual_seed(0)
-    for name, preset, tokens in (("vle", "vanilla-tiny", 3), ("fixed", "vanilla-tiny", 1), ("masked", "masked-tiny", 2)):
+    for name, preset, tokens in (
+        ("vle", "vanilla-tiny", 3),
+        ("fixed", "vanilla-tiny", 1),
+        ("masked", "masked-tiny", 2),
+    ):
         model = vle_core.build_model(vle_core.preset(preset))
-        vle_core.save_checkpoint(model, folder / name, f"# {name}\n", {"data": "bsds", "steps": 1, "max_tokens": tokens, "crop": 32, "batch": 2, "hours": 0.0})
+        vle_core.save_checkpoint(
+            model,
+            folder / name,
+            f"# {name}\n",
+            {"data": "bsds", "steps": 1, "max_tokens": tokens, "crop": 32, "batch": 2, "hours": 0.0},
+        )
     return folder
 
 
@@ -54,7 +65,20 @@ def tiny(tmp_path_factory) -> dict:
 
 
 def report_args(tiny, out) -> list[str]:
-    return ["--out", str(out), "--data", str(tiny["data"]), "--checkpoints", str(tiny["checkpoints"]), "--tokens", "3", "--scenes", "2", "--device", "cpu"]
+    return [
+        "--out",
+        str(out),
+        "--data",
+        str(tiny["data"]),
+        "--checkpoints",
+        str(tiny["checkpoints"]),
+        "--tokens",
+        "3",
+        "--scenes",
+        "2",
+        "--device",
+        "cpu",
+    ]
 
 
 def test_the_report_writes_every_section_and_plot(tiny, tmp_path):
@@ -68,7 +92,9 @@ def test_the_report_writes_every_section_and_plot(tiny, tmp_path):
         with Image.open(tmp_path / plot) as png:
             assert png.format == "PNG" and min(png.size) > 200
     table = page.split("## 1.")[1].split("## 2.")[0]
-    assert f"{PAPER_TABLE_1['vanilla VLE'][0][0]:.4f} / {PAPER_TABLE_1['vanilla VLE'][0][1]:.3f}" in table  # the paper beside ours
+    assert (
+        f"{PAPER_TABLE_1['vanilla VLE'][0][0]:.4f} / {PAPER_TABLE_1['vanilla VLE'][0][1]:.3f}" in table
+    )  # the paper beside ours
     assert all(f"`{name}`" in table for name in ("vle", "fixed", "masked")) and "patch-PCA" in table
     assert all(re.search(rf"^\| {k} \|", table, re.M) for k in (1, 2, 3))
     for written in ("README.md", *PLOTS):
@@ -100,7 +126,14 @@ def test_the_paper_figures_are_the_papers_table_1():
 
 
 def run_module(*args, env=None):
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.mark.parametrize("module", ["vle_core.report", "vle_core.evaluate"])
@@ -120,10 +153,15 @@ def test_missing_data_is_one_line_that_names_data_and_vle_data(module, tiny, tmp
 def test_evaluate_refuses_a_vanilla_model_for_a_mask_suite_in_one_line(tiny):
     run = run_module("vle_core.evaluate", str(tiny["checkpoints"] / "vle"), "--suite", "scenes", "--device", "cpu")
     assert run.returncode != 0 and "Traceback" not in run.stderr
-    assert run.stderr.strip().count("\n") == 0 and "masked" in run.stderr and "%" not in run.stderr  # no progress bar first
+    assert (
+        run.stderr.strip().count("\n") == 0 and "masked" in run.stderr and "%" not in run.stderr
+    )  # no progress bar first
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(), reason="torchrun not installed")
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+    reason="torchrun not installed",
+)
 def test_torchrun_two_processes_give_the_numbers_of_one(tiny, tmp_path):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     threads = {"OMP_NUM_THREADS": "1"}  # the same arithmetic in every process
@@ -150,7 +188,11 @@ def test_the_length_section_counts_tokens_per_photo_and_ranks_them_against_compl
     target = length_targets()[paper]
     # photo i reaches the paper's threshold at token i + 1; the last never does in 4 tokens
     mse = [[target * (0.5 if k >= i else 3) for k in range(4)] for i in range(5)]
-    data = {"curves": {"vle": {"mse": mse}}, "entropy": [5.0, 4.0, 7.0, 6.0, 3.0], "laplacian": [10.0, 20.0, 40.0, 80.0, 160.0]}
+    data = {
+        "curves": {"vle": {"mse": mse}},
+        "entropy": [5.0, 4.0, 7.0, 6.0, 3.0],
+        "laplacian": [10.0, 20.0, 40.0, 80.0, 160.0],
+    }
     checkpoints = {"vle": {"kind": "vanilla", "training": {"max_tokens": 4}}}
     found = measure_length(data, checkpoints)
     assert found["vle", paper]["needed"].tolist() == [1, 2, 3, 4, 5]  # 5: past the 4 measured

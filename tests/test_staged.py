@@ -88,7 +88,17 @@ def test_stages_must_not_be_negative():
 def test_training_a_staged_vle_starts_from_the_linear_code_of_its_data(tmp_path):
     out = tmp_path / "run"
     cfg = TrainConfig(
-        preset="vanilla-tiny-staged", data="scenes", batch=2, crop=32, max_tokens=2, warmup=1, steps=1, save_every=1, sample_every=1, lr=1e-12, out=str(out)
+        preset="vanilla-tiny-staged",
+        data="scenes",
+        batch=2,
+        crop=32,
+        max_tokens=2,
+        warmup=1,
+        steps=1,
+        save_every=1,
+        sample_every=1,
+        lr=1e-12,
+        out=str(out),
     )
     train(cfg)
     model, _ = vle_core.read_checkpoint(out / "model")
@@ -97,11 +107,17 @@ def test_training_a_staged_vle_starts_from_the_linear_code_of_its_data(tmp_path)
 
 
 def test_stages_travel_with_saved_tokens(tmp_path):
-    tokens = vle_core.Tokens(torch.randn(3, 4, 2, 2), torch.zeros(3, 3), torch.ones(3, 3), (16, 16), torch.tensor([5, 2, 9]))
+    tokens = vle_core.Tokens(
+        torch.randn(3, 4, 2, 2), torch.zeros(3, 3), torch.ones(3, 3), (16, 16), torch.tensor([5, 2, 9])
+    )
     tokens.save(tmp_path / "t.safetensors")
     assert vle_core.Tokens.load(tmp_path / "t.safetensors").stage.tolist() == [5, 2, 9]
     # A file from before stages were saved: its tokens are steps 1..n, as the loop made them.
-    save_file({"latents": tokens.latents, "mean": tokens.mean, "std": tokens.std}, str(tmp_path / "old.safetensors"), metadata={"height": "16", "width": "16"})
+    save_file(
+        {"latents": tokens.latents, "mean": tokens.mean, "std": tokens.std},
+        str(tmp_path / "old.safetensors"),
+        metadata={"height": "16", "width": "16"},
+    )
     assert vle_core.Tokens.load(tmp_path / "old.safetensors").stage.tolist() == [1, 2, 3]
     assert vle_core.Tokens.cat([tokens[2], tokens[0]]).stage.tolist() == [9, 5]
     with pytest.raises(ValueError, match="stages"):
@@ -146,8 +162,19 @@ def continued(tmp_path, base: str, steps: int, preset: str):
     """A tiny run of preset `base`, then one step of `preset` from its weights at learning rate 0:
     (the first run's model, the second's)."""
     train(TrainConfig(preset=base, **TINY_RUN, steps=steps, out=str(tmp_path / "base")))
-    train(TrainConfig(preset=preset, **TINY_RUN, steps=1, lr=0.0, init=str(tmp_path / "base" / "model"), out=str(tmp_path / "continued")))
-    return vle_core.read_checkpoint(tmp_path / "base" / "model")[0], vle_core.read_checkpoint(tmp_path / "continued" / "model")[0]
+    train(
+        TrainConfig(
+            preset=preset,
+            **TINY_RUN,
+            steps=1,
+            lr=0.0,
+            init=str(tmp_path / "base" / "model"),
+            out=str(tmp_path / "continued"),
+        )
+    )
+    return vle_core.read_checkpoint(tmp_path / "base" / "model")[0], vle_core.read_checkpoint(
+        tmp_path / "continued" / "model"
+    )[0]
 
 
 def test_init_continues_a_staged_run_with_stage_film_but_not_back(tmp_path):
@@ -156,7 +183,15 @@ def test_init_continues_a_staged_run_with_stage_film_but_not_back(tmp_path):
         expected = torch.zeros_like(weight) if ".film" in name else plain.state_dict()[name]
         torch.testing.assert_close(weight, expected, msg=name)
     with pytest.raises(SystemExit, match="different model"):
-        train(TrainConfig(preset="vanilla-tiny-staged", **TINY_RUN, steps=1, init=str(tmp_path / "continued" / "model"), out=str(tmp_path / "back")))
+        train(
+            TrainConfig(
+                preset="vanilla-tiny-staged",
+                **TINY_RUN,
+                steps=1,
+                init=str(tmp_path / "continued" / "model"),
+                out=str(tmp_path / "back"),
+            )
+        )
 
 
 def test_a_context_block_starts_as_the_identity_and_its_decodes_still_move_with_their_latents():
@@ -170,7 +205,9 @@ def test_a_context_block_starts_as_the_identity_and_its_decodes_still_move_with_
     assert missing and all(".context." in name for name in missing) and not unexpected
     image = synthetic_image(48, 64)
     before = vle_core.VLE(film, device="cpu").encode(image, 2)
-    np.testing.assert_allclose(vle_core.VLE(context, device="cpu").encode(image, 2).reconstructions, before.reconstructions, atol=1e-6)
+    np.testing.assert_allclose(
+        vle_core.VLE(context, device="cpu").encode(image, 2).reconstructions, before.reconstructions, atol=1e-6
+    )
 
     with torch.no_grad():
         for name, weight in context.named_parameters():
@@ -219,7 +256,15 @@ def test_init_grows_the_stages_of_a_checkpoint_and_not_back(tmp_path):
             torch.testing.assert_close(weight[2:], old[-1:].expand_as(weight[2:]), msg=name)
     assert grown == 4  # E's and D's stage embedding and linear code
     with pytest.raises(SystemExit, match="different model"):
-        train(TrainConfig(preset="masked-tiny-photos", **TINY_RUN, steps=1, init=str(tmp_path / "continued" / "model"), out=str(tmp_path / "back")))
+        train(
+            TrainConfig(
+                preset="masked-tiny-photos",
+                **TINY_RUN,
+                steps=1,
+                init=str(tmp_path / "continued" / "model"),
+                out=str(tmp_path / "back"),
+            )
+        )
 
 
 def test_init_gives_each_token_a_copy_of_the_shared_e_and_d_and_not_back(tmp_path):
@@ -234,7 +279,15 @@ def test_init_gives_each_token_a_copy_of_the_shared_e_and_d_and_not_back(tmp_pat
     before = vle_core.VLE(film, device="cpu").encode(image, 4).reconstructions
     np.testing.assert_allclose(vle_core.VLE(own, device="cpu").encode(image, 4).reconstructions, before, atol=1e-5)
     with pytest.raises(SystemExit, match="different model"):
-        train(TrainConfig(preset="vanilla-tiny-staged-film", **TINY_RUN, steps=1, init=str(tmp_path / "continued" / "model"), out=str(tmp_path / "back")))
+        train(
+            TrainConfig(
+                preset="vanilla-tiny-staged-film",
+                **TINY_RUN,
+                steps=1,
+                init=str(tmp_path / "continued" / "model"),
+                out=str(tmp_path / "back"),
+            )
+        )
 
 
 def test_each_token_runs_its_own_e_and_d_and_later_tokens_the_shared_pair():
@@ -245,12 +298,22 @@ def test_each_token_runs_its_own_e_and_d_and_later_tokens_the_shared_pair():
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     out = model(x, 4)
     out.reconstructions[1].sum().backward()  # tokens 1 and 2: own pairs 0 and 1, the shared pair untouched
-    grads = {name: p.grad is not None and p.grad.abs().sum() > 0 for name, p in model.named_parameters() if name.endswith("conv_in.weight")}
-    assert grads == {"encoder.conv_in.weight": False, "own_encoders.0.conv_in.weight": True, "own_encoders.1.conv_in.weight": True}
+    grads = {
+        name: p.grad is not None and p.grad.abs().sum() > 0
+        for name, p in model.named_parameters()
+        if name.endswith("conv_in.weight")
+    }
+    assert grads == {
+        "encoder.conv_in.weight": False,
+        "own_encoders.0.conv_in.weight": True,
+        "own_encoders.1.conv_in.weight": True,
+    }
     with torch.no_grad():
         out = model(x, 4)
         tokens = [3, 0, 2, 1]  # stages 4 (shared), 1, 3 (shared), 2 in one batch
-        latents, mean, std, stage = (torch.cat([getattr(out, f)[t] for t in tokens]) for f in ("latents", "mean", "std", "stages"))
+        latents, mean, std, stage = (
+            torch.cat([getattr(out, f)[t] for t in tokens]) for f in ("latents", "mean", "std", "stages")
+        )
         contributions, _ = vle_core.decode_tokens(model, latents, mean, std, stage, (32, 32))
         torch.testing.assert_close(contributions, torch.cat([out.contributions[t] for t in tokens]), atol=1e-5, rtol=0)
         shared = denormalise(model.decoder(out.latents[0], out.stages[0]), out.mean[0], out.std[0])

@@ -19,7 +19,12 @@ from vle_core.vle import MAX_TOKENS
 def tokens_file(path, **replace):
     """A well-formed file of 3 tokens for a 16x24 image, with any tensor or metadata replaced."""
     n = 3
-    tensors = {"latents": torch.randn(n, 4, 2, 3), "mean": torch.zeros(n, 3), "std": torch.ones(n, 3), "stage": torch.arange(1, n + 1)}
+    tensors = {
+        "latents": torch.randn(n, 4, 2, 3),
+        "mean": torch.zeros(n, 3),
+        "std": torch.ones(n, 3),
+        "stage": torch.arange(1, n + 1),
+    }
     meta = {"format": "vle-tokens/1", "height": "16", "width": "24"}
     for key, value in replace.items():
         (meta if isinstance(value, str) else tensors)[key] = value
@@ -91,7 +96,10 @@ def test_a_truncated_or_bit_flipped_file_loads_or_is_a_value_error(tmp_path, cut
         tokens = Tokens.load(path)
     except ValueError:
         return
-    assert torch.isfinite(tokens.latents).all() and tokens.latents.shape[2:] == (2, 3)  # a flip inside the data: still a valid file
+    assert torch.isfinite(tokens.latents).all() and tokens.latents.shape[2:] == (
+        2,
+        3,
+    )  # a flip inside the data: still a valid file
 
 
 def test_encode_refuses_more_tokens_than_its_bound_at_once(tiny_vle):

@@ -16,7 +16,18 @@ from safetensors.torch import load_file
 import vle_core
 from vle_core.train import TrainConfig, token_count, train
 
-TINY = dict(preset="vanilla-tiny", data="scenes", batch=4, crop=32, max_tokens=3, tokens_every=2, warmup=2, log_every=1, save_every=3, sample_every=3)
+TINY = dict(
+    preset="vanilla-tiny",
+    data="scenes",
+    batch=4,
+    crop=32,
+    max_tokens=3,
+    tokens_every=2,
+    warmup=2,
+    log_every=1,
+    save_every=3,
+    sample_every=3,
+)
 
 
 def test_token_curriculum_starts_low_moves_up_and_is_seeded():
@@ -52,7 +63,10 @@ def test_a_run_leaves_a_loadable_checkpoint_samples_and_a_log(tmp_path):
     assert steps == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in records if "loss" in r)
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(), reason="torchrun not installed")
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+    reason="torchrun not installed",
+)
 def test_torchrun_two_processes_stay_in_sync_and_only_rank_0_writes(tmp_path):
     out = tmp_path / "ddp"
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
@@ -79,12 +93,25 @@ def test_torchrun_two_processes_stay_in_sync_and_only_rank_0_writes(tmp_path):
 
 def test_init_starts_a_new_run_from_a_checkpoints_weights(tmp_path):
     train(TrainConfig(**TINY, out=str(tmp_path / "first"), steps=3))
-    train(TrainConfig(**{**TINY, "lr": 0.0}, out=str(tmp_path / "second"), steps=1, init=str(tmp_path / "first" / "model")))
+    train(
+        TrainConfig(
+            **{**TINY, "lr": 0.0}, out=str(tmp_path / "second"), steps=1, init=str(tmp_path / "first" / "model")
+        )
+    )
     a = load_file(tmp_path / "first" / "model" / "model.safetensors")
     b = load_file(tmp_path / "second" / "model" / "model.safetensors")
-    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)  # learning rate 0: the weights it started from
+    assert a.keys() == b.keys() and all(
+        torch.equal(a[name], b[name]) for name in a
+    )  # learning rate 0: the weights it started from
     with pytest.raises(SystemExit, match="different model"):
-        train(TrainConfig(**{**TINY, "preset": "masked-tiny"}, out=str(tmp_path / "third"), steps=1, init=str(tmp_path / "first" / "model")))
+        train(
+            TrainConfig(
+                **{**TINY, "preset": "masked-tiny"},
+                out=str(tmp_path / "third"),
+                steps=1,
+                init=str(tmp_path / "first" / "model"),
+            )
+        )
 
 
 def test_ship_evaluates_a_run_and_writes_a_card_that_explains_its_figures(tmp_path):
@@ -95,7 +122,11 @@ def test_ship_evaluates_a_run_and_writes_a_card_that_explains_its_figures(tmp_pa
     card = (tmp_path / "shipped" / "README.md").read_text()
     meta, body = card.removeprefix("---\n").split("\n---\n", 1)
     meta = yaml.safe_load(meta)  # the Hugging Face card metadata
-    assert meta["license"] == "mit" and meta["datasets"] == ["generated-scenes"] and meta["model-index"][0]["name"] == "shipped"
+    assert (
+        meta["license"] == "mit"
+        and meta["datasets"] == ["generated-scenes"]
+        and meta["model-index"][0]["name"] == "shipped"
+    )
     figures = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
     assert f"- fg_ari: {figures['fg_ari']:.3f}" in body  # the metadata holds the figures the card shows
     assert body.lstrip().startswith("# tiny") and "## Measured on held-out data" in body
@@ -115,7 +146,9 @@ def test_shipping_as_a_preset_leaves_out_an_unused_block_and_refuses_a_model_it_
     shipped = as_preset(run, "vanilla-tiny-staged-film")
     assert shipped.config.context == 0 and shipped.state_dict()
     assert all(torch.equal(weight, run.state_dict()[name]) for name, weight in shipped.state_dict().items())
-    assert set(run.state_dict()) - set(shipped.state_dict()) == {name for name in run.state_dict() if ".context." in name}
+    assert set(run.state_dict()) - set(shipped.state_dict()) == {
+        name for name in run.state_dict() if ".context." in name
+    }
     with pytest.raises(ValueError, match="not a part"):
         as_preset(run, "vanilla-cpu-light-film")  # wider: its weights are not the run's
     with pytest.raises(ValueError, match="not a part"):
@@ -131,7 +164,12 @@ def test_resume_from_the_command_line_keeps_the_runs_saved_settings(tmp_path):
     main([f"--out={out}", "--resume", "--steps=4"])  # nothing but the folder and the new length
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["steps"] == 4 and saved["batch"] == TINY["batch"] and saved["preset"] == TINY["preset"]
-    assert [r["step"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r] == [1, 2, 3, 4]
+    assert [r["step"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r] == [
+        1,
+        2,
+        3,
+        4,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -143,7 +181,10 @@ def test_resume_from_the_command_line_keeps_the_runs_saved_settings(tmp_path):
         (["--precision=fp8", "--data=scenes", "--steps=1"], "--precision must be"),
         (["--token-weights=1,x", "--data=scenes", "--steps=1"], "--token-weights must be comma-separated numbers"),
         (["--token-weights=-1,1", "--data=scenes", "--steps=1"], "none negative"),
-        (["--token-weights=0.5", "--preset=masked-tiny", "--data=scenes", "--steps=1"], "weighs a vanilla VLE's token counts"),
+        (
+            ["--token-weights=0.5", "--preset=masked-tiny", "--data=scenes", "--steps=1"],
+            "weighs a vanilla VLE's token counts",
+        ),
     ],
 )
 def test_command_line_mistakes_are_one_line_errors(argv, message, tmp_path, monkeypatch, capsys):
@@ -167,9 +208,13 @@ def test_token_weights_weigh_each_counts_term_and_the_last_weight_repeats():
     out = model(x, 3)
     log_mses = torch.stack([(x - r).pow(2).flatten(1).mean(1).log().mean() for r in out.reconstructions])
     assert torch.allclose(vanilla_loss(x, out, True)["loss"], log_mses.mean())
-    assert torch.allclose(vanilla_loss(x, out, True, parse_weights("0,1"))["loss"], log_mses[1:].mean())  # 1 repeats for count 3
+    assert torch.allclose(
+        vanilla_loss(x, out, True, parse_weights("0,1"))["loss"], log_mses[1:].mean()
+    )  # 1 repeats for count 3
     assert torch.allclose(vanilla_loss(x, out, True, parse_weights("1,0"))["loss"], log_mses[0])
-    assert torch.allclose(vanilla_loss(x, out, True, parse_weights("2,2,2"))["loss"], log_mses.mean())  # a weighted mean
+    assert torch.allclose(
+        vanilla_loss(x, out, True, parse_weights("2,2,2"))["loss"], log_mses.mean()
+    )  # a weighted mean
     assert parse_weights(" ") == ()
 
 

@@ -65,10 +65,16 @@ def read_checkpoint(folder):
     expected = model.state_dict()
     absent, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if absent or extra:
-        raise ValueError(f"{folder}/model.safetensors does not match its config: missing tensors {absent[:5]}, unexpected tensors {extra[:5]}")
+        raise ValueError(
+            f"{folder}/model.safetensors does not match its config: "
+            f"missing tensors {absent[:5]}, unexpected tensors {extra[:5]}"
+        )
     for name, tensor in expected.items():
         if state[name].shape != tensor.shape:
-            raise ValueError(f"{folder}/model.safetensors: tensor {name} has shape {tuple(state[name].shape)}, the config needs {tuple(tensor.shape)}")
+            raise ValueError(
+                f"{folder}/model.safetensors: tensor {name} has shape {tuple(state[name].shape)}, "
+                f"the config needs {tuple(tensor.shape)}"
+            )
     model.load_state_dict({name: t.float() for name, t in state.items()})
     meta["card"] = (folder / "README.md").read_text()
     return model.eval(), meta
@@ -92,14 +98,21 @@ def resolve(source) -> Path:
     if isinstance(source, str) and source in shipped_checkpoints():
         return SHIPPED / source
     parts = path.parts
-    local = not isinstance(source, str) or len(parts) != 2 or source.startswith((".", "/", "~")) or Path(parts[0]).exists()
+    local = (
+        not isinstance(source, str) or len(parts) != 2 or source.startswith((".", "/", "~")) or Path(parts[0]).exists()
+    )
     if local:
         names = ", ".join(shipped_checkpoints()) or "none"
-        raise ValueError(f"no checkpoint folder {source}: give a folder holding config.json, or a shipped checkpoint's name ({names})")
+        raise ValueError(
+            f"no checkpoint folder {source}: give a folder holding config.json, "
+            f"or a shipped checkpoint's name ({names})"
+        )
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
-        raise ValueError(f"{source} is not a folder, and huggingface_hub is not installed to fetch it from the Hub") from None
+        raise ValueError(
+            f"{source} is not a folder, and huggingface_hub is not installed to fetch it from the Hub"
+        ) from None
     try:
         return Path(snapshot_download(source, allow_patterns=list(FILES)))
     except Exception as e:  # offline, unknown repo, no access: all mean "not loadable"

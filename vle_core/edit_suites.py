@@ -94,7 +94,9 @@ def scene_edit(vle, seed: int, rng: np.random.Generator, n_tokens: int, size: in
     return SceneEdit(scene, encoding, t, iou, move, removed, truth.image.astype(np.float32) / 255, truth.labels)
 
 
-def edits_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64, every: int = 1, limit: int | None = None) -> dict:
+def edits_suite(
+    vle, n_tokens: int, n_scenes: int = 200, size: int = 64, every: int = 1, limit: int | None = None
+) -> dict:
     """Removing and moving each held-out scene's top-most object (module docstring)."""
     if vle.kind != "masked":
         raise ValueError(

@@ -77,14 +77,18 @@ def main(argv=None) -> None:
         "--suite",
         choices=sorted(SUITES),
         help="kodak: PSNR, MSE, SSIM per token count; scenes: masks against generated scenes' objects; bsds-seg: "
-        "masks against BSDS500 test human segmentations; edits: object edits on scenes; removal: pasted objects removed",
+        "masks against BSDS500 test human segmentations; edits: object edits on scenes; "
+        "removal: pasted objects removed",
     )
     parser.add_argument("--tokens", type=int, default=12, help="tokens per image (default 12)")
     parser.add_argument(
         "--data", help="the data root holding kodak/ and bsds500/ (default: $VLE_DATA, else ../shared/data)"
     )
     parser.add_argument(
-        "--every", type=int, default=1, help="score every k-th image or scene of the suite's set (default 1: all of them)"
+        "--every",
+        type=int,
+        default=1,
+        help="score every k-th image or scene of the suite's set (default 1: all of them)",
     )
     parser.add_argument("--limit", type=int, help="score at most this many images or scenes (after --every)")
     parser.add_argument("--json", help="also write the result to this JSON file")

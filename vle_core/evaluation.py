@@ -155,7 +155,9 @@ def scene_array(scenes: SceneSet, i: int) -> tuple[np.ndarray, np.ndarray]:
     return ((image.permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1), labels.numpy()
 
 
-def scene_suite(vle, n_tokens: int, n_scenes: int = 200, size: int = 64, every: int = 1, limit: int | None = None) -> dict:
+def scene_suite(
+    vle, n_tokens: int, n_scenes: int = 200, size: int = 64, every: int = 1, limit: int | None = None
+) -> dict:
     """Foreground ARI, and how S spent the tokens: the 8-token PSNR; the share of scenes where a
     token took a speck (a decoded mask under SPECK of the image) while a later one took a larger
     region; the share where some token's mask covers most of the background (background_coded),

@@ -58,7 +58,11 @@ SUITE_DATA = {  # what each suite measures on, as the card's metadata names it
 
 def hardware() -> str:
     """The machine this runs on; training is assumed to have run on the same kind."""
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else f"a {os.cpu_count()}-core {platform.machine()} CPU"
+    return (
+        torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else f"a {os.cpu_count()}-core {platform.machine()} CPU"
+    )
 
 
 def shown_command(argv: list[str]) -> str:
@@ -91,15 +95,28 @@ def card_metrics(suite: str, result: dict) -> list[tuple[str, str, float]]:
 def front_matter(name: str, data: str | None, results: dict) -> str:
     """The Hugging Face model card metadata: license, library, tags, datasets, and each suite's
     figures as a model-index result (YAML written out here: the library does not need pyyaml)."""
-    datasets = sorted({DATASETS.get(part.split(":")[0], part.split(":")[0]) for part in (data or "").split("+") if part})
+    datasets = sorted(
+        {DATASETS.get(part.split(":")[0], part.split(":")[0]) for part in (data or "").split("+") if part}
+    )
     lines = ["---", "license: mit", "library_name: pytorch", "tags:"]
     lines += [f"  - {tag}" for tag in ("variable-length-embeddings", "vle", "image-tokenizer", "autoencoder")]
     lines += ["datasets:", *(f"  - {d}" for d in datasets)] if datasets else []
     lines += ["model-index:", f"  - name: {name}", "    results:"]
     for suite, result in results.items():
-        lines += ["      - task:", "          type: image-to-image", f"          name: held-out {suite} suite (vle_core.evaluate)"]
-        lines += ["        dataset:", f"          type: {suite}", f"          name: {SUITE_DATA.get(suite, suite)}", "        metrics:"]
-        lines += [f"          - {{type: {t}, name: {n}, value: {float(v):.4f}}}" for t, n, v in card_metrics(suite, result)]
+        lines += [
+            "      - task:",
+            "          type: image-to-image",
+            f"          name: held-out {suite} suite (vle_core.evaluate)",
+        ]
+        lines += [
+            "        dataset:",
+            f"          type: {suite}",
+            f"          name: {SUITE_DATA.get(suite, suite)}",
+            "        metrics:",
+        ]
+        lines += [
+            f"          - {{type: {t}, name: {n}, value: {float(v):.4f}}}" for t, n, v in card_metrics(suite, result)
+        ]
     return "\n".join([*lines, "---", ""])
 
 
@@ -119,15 +136,25 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a training run folder (its model/ subfolder is shipped)")
     parser.add_argument("out", help="the checkpoint folder to write, e.g. checkpoints/vanilla-natural")
-    parser.add_argument("--suite", action="append", choices=sorted(SUITES), required=True, help="a held-out suite to measure for the card (repeatable)")
+    parser.add_argument(
+        "--suite",
+        action="append",
+        choices=sorted(SUITES),
+        required=True,
+        help="a held-out suite to measure for the card (repeatable)",
+    )
     parser.add_argument("--tokens", type=int, default=12, help="tokens per image in the suites (default 12)")
-    parser.add_argument("--every", type=int, default=1, help="bsds-seg: score every k-th test image (default 1: all 200)")
+    parser.add_argument(
+        "--every", type=int, default=1, help="bsds-seg: score every k-th test image (default 1: all 200)"
+    )
     parser.add_argument("--title", default=None, help="the card's title (default: the checkpoint folder's name)")
     parser.add_argument("--note", default="", help="a paragraph for the card: shortfalls, what was tried")
     parser.add_argument(
         "--as-preset",
         default="",
-        help="ship the run's weights as this preset's model, leaving out the weights it lacks (a part the card shows unused, e.g. a context block); refused unless every weight it has is in the run's model with the same shape",
+        help="ship the run's weights as this preset's model, leaving out the weights it lacks (a part the card "
+        "shows unused, e.g. a context block); refused unless every weight it has is in the run's model with the "
+        "same shape",
     )
     args = parser.parse_args(argv)
 
@@ -145,17 +172,26 @@ def main(argv=None) -> None:
         every = args.every if suite == "bsds-seg" else 1
         result = results[suite] = run_suite(suite, vle, args.tokens, every)
         flag = f" --every {every}" if every > 1 else ""
-        sections.append(f"### {suite} (`python -m vle_core.evaluate {out} --suite {suite} --tokens {args.tokens}{flag}`)\n\n{markdown(suite, result)}\n")
+        sections.append(
+            f"### {suite} (`python -m vle_core.evaluate {out} --suite {suite} --tokens {args.tokens}{flag}`)"
+            f"\n\n{markdown(suite, result)}\n"
+        )
 
     kind = model.config.kind
     title = args.title or out.name
     command = f"python -m vle_core.ship {shown_command(sys.argv[1:] if argv is None else argv)}"
-    card = front_matter(out.name, training.get("data"), results) + f"""
+    millions = sum(p.numel() for p in model.parameters()) / 1e6
+    shipped_as = args.as_preset or train_config.get("preset", "?")
+    trained_as = f" (trained as `{train_config.get('preset', '?')}`)" if args.as_preset else ""
+    crop, settings = training.get("crop"), {k: v for k, v in train_config.items() if k not in ("out", "device")}
+    card = (
+        front_matter(out.name, training.get("data"), results)
+        + f"""
 # {title}
 
-A {kind} Variable Length Embedding (VLE; Chiu, Gu and Zhou, 2023): {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M
-parameters, preset `{args.as_preset or train_config.get("preset", "?")}`{f" (trained as `{train_config.get('preset', '?')}`)" if args.as_preset else ""},
-trained on **{training.get("data")}** with at most **{training.get("max_tokens")} tokens** per image.
+A {kind} Variable Length Embedding (VLE; Chiu, Gu and Zhou, 2023): {millions:.2f}M parameters, preset
+`{shipped_as}`{trained_as}, trained on **{training.get("data")}** with at most
+**{training.get("max_tokens")} tokens** per image.
 
 ## Use
 
@@ -167,15 +203,16 @@ encoding = vle.encode("photo.png", n_tokens={training.get("max_tokens") or 8})
 
 ## Training
 
-{training.get("steps")} steps of batch {training.get("batch")} ({training.get("crop")}x{training.get("crop")} random crops), {training.get("hours")} hours
-on {hardware()}, never on the held-out sets (BSDS500 test, Kodak); float16 weights, loaded as float32.
-Settings: `{json.dumps({k: v for k, v in train_config.items() if k not in ("out", "device")})}`.
+{training.get("steps")} steps of batch {training.get("batch")} ({crop}x{crop} random crops),
+{training.get("hours")} hours on {hardware()}, never on the held-out sets (BSDS500 test, Kodak);
+float16 weights, loaded as float32. Settings: `{json.dumps(settings)}`.
 This card and its figures: `{command}`.
 
 ## Measured on held-out data
 
 {chr(10).join(sections)}{"".join(SUITE_NOTES[suite] for suite in args.suite)}
 {f"## Limitations{chr(10)}{chr(10)}{args.note}{chr(10)}" if args.note else ""}"""
+    )
     (out / "README.md").write_text(card)
     print(card)
 
