@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import DOWNSAMPLING, MaskedVLEConfig, VLEConfig
+from .regions import StepGraph
 
 
 class ChannelNorm(nn.Module):
@@ -333,10 +334,11 @@ class Precursor(nn.Module):
         speck found if that is smaller. Specks are still proposed once nothing larger is left."""
         energy = residual.pow(2).sum(1, keepdim=True)  # what is left to rebuild at each pixel
         colours = _box_blur(residual if image is None else image, self.smoothing)  # what S groups
+        graphs = self.step_graphs(colours)  # the steps S may take: the same for every seed of this call
         blocked, proposal, area, done = taken, None, None, None
         for _ in range(self.tries):
             seed, seed_colour = self.seed(colours, blocked, energy)
-            region = self.grow(colours, taken, seed, seed_colour)
+            region = self.grow(colours, taken, seed, seed_colour, graphs)
             region_area = _area(region)
             if proposal is None:
                 proposal, area, done = region, region_area, region_area >= self.min_area
@@ -354,7 +356,7 @@ class Precursor(nn.Module):
         # colour whose connected region is a speck. The larger of the two regions wins.
         for every_pixel in (False, True):
             seed, seed_colour = self.seed(colours, taken, energy, rule="largest", every_pixel=every_pixel)
-            region = self.grow(colours, taken, seed, seed_colour)
+            region = self.grow(colours, taken, seed, seed_colour, graphs)
             proposal, area = _keep_larger(proposal, area, region, _area(region), ~done)
         return proposal
 
@@ -396,28 +398,29 @@ class Precursor(nn.Module):
         best = share.argmax(1, keepdim=True)
         return candidates.gather(1, best), candidate_colours.gather(2, best[:, None].expand(B, 3, 1))[..., None]
 
-    def grow(self, residual, taken, seed, seed_colour, max_rounds: int = 32):
+    def step_graphs(self, colours) -> list:
+        """colours: [B, 3, H, W] -> per image, the regions.StepGraph of its steps between neighbours
+        whose colours differ by less than sigma."""
+        similar = [(colours.diff(dim=dim).pow(2).sum(1) < self.sigma**2).cpu().numpy() for dim in (2, 3)]  # [B, H-1, W], [B, H, W-1]
+        return [StepGraph(similar_y, similar_x) for similar_y, similar_x in zip(*similar)]
+
+    def grow(self, residual, taken, seed, seed_colour, graphs=None):
         """The region connected to the seed through steps between similar neighbours (|r_a - r_b|^2 <
         sigma^2) and pixels within tau of the seed's colour: max over such paths of the product of
-        how free each pixel on the path is (1 - the masks earlier tokens took)."""
-        near_seed = (residual - seed_colour).pow(2).sum(1, keepdim=True) < self.tau**2
-        log_free = torch.log((1 - taken).clamp(min=1e-6)).masked_fill(~near_seed, math.log(1e-6))  # a gate, not a toll
-        log_m = torch.full_like(taken, -1e4).flatten(1).scatter_(1, seed, 0.0).view_as(taken)
-        costs = []  # per axis: log weight of stepping into a pixel from its predecessor / successor
-        for dim in (3, 2):
-            similar = residual.diff(dim=dim).pow(2).sum(1, keepdim=True) < self.sigma**2  # neighbours along dim
-            step = torch.zeros_like(similar, dtype=residual.dtype).masked_fill(~similar, math.log(1e-6))  # a gate too: a product of
-            # soft affinities decays along a shaded object, and soft proposals leave objects free for later tokens
-            edge = torch.zeros_like(step.narrow(dim, 0, 1))
-            costs.append((dim, torch.cat([edge, step], dim) + log_free, torch.cat([step, edge], dim) + log_free))
-        for _ in range(max_rounds):  # each round: left, right, down, up; paths with k turns need k rounds
-            before = log_m
-            for dim, forward, backward in costs:
-                log_m = _max_product_scan(log_m, forward, dim)
-                log_m = _max_product_scan(log_m.flip(dim), backward.flip(dim), dim).flip(dim)
-            if (log_m - before).abs().max() < 1e-4:
-                break
-        return log_m.exp() * log_free.exp()
+        how free each pixel on the path is (1 - the masks earlier tokens took). A pixel at most 1e-6
+        free, or beyond tau, is a gate: paths through it (worth 1e-6 or less) are left at 0.
+        graphs: `step_graphs(residual)`, when the caller grows several seeds."""
+        graphs = self.step_graphs(residual) if graphs is None else graphs
+        near_seed = (residual - seed_colour).pow(2).sum(1) < self.tau**2  # [B, H, W]
+        free = torch.where(near_seed, (1 - taken[:, 0]).clamp(min=1e-6), 1e-6).cpu().numpy()  # [B, H, W]
+        regions = []
+        for graph, free_b, seed_b in zip(graphs, free, seed[:, 0].tolist()):
+            inside = graph.component(free_b > 1e-6, seed_b)
+            partly_free = inside & (free_b < 1)
+            partly_free.flat[seed_b] = False  # paths start at the seed: its own freeness weighs only its own value
+            paths = graph.best_paths(inside, free_b, seed_b) if partly_free.any() else inside
+            regions.append(torch.from_numpy((paths * free_b).astype(free_b.dtype)))
+        return torch.stack(regions)[:, None].to(taken)
 
 
 class LearnedPrecursor(nn.Module):
@@ -462,13 +465,6 @@ def _keep_larger(proposal, area, region, region_area, open_):
 def _area(region):
     """[B, 1, H, W] proposals -> [B]: the share of the image each covers (> 0.5)."""
     return (region > 0.5).flatten(1).float().mean(1)
-
-
-def _max_product_scan(log_m, cost, dim: int):
-    """One sweep along dim: log_m[i] = max(log_m[i], max_{j<i} log_m[j] + cost[j+1] + ... + cost[i]).
-    With L the cumulative sum of cost, the inner max is L[i] + cummax_j(log_m[j] - L[j])."""
-    L = torch.cumsum(cost, dim)
-    return torch.maximum(log_m, L + torch.cummax(log_m - L, dim).values)
 
 
 def _box_blur(x, side: int):
