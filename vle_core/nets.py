@@ -393,8 +393,9 @@ class Precursor(nn.Module):
         colours = residual[..., ::stride, ::stride].flatten(2)  # (B, 3, P)
         free = (taken[..., ::stride, ::stride].flatten(1) < 0.5).float()  # (B, P)
         weight = free if rule == "largest" else free * energy[..., ::stride, ::stride].flatten(1)
-        share = _colour_share(candidate_colours, colours, weight, min(self.tau, self.sigma))
-        share = share - (share.max(1, keepdim=True).values + 1) * (taken.flatten(1).gather(1, candidates) >= 0.5).float()  # taken candidates last
+        taken_candidates = taken.flatten(1).gather(1, candidates) >= 0.5  # (B, K)
+        share = _colour_share(candidate_colours, colours, weight, min(self.tau, self.sigma), taken_candidates)
+        share = share - (share.max(1, keepdim=True).values + 1) * taken_candidates.float()  # taken candidates last
         best = share.argmax(1, keepdim=True)
         return candidates.gather(1, best), candidate_colours.gather(2, best[:, None].expand(B, 3, 1))[..., None]
 
@@ -444,15 +445,34 @@ class LearnedPrecursor(nn.Module):
         return torch.sigmoid(logits) * (1 - taken)
 
 
-def _colour_share(candidate_colours, colours, weight, width: float):
+def _colour_share(candidate_colours, colours, weight, width: float, passed=None):
     """(B, 3, K) candidate colours, (B, 3, P) pixel colours and (B, P) weights -> (B, K): the weight
     of the pixels within `width` of each candidate's colour (its colour group: no wider than a
-    step). Candidates in chunks, so that every pixel of an image can be one."""
-    shares = []
-    for chunk in candidate_colours.split(64, dim=2):
-        near = (chunk.unsqueeze(-1) - colours.unsqueeze(2)).pow(2).sum(1) < width**2  # (B, k, P)
-        shares.append((near.float() * weight[:, None]).sum(-1))
-    return torch.cat(shares, dim=1)
+    step). passed: (B, K) bool, candidates whose share is not needed (0) while another is left;
+    `Precursor.seed` ranks them last. Each distinct colour is compared once, and only pixels of
+    some weight count: a share is a count of such pixels, or a sum of their energies."""
+    share = torch.zeros(candidate_colours.shape[0], candidate_colours.shape[2], dtype=colours.dtype, device=colours.device)
+    for b in range(len(share)):
+        wanted = torch.ones_like(passed[b]) if passed is None or bool(passed[b].all()) else ~passed[b]
+        weighed = weight[b] > 0
+        if not bool(weighed.any()):
+            continue
+        pixel_colours, pixel_group = torch.unique(colours[b][:, weighed], dim=1, return_inverse=True)  # (3, U)
+        group_weight = torch.zeros(pixel_colours.shape[1], dtype=weight.dtype, device=weight.device).index_add_(0, pixel_group, weight[b][weighed])
+        wanted_colours, candidate_group = torch.unique(candidate_colours[b][:, wanted], dim=1, return_inverse=True)  # (3, k)
+        chunks = wanted_colours.split(max(1, 2**17 // pixel_colours.shape[1]), dim=1)  # 2**17 distances at once stay in the CPU's cache
+        counts = torch.cat([_near(chunk, pixel_colours, width).float() @ group_weight for chunk in chunks])
+        share[b, wanted] = counts[candidate_group]
+    return share
+
+
+def _near(candidate_colours, colours, width: float):
+    """(3, k) and (3, P) colours -> (k, P) bool: within width of each other (squared distance,
+    summed channel by channel as torch sums a channel dimension)."""
+    distance = (candidate_colours[0, :, None] - colours[0]).pow(2)
+    for channel in range(1, len(colours)):
+        distance = distance + (candidate_colours[channel, :, None] - colours[channel]).pow(2)
+    return distance < width**2
 
 
 def _keep_larger(proposal, area, region, region_area, open_):
