@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import vle_core
-from vle_core import metrics
+from vle_core import metrics, nets
 from vle_core.loop import normalise
 from vle_core.nets import Precursor
 from vle_core.scenes import TRAIN_SEED, SceneSet
@@ -21,7 +21,7 @@ def grown_by_steps(precursor, residual, taken):
     definition of what the scans compute (max over paths through similar neighbours of the
     product of how free each pixel is)."""
     B, _, H, W = residual.shape
-    score = torch.log(residual.pow(2).sum(1, keepdim=True) + 1e-3) - precursor.taken_penalty * taken
+    score = torch.log(residual.pow(2).sum(1, keepdim=True) + nets.ENERGY_FLOOR) - nets.TAKEN_PENALTY * taken
     m = torch.zeros(B, H * W)
     m[torch.arange(B), score.flatten(1).argmax(1)] = 1
     m = m.view(B, 1, H, W)

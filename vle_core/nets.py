@@ -287,6 +287,16 @@ class Decoder(nn.Module):
         return y
 
 
+# S's constants; residual colours and energies are in normalised units (loop.normalise).
+TAKEN_PENALTY = 10.0  # log-energy a taken pixel's seed score loses: a seed lands on a taken pixel only if nothing else is left
+ENERGY_FLOOR = 1e-3  # added to the energy before its log: finite where the residual is 0, so the taken penalty still ranks those pixels
+TAKEN_LEVEL = 0.5  # a pixel counts as taken from this share on, and as in a proposal's region above it
+CANDIDATE_GRID = 12  # the "largest" and "energy" rules seed at the best of a 12 x 12 grid of candidate pixels
+SHARE_PIXELS = 4096  # colour shares are counted on a grid of about this many pixels: it estimates a share well enough
+SHARE_PAIRS = 2**17  # colour distances computed at once in _colour_share: they stay in the CPU's cache
+FREE_FLOOR = 1e-6  # how free a taken pixel, or one beyond tau of the seed, is: S's paths do not pass it (a gate, not a toll)
+
+
 class Precursor(nn.Module):
     """S in Algorithm 2: picks what the next token should encode, as a proposal mask in [0, 1].
 
@@ -309,7 +319,6 @@ class Precursor(nn.Module):
         self.seed_rule = config.precursor_seed
         self.min_area = config.precursor_min_area
         self.tries = config.precursor_tries if self.min_area > 0 else 1  # seeds tried for a region of min_area; each try is one grow
-        self.taken_penalty = 10.0  # log-energy units: a seed lands on a taken pixel only if nothing else is left
         self.rest_area = config.precursor_rest_area
 
     @torch.no_grad()  # a selection, not a function to learn through: gradients reach E and D, not earlier tokens via S
@@ -351,7 +360,7 @@ class Precursor(nn.Module):
         # Every try grew a speck: the strongest residual sits on rims and highlights, while a large
         # region (a flat background, which normalisation brings near zero) is left. Propose the
         # free colour group that most free pixels share instead, if it grows larger: that group's
-        # pixel on the 12 x 12 grid of candidates, or on a grid of every pixel, which also finds a
+        # pixel on the coarse grid of candidates, or on the SHARE_PIXELS grid, which also finds a
         # small object between the coarse grid's points but may pick scattered rim pixels of one
         # colour whose connected region is a speck. The larger of the two regions wins.
         for every_pixel in (False, True):
@@ -374,26 +383,27 @@ class Precursor(nn.Module):
         "energy": of the same candidates, the free one whose colour group holds the most residual
         energy: matching pursuit over regions. The largest region of a photo is often its smoothest,
         where a whole-image first token has left little to rebuild.
-        every_pixel: candidates on a grid of ~4096 pixels instead of 12 x 12 (S's fallback, below).
+        every_pixel: candidates on the grid of ~SHARE_PIXELS pixels instead of the coarse one (S's
+        fallback, in `region`).
         """
         B, _, H, W = residual.shape
         rule = rule or self.seed_rule
         if rule == "strongest":
             energy = residual.pow(2).sum(1, keepdim=True)
-            seed = (torch.log(energy + 1e-3) - self.taken_penalty * taken).flatten(1).argmax(1, keepdim=True)
+            seed = (torch.log(energy + ENERGY_FLOOR) - TAKEN_PENALTY * taken).flatten(1).argmax(1, keepdim=True)
             return seed, residual.flatten(2).gather(2, seed[:, None].expand(B, 3, 1))[..., None]
-        stride = max(1, round(math.sqrt(H * W / 4096)))  # counting on a grid of ~4096 pixels estimates the share well enough
-        if every_pixel:  # each pixel of that grid is a candidate too: a small region between the 12 x 12 grid's points is found
+        stride = max(1, round(math.sqrt(H * W / SHARE_PIXELS)))
+        if every_pixel:  # each pixel of that grid is a candidate too: a small region between the coarse grid's points is found
             ys, xs = torch.arange(0, H, stride, device=residual.device), torch.arange(0, W, stride, device=residual.device)
         else:
-            ys = torch.linspace(0, H - 1, min(H, 12), device=residual.device).round().long()
-            xs = torch.linspace(0, W - 1, min(W, 12), device=residual.device).round().long()
+            ys = torch.linspace(0, H - 1, min(H, CANDIDATE_GRID), device=residual.device).round().long()
+            xs = torch.linspace(0, W - 1, min(W, CANDIDATE_GRID), device=residual.device).round().long()
         candidates = (ys[:, None] * W + xs[None, :]).flatten().expand(B, -1)  # (B, K) flat indices
         candidate_colours = residual.flatten(2).gather(2, candidates[:, None].expand(B, 3, -1))  # (B, 3, K)
         colours = residual[..., ::stride, ::stride].flatten(2)  # (B, 3, P)
-        free = (taken[..., ::stride, ::stride].flatten(1) < 0.5).float()  # (B, P)
+        free = (taken[..., ::stride, ::stride].flatten(1) < TAKEN_LEVEL).float()  # (B, P)
         weight = free if rule == "largest" else free * energy[..., ::stride, ::stride].flatten(1)
-        taken_candidates = taken.flatten(1).gather(1, candidates) >= 0.5  # (B, K)
+        taken_candidates = taken.flatten(1).gather(1, candidates) >= TAKEN_LEVEL  # (B, K)
         share = _colour_share(candidate_colours, colours, weight, min(self.tau, self.sigma), taken_candidates)
         share = share - (share.max(1, keepdim=True).values + 1) * taken_candidates.float()  # taken candidates last
         best = share.argmax(1, keepdim=True)
@@ -408,15 +418,15 @@ class Precursor(nn.Module):
     def grow(self, residual, taken, seed, seed_colour, graphs=None):
         """The region connected to the seed through steps between similar neighbours (|r_a - r_b|^2 <
         sigma^2) and pixels within tau of the seed's colour: max over such paths of the product of
-        how free each pixel on the path is (1 - the masks earlier tokens took). A pixel at most 1e-6
-        free, or beyond tau, is a gate: paths through it (worth 1e-6 or less) are left at 0.
-        graphs: `step_graphs(residual)`, when the caller grows several seeds."""
+        how free each pixel on the path is (1 - the masks earlier tokens took). A pixel at most
+        FREE_FLOOR free, or beyond tau, is a gate: paths through it (worth FREE_FLOOR or less) are
+        left at 0. graphs: `step_graphs(residual)`, when the caller grows several seeds."""
         graphs = self.step_graphs(residual) if graphs is None else graphs
         near_seed = (residual - seed_colour).pow(2).sum(1) < self.tau**2  # [B, H, W]
-        free = torch.where(near_seed, (1 - taken[:, 0]).clamp(min=1e-6), 1e-6).cpu().numpy()  # [B, H, W]
+        free = torch.where(near_seed, (1 - taken[:, 0]).clamp(min=FREE_FLOOR), FREE_FLOOR).cpu().numpy()  # [B, H, W]
         regions = []
         for graph, free_b, seed_b in zip(graphs, free, seed[:, 0].tolist()):
-            inside = graph.component(free_b > 1e-6, seed_b)
+            inside = graph.component(free_b > FREE_FLOOR, seed_b)
             partly_free = inside & (free_b < 1)
             partly_free.flat[seed_b] = False  # paths start at the seed: its own freeness weighs only its own value
             paths = graph.best_paths(inside, free_b, seed_b) if partly_free.any() else inside
@@ -460,7 +470,7 @@ def _colour_share(candidate_colours, colours, weight, width: float, passed=None)
         pixel_colours, pixel_group = torch.unique(colours[b][:, weighed], dim=1, return_inverse=True)  # (3, U)
         group_weight = torch.zeros(pixel_colours.shape[1], dtype=weight.dtype, device=weight.device).index_add_(0, pixel_group, weight[b][weighed])
         wanted_colours, candidate_group = torch.unique(candidate_colours[b][:, wanted], dim=1, return_inverse=True)  # (3, k)
-        chunks = wanted_colours.split(max(1, 2**17 // pixel_colours.shape[1]), dim=1)  # 2**17 distances at once stay in the CPU's cache
+        chunks = wanted_colours.split(max(1, SHARE_PAIRS // pixel_colours.shape[1]), dim=1)
         counts = torch.cat([_near(chunk, pixel_colours, width).float() @ group_weight for chunk in chunks])
         share[b, wanted] = counts[candidate_group]
     return share
@@ -483,8 +493,8 @@ def _keep_larger(proposal, area, region, region_area, open_):
 
 
 def _area(region):
-    """[B, 1, H, W] proposals -> [B]: the share of the image each covers (> 0.5)."""
-    return (region > 0.5).flatten(1).float().mean(1)
+    """[B, 1, H, W] proposals -> [B]: the share of the image each covers (> TAKEN_LEVEL)."""
+    return (region > TAKEN_LEVEL).flatten(1).float().mean(1)
 
 
 def _box_blur(x, side: int):
