@@ -1,14 +1,21 @@
 """The precursor S: a matching-pursuit seed grown into the region of similar residual colour."""
 
+import json
+import math
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 import vle_core
 from vle_core import metrics, nets
+from vle_core.config import config_from_dict
 from vle_core.loop import normalise
 from vle_core.nets import Precursor
 from vle_core.scenes import TRAIN_SEED, SceneSet
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
 @pytest.fixture
@@ -204,3 +211,67 @@ def test_proposals_lie_in_0_1_leave_taken_pixels_alone_and_are_deterministic(ove
         assert (proposal * (taken >= 1)).max() < 1e-5  # what earlier tokens took is not proposed again
         assert torch.equal(proposal, s(residual, taken.clamp(max=1)))  # deterministic: no randomness, no state
         taken = taken + proposal
+
+
+def shipped_s_settings() -> dict:
+    """The weightless S of every shipped masked checkpoint, by name: its config (no weights needed)."""
+    settings = {}
+    for folder in sorted(CHECKPOINTS.iterdir()):
+        meta = json.loads((folder / "config.json").read_text())
+        if meta["kind"] == "masked" and meta["config"].get("precursor", "grown") == "grown":
+            settings[folder.name] = config_from_dict("masked", meta["config"])
+    return settings
+
+
+def worst_case(kind: str, size: int) -> torch.Tensor:
+    """[1, 3, size, size] in [-1, 1]: pure noise, a mosaic of 3 x 3 squares of random colours
+    (thousands of small regions), or one flat colour."""
+    generator = torch.Generator().manual_seed(0)
+    if kind == "noise":
+        return torch.rand(1, 3, size, size, generator=generator) * 2 - 1
+    if kind == "mosaic":
+        squares = torch.rand(1, 3, size // 3 + 1, size // 3 + 1, generator=generator) * 2 - 1
+        return squares.repeat_interleave(3, 2).repeat_interleave(3, 3)[..., :size, :size]
+    return torch.full((1, 3, size, size), 0.3)
+
+
+def work_bound(s: Precursor, H: int, W: int) -> dict:
+    """The most work one call of S may do on an H x W image, whatever the image: tries + the
+    fallback's grows, each at most one labelling and one path search over the image, and colour
+    shares of the coarse grid's candidates per try and the fallback, and of every pixel of the
+    share grid once."""
+    stride = max(1, round(math.sqrt(H * W / nets.SHARE_PIXELS)))
+    grid = len(range(0, H, stride)) * len(range(0, W, stride))
+    grows = s.tries + 2  # the tries, then the fallback's two (nets.Precursor.region)
+    return {"grows": grows, "labellings": grows, "path_pixels": grows * H * W, "colour_pairs": (s.tries + 1) * nets.CANDIDATE_GRID**2 * grid + grid**2}
+
+
+def encode_with_ideal_tokens(s: Precursor, x: torch.Tensor, n_tokens: int) -> list[dict]:
+    """Call S as the residual loop does, each token rebuilding the residual exactly inside S's
+    proposal; returns the work of each call."""
+    image, reconstruction, taken, work = normalise(x)[0], torch.zeros_like(x), torch.zeros_like(x[:, :1]), []
+    for _ in range(n_tokens):
+        s.work.clear()
+        proposal = s(normalise(x - reconstruction)[0], taken.clamp(max=1), image)
+        work.append(dict(s.work))
+        reconstruction = reconstruction + proposal * (x - reconstruction)
+        taken = taken + proposal
+    return work
+
+
+@pytest.mark.parametrize("kind", ["noise", "mosaic", "flat"])
+@pytest.mark.parametrize("name", sorted(shipped_s_settings()))
+def test_s_work_per_token_is_bounded_whatever_the_image(name, kind):
+    s = Precursor(shipped_s_settings()[name])
+    bound = work_bound(s, 96, 96)
+    for work in encode_with_ideal_tokens(s, worst_case(kind, 96), 8):
+        assert work["grows"] >= 1 and all(work.get(k, 0) <= bound[k] for k in bound), (work, bound)
+
+
+@pytest.mark.parametrize("name", sorted(shipped_s_settings()))
+def test_s_work_is_bounded_on_a_768_px_image_with_32_tokens(name):
+    s = Precursor(shipped_s_settings()[name])
+    bound = work_bound(s, 768, 768)
+    work = encode_with_ideal_tokens(s, worst_case("noise", 768), 32)
+    assert all(all(w.get(k, 0) <= bound[k] for k in bound) for w in work)
+    assert sum(w["labellings"] for w in work) <= 32 * bound["labellings"]

@@ -10,6 +10,7 @@ normalisation keeps E and D local; only the optional attention block couples pos
 """
 
 import math
+from collections import Counter
 
 import torch
 import torch.nn as nn
@@ -309,6 +310,12 @@ class Precursor(nn.Module):
     exactly the residual inside its proposal, the proposals would segment generated scenes with a
     foreground ARI above 0.85 (tests/test_precursor.py). The token's own mask is decoded from its
     latent and learns to reproduce the proposal (losses.masked_loss).
+
+    Its work per call is bounded whatever the image: at most `tries` + 2 grows (the fallback's
+    two), each one labelling of the image (regions.StepGraph) and, where a region is only partly
+    free, one shortest-path search in it; and per grow at most one colour share, of the coarse
+    grid's candidates or, once, of the SHARE_PIXELS grid's, against that grid's pixels. `work`
+    counts them (tests/test_precursor.py checks the bound on worst-case images).
     """
 
     def __init__(self, config: MaskedVLEConfig):
@@ -320,6 +327,7 @@ class Precursor(nn.Module):
         self.min_area = config.precursor_min_area
         self.tries = config.precursor_tries if self.min_area > 0 else 1  # seeds tried for a region of min_area; each try is one grow
         self.rest_area = config.precursor_rest_area
+        self.work = Counter()  # grows, labellings, path_pixels (pixels searched for best paths) and colour_pairs compared, since made or cleared
 
     @torch.no_grad()  # a selection, not a function to learn through: gradients reach E and D, not earlier tokens via S
     def forward(self, residual, taken, image=None):
@@ -404,7 +412,7 @@ class Precursor(nn.Module):
         free = (taken[..., ::stride, ::stride].flatten(1) < TAKEN_LEVEL).float()  # (B, P)
         weight = free if rule == "largest" else free * energy[..., ::stride, ::stride].flatten(1)
         taken_candidates = taken.flatten(1).gather(1, candidates) >= TAKEN_LEVEL  # (B, K)
-        share = _colour_share(candidate_colours, colours, weight, min(self.tau, self.sigma), taken_candidates)
+        share = _colour_share(candidate_colours, colours, weight, min(self.tau, self.sigma), taken_candidates, self.work)
         share = share - (share.max(1, keepdim=True).values + 1) * taken_candidates.float()  # taken candidates last
         best = share.argmax(1, keepdim=True)
         return candidates.gather(1, best), candidate_colours.gather(2, best[:, None].expand(B, 3, 1))[..., None]
@@ -426,11 +434,18 @@ class Precursor(nn.Module):
         free = torch.where(near_seed, (1 - taken[:, 0]).clamp(min=FREE_FLOOR), FREE_FLOOR).cpu().numpy()  # [B, H, W]
         regions = []
         for graph, free_b, seed_b in zip(graphs, free, seed[:, 0].tolist()):
+            labellings = graph.labellings
             inside = graph.component(free_b > FREE_FLOOR, seed_b)
+            self.work["labellings"] += graph.labellings - labellings
             partly_free = inside & (free_b < 1)
             partly_free.flat[seed_b] = False  # paths start at the seed: its own freeness weighs only its own value
-            paths = graph.best_paths(inside, free_b, seed_b) if partly_free.any() else inside
+            if partly_free.any():
+                paths = graph.best_paths(inside, free_b, seed_b)
+                self.work["path_pixels"] += int(inside.sum())
+            else:
+                paths = inside
             regions.append(torch.from_numpy((paths * free_b).astype(free_b.dtype)))
+        self.work["grows"] += 1
         return torch.stack(regions)[:, None].to(taken)
 
 
@@ -455,12 +470,13 @@ class LearnedPrecursor(nn.Module):
         return torch.sigmoid(logits) * (1 - taken)
 
 
-def _colour_share(candidate_colours, colours, weight, width: float, passed=None):
+def _colour_share(candidate_colours, colours, weight, width: float, passed=None, work=None):
     """(B, 3, K) candidate colours, (B, 3, P) pixel colours and (B, P) weights -> (B, K): the weight
     of the pixels within `width` of each candidate's colour (its colour group: no wider than a
     step). passed: (B, K) bool, candidates whose share is not needed (0) while another is left;
     `Precursor.seed` ranks them last. Each distinct colour is compared once, and only pixels of
-    some weight count: a share is a count of such pixels, or a sum of their energies."""
+    some weight count: a share is a count of such pixels, or a sum of their energies.
+    work: a Counter whose colour_pairs grows by the comparisons made."""
     share = torch.zeros(candidate_colours.shape[0], candidate_colours.shape[2], dtype=colours.dtype, device=colours.device)
     for b in range(len(share)):
         wanted = torch.ones_like(passed[b]) if passed is None or bool(passed[b].all()) else ~passed[b]
@@ -473,6 +489,8 @@ def _colour_share(candidate_colours, colours, weight, width: float, passed=None)
         chunks = wanted_colours.split(max(1, SHARE_PAIRS // pixel_colours.shape[1]), dim=1)
         counts = torch.cat([_near(chunk, pixel_colours, width).float() @ group_weight for chunk in chunks])
         share[b, wanted] = counts[candidate_group]
+        if work is not None:
+            work["colour_pairs"] += wanted_colours.shape[1] * pixel_colours.shape[1]
     return share
 
 
