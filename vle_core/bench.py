@@ -1,7 +1,7 @@
 """What each checkpoint costs on this machine: FLOPs, encode and decode times, the fraction of the
 machine's matrix rate they reach, training throughput and peak memory.
 
-    python -m vle_core.bench [--checkpoints checkpoints] [--only NAME ...] [--threads 2] [--runs 5]
+    python -m vle_core.bench [--checkpoints checkpoints] [--only NAME ...] [--threads 2] [--runs 5] [--no-busy]
 
 Each checkpoint is measured in a process of its own, so that its peak memory is its own. Times are
 the best of `--runs` (the least disturbed by other work on the machine); figures are per image:
@@ -12,6 +12,10 @@ the best of `--runs` (the least disturbed by other work on the machine); figures
   train img-tok/s   training throughput: images x tokens per second of forward + backward
                     (8 crops of 96x96, 8 tokens, the loss of the checkpoint's kind)
   peak MB           the process's peak resident memory after all of the above
+A second table times what users encode, 8 tokens of a generated 64 px scene and of a photo
+(assets/kodak-hats.png scaled to 512 px on its long side, as the app does), on an idle machine and
+beside a busy process the benchmark starts (2 threads of float32 matrix products, as another
+user's work on a shared CPU), and the slowdown between the two.
 The app's own paths (upload, slider, edit through gradio) are timed by `benchmark.py`.
 """
 
@@ -26,16 +30,24 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the app: idle threads sleep, so a busy machine slows us less
 
+import numpy as np
 import torch
+from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from .checkpoint import load_vle
 from .loop import decode_tokens, residual_loop
 from .losses import vle_loss
+from .scenes import HELDOUT_SEED, SceneSet
 
 SIZES = (256, 512)
 N_TOKENS = 8
 TRAIN_BATCH, TRAIN_CROP = 8, 96
+PHOTO = Path(__file__).resolve().parent.parent / "assets" / "kodak-hats.png"
+PHOTO_SIDE, SCENE_SIDE = 512, 64  # the app's default working size; the generated scenes' size
+# Another user's work on a shared CPU: two threads of float32 matrix products, until stopped.
+BUSY = "import torch\ntorch.set_num_threads(2)\na = torch.randn(1024, 1024)\nwhile True:\n    a @ a\n"
+BUSY_START_S = 2.0  # the busy process imports torch and starts multiplying before the timing begins
 
 
 def best_seconds(fn, runs: int) -> float:
@@ -60,8 +72,37 @@ def flops(fn) -> float:
     return counter.get_total_flops()
 
 
-def measure(folder: Path, runs: int) -> dict:
-    """Every figure for one checkpoint, in this process."""
+def user_inputs() -> dict:
+    """The inputs of the second table, [1, 3, H, W] in [-1, 1]: a held-out 64 px scene and the
+    photo scaled to PHOTO_SIDE px on its long side (LANCZOS, as explorer.images.fit_working_size)."""
+    with Image.open(PHOTO) as opened:
+        photo = opened.convert("RGB")
+    scale = PHOTO_SIDE / max(photo.size)
+    photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS)
+    pixels = torch.from_numpy(np.asarray(photo, np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    return {"scene": SceneSet(1, size=SCENE_SIDE, seed=HELDOUT_SEED)[0][0][None], "photo": pixels}
+
+
+def user_encode_seconds(model, runs: int) -> dict:
+    """Best-of-runs seconds of an 8-token encode of each of `user_inputs`."""
+    with torch.inference_mode():
+        return {name: best_seconds(lambda x=x: residual_loop(model, x, N_TOKENS), runs) for name, x in user_inputs().items()}
+
+
+def beside_busy(fn):
+    """fn() run while a busy process (BUSY) works on the same cores; the process is stopped after."""
+    busy = subprocess.Popen([sys.executable, "-c", BUSY], env={**os.environ, "OMP_NUM_THREADS": "2"})
+    try:
+        time.sleep(BUSY_START_S)
+        return fn()
+    finally:
+        busy.terminate()
+        busy.wait()
+
+
+def measure(folder: Path, runs: int, busy: bool = True) -> dict:
+    """Every figure for one checkpoint, in this process; busy: also the user encodes beside a busy
+    process (the second table)."""
     vle = load_vle(folder, device="cpu")
     model = vle.model
     stage = torch.ones(1, dtype=torch.long)
@@ -79,6 +120,11 @@ def measure(folder: Path, runs: int) -> dict:
             result[f"encode_ms_{size}"] = 1000 * best_seconds(lambda x=x: residual_loop(model, x, N_TOKENS), runs)
             token = (out.latents[0], out.mean[0], out.std[0], stage)
             result[f"decode_ms_{size}"] = 1000 * best_seconds(lambda token=token, size=size: decode_tokens(model, *token, (size, size)), runs)
+    for name, seconds in user_encode_seconds(model, runs).items():
+        result[f"{name}_ms"] = 1000 * seconds
+    if busy:
+        for name, seconds in beside_busy(lambda: user_encode_seconds(model, runs)).items():
+            result[f"{name}_busy_ms"] = 1000 * seconds
 
     model.train()
     crops = torch.rand(TRAIN_BATCH, 3, TRAIN_CROP, TRAIN_CROP) * 2 - 1
@@ -110,17 +156,33 @@ def table(results: list[dict], rate: float) -> str:
     return "\n".join([head, *rows])
 
 
+def user_table(results: list[dict]) -> str:
+    """A markdown table of the user encodes, idle and beside the busy process, and the slowdown."""
+    head = (
+        f"| checkpoint | scene {SCENE_SIDE} px | busy | slowdown | photo {PHOTO_SIDE} px | busy | slowdown |\n|" + "---|" * 7
+    )
+    rows = []
+    for r in results:
+        cells = []
+        for name in ("scene", "photo"):
+            idle, busy = r[f"{name}_ms"], r.get(f"{name}_busy_ms")
+            cells += [f"{idle:.0f} ms", "-", "-"] if busy is None else [f"{idle:.0f} ms", f"{busy:.0f} ms", f"{busy / idle:.1f}x"]
+        rows.append(f"| `{r['checkpoint']}` | " + " | ".join(cells) + " |")
+    return "\n".join([head, *rows])
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoints", default=str(Path(__file__).resolve().parent.parent / "checkpoints"), help="a folder of checkpoint folders")
     parser.add_argument("--only", nargs="*", default=None, help="checkpoint names to measure (default: every one)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2: this project's machines)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per figure; the best is kept")
+    parser.add_argument("--no-busy", action="store_true", help="skip the encodes beside a busy process")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: measure one folder, print JSON
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.one:
-        print(json.dumps(measure(Path(args.one), args.runs)))
+        print(json.dumps(measure(Path(args.one), args.runs, busy=not args.no_busy)))
         return
     root = Path(args.checkpoints)
     folders = sorted(p for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
@@ -132,13 +194,15 @@ def main(argv=None) -> None:
     print(f"{os.cpu_count()} cores, {args.threads} torch threads, float32 matrix rate {rate:.0f} GFLOP/s, load average {os.getloadavg()[0]:.2f}", flush=True)
     results = []
     for folder in folders:
-        command = [sys.executable, "-m", "vle_core.bench", "--one", str(folder), "--threads", str(args.threads), "--runs", str(args.runs)]
+        command = [sys.executable, "-m", "vle_core.bench", "--one", str(folder), "--threads", str(args.threads), "--runs", str(args.runs)] + ["--no-busy"] * args.no_busy
         done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
         if done.returncode != 0:
             sys.exit(f"bench: error: measuring {folder.name} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"measured {folder.name}", file=sys.stderr, flush=True)
     print(table(results, rate))
+    print()
+    print(user_table(results))
     print(f"load average after: {os.getloadavg()[0]:.2f} (other work on these cores slows every time above)")
 
 
