@@ -12,6 +12,7 @@ normalisation keeps E and D local; only the optional attention block couples pos
 import math
 from collections import Counter
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -483,15 +484,23 @@ def _colour_share(candidate_colours, colours, weight, width: float, passed=None,
         weighed = weight[b] > 0
         if not bool(weighed.any()):
             continue
-        pixel_colours, pixel_group = torch.unique(colours[b][:, weighed], dim=1, return_inverse=True)  # (3, U)
+        pixel_colours, pixel_group = _distinct(colours[b][:, weighed])  # (3, U)
         group_weight = torch.zeros(pixel_colours.shape[1], dtype=weight.dtype, device=weight.device).index_add_(0, pixel_group, weight[b][weighed])
-        wanted_colours, candidate_group = torch.unique(candidate_colours[b][:, wanted], dim=1, return_inverse=True)  # (3, k)
+        wanted_colours, candidate_group = _distinct(candidate_colours[b][:, wanted])  # (3, k)
         chunks = wanted_colours.split(max(1, SHARE_PAIRS // pixel_colours.shape[1]), dim=1)
         counts = torch.cat([_near(chunk, pixel_colours, width).float() @ group_weight for chunk in chunks])
         share[b, wanted] = counts[candidate_group]
         if work is not None:
             work["colour_pairs"] += wanted_colours.shape[1] * pixel_colours.shape[1]
     return share
+
+
+def _distinct(colours):
+    """(3, n) colours -> (the distinct ones (3, u), each colour's index among them (n,)). numpy's
+    unique of each colour's bytes: a tenth of torch.unique(dim=1)'s time."""
+    rows = np.ascontiguousarray(colours.T.cpu().numpy())  # (n, 3)
+    _, first, inverse = np.unique(rows.view(np.dtype((np.void, rows.itemsize * 3))).ravel(), return_index=True, return_inverse=True)
+    return colours[:, torch.from_numpy(first).to(colours.device)], torch.from_numpy(inverse.ravel()).to(colours.device)
 
 
 def _near(candidate_colours, colours, width: float):
