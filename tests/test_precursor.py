@@ -54,6 +54,18 @@ def test_scans_grow_the_same_region_as_single_steps(precursor, seed):
     torch.testing.assert_close(precursor(residual, taken), grown_by_steps(precursor, residual, taken), atol=1e-4, rtol=1e-3)
 
 
+def test_a_region_grows_as_far_as_max_rounds_reach(precursor):
+    """A staircase corridor: each round of growing climbs one stair (a row, then a column), so
+    S's region ends after MAX_ROUNDS stairs, however far the corridor goes."""
+    n = nets.MAX_ROUNDS + 8
+    residual = torch.zeros(1, 3, n + 1, n + 1)
+    for i in range(n):
+        residual[0, :, i, i : i + 2] = torch.tensor([2.0, -1.0, 0.5])[:, None]  # stair i: (i, i) and (i, i + 1)
+    proposal = precursor(residual, torch.zeros(1, 1, n + 1, n + 1))[0, 0]
+    stairs = torch.stack([proposal[i, i : i + 2].min() for i in range(n)])
+    assert stairs[: nets.MAX_ROUNDS].min() > 0.99 and stairs[nets.MAX_ROUNDS + 1 :].max() < 0.01
+
+
 def test_a_flat_object_is_proposed_whole_and_nothing_else(precursor):
     residual = torch.zeros(1, 3, 32, 32)
     residual[..., 4:20, 6:14] = torch.tensor([2.0, -1.0, 0.5])[:, None, None]  # a flat object on a flat background
@@ -237,13 +249,19 @@ def worst_case(kind: str, size: int) -> torch.Tensor:
 
 def work_bound(s: Precursor, H: int, W: int) -> dict:
     """The most work one call of S may do on an H x W image, whatever the image: tries + the
-    fallback's grows, each at most one labelling and one path search over the image, and colour
-    shares of the coarse grid's candidates per try and the fallback, and of every pixel of the
-    share grid once."""
+    fallback's grows, each at most one labelling, MAX_ROUNDS rounds of growing and one path search
+    over the image, and colour shares of the coarse grid's candidates per try and the fallback, and
+    of every pixel of the share grid once."""
     stride = max(1, round(math.sqrt(H * W / nets.SHARE_PIXELS)))
     grid = len(range(0, H, stride)) * len(range(0, W, stride))
     grows = s.tries + 2  # the tries, then the fallback's two (nets.Precursor.region)
-    return {"grows": grows, "labellings": grows, "path_pixels": grows * H * W, "colour_pairs": (s.tries + 1) * nets.CANDIDATE_GRID**2 * grid + grid**2}
+    return {
+        "grows": grows,
+        "labellings": grows,
+        "rounds": grows * nets.MAX_ROUNDS,
+        "path_pixels": grows * H * W,
+        "colour_pairs": (s.tries + 1) * nets.CANDIDATE_GRID**2 * grid + grid**2,
+    }
 
 
 def encode_with_ideal_tokens(s: Precursor, x: torch.Tensor, n_tokens: int) -> list[dict]:

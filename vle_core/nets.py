@@ -297,6 +297,7 @@ CANDIDATE_GRID = 12  # the "largest" and "energy" rules seed at the best of a 12
 SHARE_PIXELS = 4096  # colour shares are counted on a grid of about this many pixels: it estimates a share well enough
 SHARE_PAIRS = 2**17  # colour distances computed at once in _colour_share: they stay in the CPU's cache
 FREE_FLOOR = 1e-6  # how free a taken pixel, or one beyond tau of the seed, is: S's paths do not pass it (a gate, not a toll)
+MAX_ROUNDS = 32  # rounds of growing (rows, then columns): paths of up to 64 straight runs; the checkpoints were trained and scored with it
 
 
 class Precursor(nn.Module):
@@ -313,10 +314,11 @@ class Precursor(nn.Module):
     latent and learns to reproduce the proposal (losses.masked_loss).
 
     Its work per call is bounded whatever the image: at most `tries` + 2 grows (the fallback's
-    two), each one labelling of the image (regions.StepGraph) and, where a region is only partly
-    free, one shortest-path search in it; and per grow at most one colour share, of the coarse
-    grid's candidates or, once, of the SHARE_PIXELS grid's, against that grid's pixels. `work`
-    counts them (tests/test_precursor.py checks the bound on worst-case images).
+    two), each at most one labelling of the image and MAX_ROUNDS rounds of growing
+    (regions.StepGraph) and, where a region is only partly free, one shortest-path search in it;
+    and per grow at most one colour share, of the coarse grid's candidates or, once, of the
+    SHARE_PIXELS grid's, against that grid's pixels. `work` counts them (tests/test_precursor.py
+    checks the bound on worst-case images).
     """
 
     def __init__(self, config: MaskedVLEConfig):
@@ -328,7 +330,7 @@ class Precursor(nn.Module):
         self.min_area = config.precursor_min_area
         self.tries = config.precursor_tries if self.min_area > 0 else 1  # seeds tried for a region of min_area; each try is one grow
         self.rest_area = config.precursor_rest_area
-        self.work = Counter()  # grows, labellings, path_pixels (pixels searched for best paths) and colour_pairs compared, since made or cleared
+        self.work = Counter()  # grows, labellings, rounds (of growing), path_pixels (searched for best paths), colour_pairs compared
 
     @torch.no_grad()  # a selection, not a function to learn through: gradients reach E and D, not earlier tokens via S
     def forward(self, residual, taken, image=None):
@@ -426,18 +428,22 @@ class Precursor(nn.Module):
 
     def grow(self, residual, taken, seed, seed_colour, graphs=None):
         """The region connected to the seed through steps between similar neighbours (|r_a - r_b|^2 <
-        sigma^2) and pixels within tau of the seed's colour: max over such paths of the product of
-        how free each pixel on the path is (1 - the masks earlier tokens took). A pixel at most
-        FREE_FLOOR free, or beyond tau, is a gate: paths through it (worth FREE_FLOOR or less) are
-        left at 0. graphs: `step_graphs(residual)`, when the caller grows several seeds."""
+        sigma^2) and pixels within tau of the seed's colour, as far as MAX_ROUNDS rounds of growing
+        reach: max over such paths of the product of how free each pixel on the path is (1 - the
+        masks earlier tokens took). A pixel at most FREE_FLOOR free, or beyond tau, is a gate:
+        paths through it (worth FREE_FLOOR or less) are left at 0. graphs: `step_graphs(residual)`,
+        when the caller grows several seeds."""
         graphs = self.step_graphs(residual) if graphs is None else graphs
         near_seed = (residual - seed_colour).pow(2).sum(1) < self.tau**2  # [B, H, W]
         free = torch.where(near_seed, (1 - taken[:, 0]).clamp(min=FREE_FLOOR), FREE_FLOOR).cpu().numpy()  # [B, H, W]
         regions = []
         for graph, free_b, seed_b in zip(graphs, free, seed[:, 0].tolist()):
+            open_ = free_b > FREE_FLOOR
+            open_.flat[seed_b] = True  # S starts at its seed, free or not; a path through it is no better than one from it
             labellings = graph.labellings
-            inside = graph.component(free_b > FREE_FLOOR, seed_b)
+            inside = graph.reach(open_, seed_b, MAX_ROUNDS)
             self.work["labellings"] += graph.labellings - labellings
+            self.work["rounds"] += graph.rounds
             partly_free = inside & (free_b < 1)
             partly_free.flat[seed_b] = False  # paths start at the seed: its own freeness weighs only its own value
             if partly_free.any():

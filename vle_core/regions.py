@@ -1,13 +1,16 @@
-"""The regions S grows (nets.Precursor), on one image at a time: the pixels connected to a seed
-through steps between similar 4-neighbours, and the best product of freeness along a path there.
+"""The regions S grows (nets.Precursor), on one image at a time: the pixels a seed reaches through
+steps between similar 4-neighbours within a number of rounds, and the best product of freeness
+along a path to each.
 
-Connected components come from scipy.ndimage.label. Where a step between two open pixels is not
-similar, the labelling runs on a grid of twice the resolution, a pixel at (2y, 2x) and the step
-between two neighbours at the cell between them, so that steps are open or closed by themselves;
-otherwise on the pixels alone. One labelling answers every seed whose gates are the same. Where
-some pixels of a region are only partly free, the best path to each is a shortest path
-(scipy.sparse.csgraph.dijkstra) over -log freeness. Both cost O(H W) (the paths O(H W log H W)),
-whatever the image.
+A round of growing sweeps every row, then every column: a reached pixel extends along its run (the
+open pixels its row or column joins to it through similar steps). Paths with many turns need many
+rounds, so a capped number of rounds can stop short of the whole connected component. The
+component itself comes from scipy.ndimage.label (on a grid of twice the resolution, a step at the
+cell between its pixels, where a step between two open pixels is not similar), once for every seed
+whose gates are the same; the rounds then run in the component's bounding box and stop once it is
+reached whole. Where some pixels of a region are only partly free, the best path to each is a
+shortest path (scipy.sparse.csgraph.dijkstra) over -log freeness within what the seed reaches.
+A labelling and a round are O(H W), the paths O(H W log H W), whatever the image.
 """
 
 import numpy as np
@@ -17,51 +20,42 @@ from scipy.sparse.csgraph import dijkstra
 
 
 class StepGraph:
-    """One image's steps between similar 4-neighbours, and the components of its open pixels.
-    similar_y: [H-1, W] bool, pixel (y, x) and (y+1, x) are similar; similar_x: [H, W-1] bool."""
+    """One image's steps between similar 4-neighbours, and the components and runs of its open
+    pixels. similar_y: [H-1, W] bool, pixel (y, x) and (y+1, x) are similar; similar_x: [H, W-1]."""
 
     def __init__(self, similar_y: np.ndarray, similar_x: np.ndarray):
         self.similar_y, self.similar_x = similar_y, similar_x
         self.shape = similar_x.shape[0], similar_y.shape[1]
-        self.open = self.labels = None  # the last labelling ([H, W] component ids, 0: closed), kept while the gates stay the same
-        self.labellings = 0  # how many times the image was labelled: the work of `component`
+        self.open = None  # the gates of the last labelling, kept while they stay the same
+        self.labellings = 0  # how many times the image was labelled: a labelling is O(H W)
 
-    def component(self, open_: np.ndarray, seed: int) -> np.ndarray:
-        """[H, W] bool: the seed and the open pixels ([H, W] bool) it reaches through similar steps
-        between open pixels. The seed itself may be closed: S starts there all the same."""
-        if self.labels is None or not np.array_equal(open_, self.open):
-            self.labels, self.count = self._label(open_)
-            self.open, self.labellings = open_.copy(), self.labellings + 1
-        H, W = self.shape
-        y, x = divmod(seed, W)
-        ids = [self.labels[y, x]]  # the seed's component, and those of the neighbours it steps to
-        ids += [self.labels[y + 1, x]] if y + 1 < H and self.similar_y[y, x] else []
-        ids += [self.labels[y - 1, x]] if y > 0 and self.similar_y[y - 1, x] else []
-        ids += [self.labels[y, x + 1]] if x + 1 < W and self.similar_x[y, x] else []
-        ids += [self.labels[y, x - 1]] if x > 0 and self.similar_x[y, x - 1] else []
-        chosen = np.zeros(self.count + 1, dtype=bool)
-        chosen[ids] = True
-        chosen[0] = False  # closed pixels
-        region = chosen[self.labels]
-        region[y, x] = True
+    def reach(self, open_: np.ndarray, seed: int, rounds: int) -> np.ndarray:
+        """[H, W] bool: the open pixels ([H, W] bool, the seed among them) that the seed reaches in
+        `rounds` rounds of growing."""
+        self._label(open_)
+        component = self.labels == self.labels.flat[seed]
+        ys, xs = np.flatnonzero(component.any(1)), np.flatnonzero(component.any(0))
+        box = slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)  # a run that touches the component lies in it
+        runs = [ids[box] - ids[box].min() for ids in (self.row_runs, self.column_runs)]
+        size = int(component.sum())
+        reached = np.zeros(runs[0].shape, dtype=bool)
+        reached[divmod(seed, self.shape[1])[0] - box[0].start, seed % self.shape[1] - box[1].start] = True
+        self.rounds = 0  # how many rounds this seed took
+        while self.rounds < rounds and reached.sum() < size:
+            before = reached.sum()
+            for ids in runs:
+                hit = np.zeros(ids.max() + 1, dtype=bool)
+                hit[ids[reached]] = True
+                reached = hit[ids] & component[box]
+            self.rounds += 1
+            if reached.sum() == before:
+                break
+        region = np.zeros(self.shape, dtype=bool)
+        region[box] = reached
         return region
 
-    def _label(self, open_: np.ndarray) -> tuple[np.ndarray, int]:
-        """Component ids of the open pixels ([H, W], 0 where closed) and their count."""
-        split_y = ~self.similar_y & open_[:-1] & open_[1:]  # dissimilar steps between open pixels
-        split_x = ~self.similar_x & open_[:, :-1] & open_[:, 1:]
-        if not (split_y.any() or split_x.any()):  # every step between open pixels is open: the pixels alone decide
-            return ndimage.label(open_)
-        H, W = self.shape
-        grid = np.zeros((2 * H - 1, 2 * W - 1), dtype=bool)  # pixels at even cells, steps between them
-        grid[::2, ::2] = open_
-        grid[1::2, ::2] = self.similar_y
-        grid[::2, 1::2] = self.similar_x
-        labels, count = ndimage.label(grid)  # 4-connected: a path goes pixel, step, pixel
-        return np.ascontiguousarray(labels[::2, ::2]), count
-
     def best_paths(self, region: np.ndarray, free: np.ndarray, seed: int) -> np.ndarray:
-        """[H, W] float64: within region ([H, W] bool, the seed's component), the max over paths
+        """[H, W] float64: within region ([H, W] bool, what the seed reaches), the max over paths
         from the seed of the product of `free` ([H, W] in (0, 1]) over the pixels each path enters
         (not the seed); 0 outside. Dijkstra on -log free, each step weighed by the pixel it enters."""
         H, W = self.shape
@@ -84,3 +78,27 @@ class StepGraph:
         paths = np.zeros(H * W)
         paths[inside] = np.exp(-distance)
         return paths.reshape(H, W)
+
+    def _label(self, open_: np.ndarray) -> None:
+        """Component ids ([H, W], 0 where closed) and row and column run ids of the open pixels."""
+        if self.open is not None and np.array_equal(open_, self.open):
+            return
+        H, W = self.shape
+        split_y = ~self.similar_y & open_[:-1] & open_[1:]  # dissimilar steps between open pixels
+        split_x = ~self.similar_x & open_[:, :-1] & open_[:, 1:]
+        if split_y.any() or split_x.any():
+            grid = np.zeros((2 * H - 1, 2 * W - 1), dtype=bool)  # pixels at even cells, steps between them
+            grid[::2, ::2] = open_
+            grid[1::2, ::2] = self.similar_y
+            grid[::2, 1::2] = self.similar_x
+            self.labels = np.ascontiguousarray(ndimage.label(grid)[0][::2, ::2])  # 4-connected: pixel, step, pixel
+        else:  # every step between open pixels is similar: the pixels alone decide
+            self.labels = ndimage.label(open_)[0]
+        starts = np.ones((H, W), dtype=bool)  # where a run starts: a closed pixel, or a pixel its predecessor does not step to
+        starts[:, 1:] = ~(self.similar_x & open_[:, :-1] & open_[:, 1:])
+        self.row_runs = np.cumsum(starts.ravel()).reshape(H, W)
+        starts[:] = True
+        starts[1:] = ~(self.similar_y & open_[:-1] & open_[1:])
+        self.column_runs = np.cumsum(starts.T.ravel()).reshape(W, H).T
+        self.open, self.labellings = open_.copy(), self.labellings + 1
+
