@@ -438,10 +438,8 @@ class Precursor(nn.Module):
         free = torch.where(near_seed, (1 - taken[:, 0]).clamp(min=FREE_FLOOR), FREE_FLOOR).cpu().numpy()  # [B, H, W]
         regions = []
         for graph, free_b, seed_b in zip(graphs, free, seed[:, 0].tolist()):
-            open_ = free_b > FREE_FLOOR
-            open_.flat[seed_b] = True  # S starts at its seed, free or not; a path through it is no better than one from it
             labellings = graph.labellings
-            inside = graph.reach(open_, seed_b, MAX_ROUNDS)
+            inside = graph.reach(free_b > FREE_FLOOR, seed_b, MAX_ROUNDS)
             self.work["labellings"] += graph.labellings - labellings
             self.work["rounds"] += graph.rounds
             partly_free = inside & (free_b < 1)

@@ -30,23 +30,33 @@ class StepGraph:
         self.labellings = 0  # how many times the image was labelled: a labelling is O(H W)
 
     def reach(self, open_: np.ndarray, seed: int, rounds: int) -> np.ndarray:
-        """[H, W] bool: the open pixels ([H, W] bool, the seed among them) that the seed reaches in
-        `rounds` rounds of growing."""
+        """[H, W] bool: the seed and the open pixels ([H, W] bool) it reaches in `rounds` rounds of
+        growing. The seed itself may be closed: S starts there all the same (a path through it is
+        no better than one from it)."""
         self._label(open_)
-        component = self.labels == self.labels.flat[seed]
-        ys, xs = np.flatnonzero(component.any(1)), np.flatnonzero(component.any(0))
-        box = slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)  # a run that touches the component lies in it
-        runs = [ids[box] - ids[box].min() for ids in (self.row_runs, self.column_runs)]
-        size = int(component.sum())
-        reached = np.zeros(runs[0].shape, dtype=bool)
-        reached[divmod(seed, self.shape[1])[0] - box[0].start, seed % self.shape[1] - box[1].start] = True
+        H, W = self.shape
+        y, x = divmod(seed, W)
+        across = [p for p, step in (((y, x - 1), x > 0 and self.similar_x[y, x - 1]), ((y, x + 1), x + 1 < W and self.similar_x[y, x])) if step and open_[p]]
+        along = [p for p, step in (((y - 1, x), y > 0 and self.similar_y[y - 1, x]), ((y + 1, x), y + 1 < H and self.similar_y[y, x])) if step and open_[p]]
+        ids = sorted({self.labels[p] for p in [(y, x), *across, *along]} - {0})  # the components the seed joins
+        boxes = [self.boxes[i - 1] for i in ids] + [(slice(y, y + 1), slice(x, x + 1))]
+        box = tuple(slice(min(b[d].start for b in boxes), max(b[d].stop for b in boxes)) for d in (0, 1))
+        top, left = box[0].start, box[1].start
+        component = np.isin(self.labels[box], ids)
+        component[y - top, x - left] = True
+        size = int(self.sizes[ids].sum()) + (not open_[y, x])
+        runs = [run_ids[box] - run_ids[box].min() for run_ids in (self.row_runs, self.column_runs)]
+        reached = np.zeros(component.shape, dtype=bool)
+        reached[y - top, x - left] = True
         self.rounds = 0  # how many rounds this seed took
         while self.rounds < rounds and reached.sum() < size:
             before = reached.sum()
-            for ids in runs:
-                hit = np.zeros(ids.max() + 1, dtype=bool)
-                hit[ids[reached]] = True
-                reached = hit[ids] & component[box]
+            for run_ids, steps in zip(runs, (across, along)):
+                for py, px in steps if self.rounds == 0 else []:  # a closed seed is a run of its own: its first round steps off it as an open one would
+                    reached[py - top, px - left] = True
+                hit = np.zeros(run_ids.max() + 1, dtype=bool)
+                hit[run_ids[reached]] = True
+                reached = hit[run_ids] & component
             self.rounds += 1
             if reached.sum() == before:
                 break
@@ -80,7 +90,8 @@ class StepGraph:
         return paths.reshape(H, W)
 
     def _label(self, open_: np.ndarray) -> None:
-        """Component ids ([H, W], 0 where closed) and row and column run ids of the open pixels."""
+        """Component ids ([H, W], 0 where closed), their boxes and sizes, and row and column run ids
+        of the open pixels."""
         if self.open is not None and np.array_equal(open_, self.open):
             return
         H, W = self.shape
@@ -100,5 +111,7 @@ class StepGraph:
         starts[:] = True
         starts[1:] = ~(self.similar_y & open_[:-1] & open_[1:])
         self.column_runs = np.cumsum(starts.T.ravel()).reshape(W, H).T
+        self.boxes = ndimage.find_objects(self.labels)  # each component's bounding box
+        self.sizes = np.bincount(self.labels.ravel())
         self.open, self.labellings = open_.copy(), self.labellings + 1
 
