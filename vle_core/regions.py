@@ -39,11 +39,12 @@ class StepGraph:
         across = [p for p, step in (((y, x - 1), x > 0 and self.similar_x[y, x - 1]), ((y, x + 1), x + 1 < W and self.similar_x[y, x])) if step and open_[p]]
         along = [p for p, step in (((y - 1, x), y > 0 and self.similar_y[y - 1, x]), ((y + 1, x), y + 1 < H and self.similar_y[y, x])) if step and open_[p]]
         ids = sorted({self.labels[p] for p in [(y, x), *across, *along]} - {0})  # the components the seed joins
-        boxes = [self.boxes[i - 1] for i in ids] + [(slice(y, y + 1), slice(x, x + 1))]
-        box = tuple(slice(min(b[d].start for b in boxes), max(b[d].stop for b in boxes)) for d in (0, 1))
+        component = np.isin(self.labels, ids)  # one pass over the image, however many components it has
+        component[y, x] = True
+        rows, columns = np.flatnonzero(component.any(1)), np.flatnonzero(component.any(0))
+        box = slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1)  # its bounding box
         top, left = box[0].start, box[1].start
-        component = np.isin(self.labels[box], ids)
-        component[y - top, x - left] = True
+        component = component[box]
         size = int(self.sizes[ids].sum()) + (not open_[y, x])
         runs = [run_ids[box] - run_ids[box].min() for run_ids in (self.row_runs, self.column_runs)]
         reached = np.zeros(component.shape, dtype=bool)
@@ -90,7 +91,7 @@ class StepGraph:
         return paths.reshape(H, W)
 
     def _label(self, open_: np.ndarray) -> None:
-        """Component ids ([H, W], 0 where closed), their boxes and sizes, and row and column run ids
+        """Component ids ([H, W], 0 where closed), their sizes, and row and column run ids
         of the open pixels."""
         if self.open is not None and np.array_equal(open_, self.open):
             return
@@ -111,7 +112,6 @@ class StepGraph:
         starts[:] = True
         starts[1:] = ~(self.similar_y & open_[:-1] & open_[1:])
         self.column_runs = np.cumsum(starts.T.ravel()).reshape(W, H).T
-        self.boxes = ndimage.find_objects(self.labels)  # each component's bounding box
         self.sizes = np.bincount(self.labels.ravel())
         self.open, self.labellings = open_.copy(), self.labellings + 1
 
