@@ -1,5 +1,7 @@
 """`python -m vle_core.bench`: every figure is measured, and they add up."""
 
+import ast
+
 import pytest
 import torch
 
@@ -58,3 +60,23 @@ def test_the_user_table_gives_the_slowdown_beside_the_busy_process():
 def test_no_checkpoints_is_a_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match="no checkpoint folders"):
         bench.main(["--checkpoints", str(tmp_path)])
+
+
+def test_profile_shows_the_loop_and_what_s_did(checkpoints, capsys):
+    bench.main(["--profile", str(checkpoints / "masked-tiny"), "--input", "noise", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert out.startswith("8 tokens of noise (256, 256):")
+    work = ast.literal_eval(out.splitlines()[1].removeprefix("S's work: "))
+    assert work["grows"] >= bench.N_TOKENS and work["labellings"] >= 1
+    assert "torch.conv2d" in out and "tottime" in out  # the networks' convolutions, among the functions by their own time
+
+
+def test_profile_of_a_vanilla_vle_has_no_s(checkpoints, capsys):
+    bench.main(["--profile", str(checkpoints / "vanilla-tiny-staged"), "--input", "scene", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert out.startswith("8 tokens of scene (64, 64):") and "S's work" not in out and "torch.conv2d" in out
+
+
+def test_profile_of_what_is_not_a_checkpoint_is_a_one_line_error(tmp_path):
+    with pytest.raises(SystemExit, match="bench: error: .*config.json"):
+        bench.main(["--profile", str(tmp_path / "nothing")])

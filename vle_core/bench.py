@@ -2,6 +2,7 @@
 machine's matrix rate they reach, training throughput and peak memory.
 
     python -m vle_core.bench [--checkpoints checkpoints] [--only NAME ...] [--threads 2] [--runs 5] [--no-busy]
+    python -m vle_core.bench --profile NAME [--input photo|scene|noise]
 
 Each checkpoint is measured in a process of its own, so that its peak memory is its own. Times are
 the best of `--runs` (the least disturbed by other work on the machine); figures are per image:
@@ -16,12 +17,18 @@ A second table times what users encode, 8 tokens of a generated 64 px scene and 
 (assets/kodak-hats.png scaled to 512 px on its long side, as the app does), on an idle machine and
 beside a busy process the benchmark starts (2 threads of float32 matrix products, as another
 user's work on a shared CPU), and the slowdown between the two.
-The app's own paths (upload, slider, edit through gradio) are timed by `benchmark.py`.
+`--profile` shows where one 8-token encode spends its time instead: the functions with the most
+time of their own (cProfile, after a warm-up) and, for a masked VLE, the work its S counted
+(nets.Precursor.work); `noise` is a 256 px image of uniform noise, S's worst case.
+The app's own paths (upload, slider, edit through gradio) are timed by `benchmarks/benchmark.py`.
 """
 
 import argparse
+import cProfile
+import io
 import json
 import os
+import pstats
 import resource
 import subprocess
 import sys
@@ -87,6 +94,27 @@ def user_encode_seconds(model, runs: int) -> dict:
     """Best-of-runs seconds of an 8-token encode of each of `user_inputs`."""
     with torch.inference_mode():
         return {name: best_seconds(lambda x=x: residual_loop(model, x, N_TOKENS), runs) for name, x in user_inputs().items()}
+
+
+def profile(source, input_name: str, rows: int = 15) -> str:
+    """Where one 8-token encode of `input_name` (a user input, or "noise") spends its time: the
+    seconds it took, S's work for a masked VLE, and cProfile's functions by their own time."""
+    model = load_vle(source, device="cpu").model
+    x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1 if input_name == "noise" else user_inputs()[input_name]
+    s = getattr(model, "precursor", None)
+    with torch.inference_mode():
+        residual_loop(model, x, N_TOKENS)  # warm-up: oneDNN picks its kernels on the first call
+        if hasattr(s, "work"):
+            s.work.clear()
+        profiler, start = cProfile.Profile(), time.perf_counter()
+        profiler.runcall(residual_loop, model, x, N_TOKENS)
+        seconds = time.perf_counter() - start
+    out = io.StringIO()
+    print(f"8 tokens of {input_name} {tuple(x.shape[-2:])}: {seconds:.3f} s under the profiler", file=out)
+    if hasattr(s, "work"):
+        print(f"S's work: {dict(s.work)}", file=out)
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(rows)
+    return out.getvalue()
 
 
 def beside_busy(fn):
@@ -178,9 +206,17 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2: this project's machines)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per figure; the best is kept")
     parser.add_argument("--no-busy", action="store_true", help="skip the encodes beside a busy process")
+    parser.add_argument("--profile", metavar="NAME", default=None, help="profile one 8-token encode of this checkpoint instead")
+    parser.add_argument("--input", choices=["photo", "scene", "noise"], default="photo", help="what --profile encodes (default: photo)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: measure one folder, print JSON
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.profile:
+        try:
+            print(profile(args.profile, args.input))
+        except ValueError as e:  # not a checkpoint: load_vle says which and why
+            sys.exit(f"bench: error: {e}")
+        return
     if args.one:
         print(json.dumps(measure(Path(args.one), args.runs, busy=not args.no_busy)))
         return
