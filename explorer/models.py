@@ -98,9 +98,8 @@ def checkpoint_choices() -> list[tuple[str, str]]:
 _models: dict[str, tuple[str, vle_core.VLE]] = {}  # name -> (model id, model)
 _unloadable: dict[str, str] = {}  # name -> the model id of files that failed to load while an older copy serves
 _models_lock = threading.Lock()
-_origins = (
-    weakref.WeakKeyDictionary()
-)  # model -> (folder, model id): the files it was loaded from, for the encode worker
+# model -> (folder, model id): the files it was loaded from, for the encode worker
+_origins = weakref.WeakKeyDictionary()
 
 
 def forget() -> None:

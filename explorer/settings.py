@@ -12,9 +12,8 @@ CHECKPOINTS = Path(os.environ.get("VLE_CHECKPOINTS", ROOT / "checkpoints"))
 DEFAULT_CHECKPOINT = os.environ.get("VLE_DEFAULT_CHECKPOINT", "vanilla-natural")
 # The checkpoint an example opens in, by file name prefix: scenes in the masked VLE that found their
 # objects; the parrots in the photo masked VLE, whose tokens are regions (token 7: the red parrot).
-DEFAULT_EXAMPLE = (
-    ASSETS / "kodak-hats.png"
-)  # the page opens on it, encoded, where it is the default checkpoint's example (tokens_tab.default_example)
+# the page opens on it, encoded, where it is the default checkpoint's example (tokens_tab.default_example)
+DEFAULT_EXAMPLE = ASSETS / "kodak-hats.png"
 EXAMPLE_CHECKPOINTS = (("scene-", "masked-scenes"), ("kodak-parrots", "masked-natural"))
 CACHE_DIR = Path(os.environ.get("VLE_CACHE_DIR", ROOT / ".cache" / "encodings"))
 CACHE_MB = int(os.environ.get("VLE_CACHE_MB", "2048"))  # bound of the on-disk encodings cache; 0 switches it off
@@ -34,9 +33,8 @@ TARGET_PSNR = (
     33.0  # dB, the default target: the default checkpoint's median held-out photo needs 8 tokens for it at WORKING_SIZE
 )
 TARGET_PSNR_RANGE = (10.0, 60.0)  # dB: below, one token reaches it; above, no checkpoint gets there in N_TOKENS_MAX
-RESULTS = (
-    ROOT / "docs" / "results" / "results.json"
-)  # the results page's measurements, which an image's length is compared with
+# the results page's measurements, which an image's length is compared with
+RESULTS = ROOT / "docs" / "results" / "results.json"
 MAX_EDITED_TOKENS = 64  # transplants append tokens; this bounds what one edit can cost
 # Long side, px: larger images are scaled down to it (the user picks 128..768); the default model
 # encodes 8 tokens at this size in under a second (docs/performance.md).

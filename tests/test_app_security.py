@@ -87,9 +87,8 @@ def test_uploads_past_the_limit_are_refused(served):
     big = folder / "big.png"
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(26 * 2**20))  # 26 MB, past settings.MAX_FILE_SIZE
     assert settings.MAX_FILE_SIZE == "25mb"
-    with pytest.raises(
-        Exception, match="exceeds the maximum file size of 26214400 bytes"
-    ):  # gradio_client checks first
+    # gradio_client checks first
+    with pytest.raises(Exception, match="exceeds the maximum file size of 26214400 bytes"):
         Client(url, verbose=False).predict(handle_file(str(big)), 4, 256, "vanilla-tiny", api_name="/encode")
     with open(big, "rb") as f:  # a client that does not: the server refuses it
         response = httpx.post(url + "gradio_api/upload", files={"files": ("big.png", f, "image/png")}, timeout=120)

@@ -20,12 +20,26 @@ def checkpoints(tmp_path):
 @pytest.mark.parametrize("name", ["vanilla-tiny-staged", "masked-tiny"])
 def test_measure_counts_flops_that_scale_with_pixels_and_tokens(checkpoints, name):
     r = bench.measure(checkpoints / name, runs=1, busy=False)
-    assert r["checkpoint"] == name and r["parameters"] == sum(p.numel() for p in vle_core.build_model(vle_core.preset(name)).parameters())
+    assert r["checkpoint"] == name and r["parameters"] == sum(
+        p.numel() for p in vle_core.build_model(vle_core.preset(name)).parameters()
+    )
     assert r["encoder_gflop"] > 0 and r["decoder_gflop"] > 0
     # 8 tokens at 256 px are 8 encoder and 8 decoder passes (a little more: the loop's own arithmetic is not counted)
     assert r["encode_gflop_256"] == pytest.approx(bench.N_TOKENS * (r["encoder_gflop"] + r["decoder_gflop"]), rel=0.02)
     assert r["encode_gflop_512"] == pytest.approx(4 * r["encode_gflop_256"], rel=0.02)  # convolutions: FLOPs per pixel
-    assert all(r[k] > 0 for k in ("encode_ms_256", "encode_ms_512", "decode_ms_256", "decode_ms_512", "train_image_tokens_per_s", "peak_mb", "scene_ms", "photo_ms"))
+    assert all(
+        r[k] > 0
+        for k in (
+            "encode_ms_256",
+            "encode_ms_512",
+            "decode_ms_256",
+            "decode_ms_512",
+            "train_image_tokens_per_s",
+            "peak_mb",
+            "scene_ms",
+            "photo_ms",
+        )
+    )
 
 
 def test_the_user_inputs_are_a_scene_and_the_photo_at_the_apps_size():
@@ -49,7 +63,11 @@ def test_the_command_prints_a_row_per_checkpoint(checkpoints, capsys):
     out = capsys.readouterr().out
     assert "GFLOP/s" in out.splitlines()[0]
     rows = [line for line in out.splitlines() if line.startswith("| `")]
-    assert [row.split("`")[1] for row in rows] == ["masked-tiny", "vanilla-tiny-staged"] * 2  # the cost table, then the user encodes
+    # the cost table, then the user encodes
+    assert [row.split("`")[1] for row in rows] == [
+        "masked-tiny",
+        "vanilla-tiny-staged",
+    ] * 2
 
 
 def test_the_user_table_gives_the_slowdown_beside_the_busy_process():
@@ -68,7 +86,8 @@ def test_profile_shows_the_loop_and_what_s_did(checkpoints, capsys):
     assert out.startswith("8 tokens of noise (256, 256):")
     work = ast.literal_eval(out.splitlines()[1].removeprefix("S's work: "))
     assert work["grows"] >= bench.N_TOKENS and work["labellings"] >= 1
-    assert "torch.conv2d" in out and "tottime" in out  # the networks' convolutions, among the functions by their own time
+    # the networks' convolutions, among the functions by their own time
+    assert "torch.conv2d" in out and "tottime" in out
 
 
 def test_profile_of_a_vanilla_vle_has_no_s(checkpoints, capsys):

@@ -171,6 +171,5 @@ def test_a_mistyped_local_folder_is_one_line_that_names_the_shipped_ones(tmp_pat
         with pytest.raises(ValueError) as error:
             vle_core.load_vle(wrong)
         message = str(error.value)
-        assert (
-            "\n" not in message and f"no checkpoint folder {wrong}" in message and "vanilla-natural" in message
-        )  # not looked up on the Hub
+        # not looked up on the Hub
+        assert "\n" not in message and f"no checkpoint folder {wrong}" in message and "vanilla-natural" in message

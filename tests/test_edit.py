@@ -203,12 +203,10 @@ def test_a_moved_object_keeps_its_colour_and_edges():
     landed = edit.shift_pixels(mask, 24, 8) > 0
     np.testing.assert_allclose(moved[landed], np.broadcast_to(RED, (landed.sum(), 3)), atol=1e-6)
     left = (mask > 0) & ~landed
-    assert (moved[left][:, 0] < 0.85).all() and np.abs(
-        moved[left] - moved[left][:, [1]]
-    ).max() < 0.08  # grey ramp where it was, not red
-    assert (
-        np.abs(moved[~landed & ~(mask > 0)] - picture[~landed & ~(mask > 0)]).max() < 0.08
-    )  # elsewhere all but unchanged
+    # grey ramp where it was, not red
+    assert (moved[left][:, 0] < 0.85).all() and np.abs(moved[left] - moved[left][:, [1]]).max() < 0.08
+    # elsewhere all but unchanged
+    assert np.abs(moved[~landed & ~(mask > 0)] - picture[~landed & ~(mask > 0)]).max() < 0.08
 
 
 def test_a_moved_objects_soft_rim_keeps_its_colour():

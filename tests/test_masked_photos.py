@@ -178,10 +178,11 @@ def test_a_learned_s_trains_with_e_and_d_and_keeps_the_invariants():
             taken,
         )
     vle_core.vle_loss(model.config, x, out)["loss"].backward()
+    # (inner blocks start as identities: zero gradient at first)
     for layer in (
         model.precursor.conv_in,
         model.precursor.conv_out,
-    ):  # (inner blocks start as identities: zero gradient at first)
+    ):
         assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="precursor must be"):
         vle_core.preset("masked-tiny", precursor="magic")

@@ -39,8 +39,12 @@ def grown_by_steps(precursor, residual, taken):
             affinity = (residual.diff(dim=dim).pow(2).sum(1, keepdim=True) < precursor.sigma**2).float()
             n = m.shape[dim]
             here, there = m.narrow(dim, 1, n - 1), m.narrow(dim, 0, n - 1)
-            grown.narrow(dim, 1, n - 1).copy_(torch.maximum(grown.narrow(dim, 1, n - 1), there * affinity * free.narrow(dim, 1, n - 1)))
-            grown.narrow(dim, 0, n - 1).copy_(torch.maximum(grown.narrow(dim, 0, n - 1), here * affinity * free.narrow(dim, 0, n - 1)))
+            grown.narrow(dim, 1, n - 1).copy_(
+                torch.maximum(grown.narrow(dim, 1, n - 1), there * affinity * free.narrow(dim, 1, n - 1))
+            )
+            grown.narrow(dim, 0, n - 1).copy_(
+                torch.maximum(grown.narrow(dim, 0, n - 1), here * affinity * free.narrow(dim, 0, n - 1))
+            )
         if (grown - m).abs().max() < 1e-7:
             return m * free
         m = grown
@@ -51,7 +55,9 @@ def test_scans_grow_the_same_region_as_single_steps(precursor, seed):
     generator = torch.Generator().manual_seed(seed)
     residual = normalise(torch.randn(2, 3, 12, 15, generator=generator).cumsum(2))[0]
     taken = (torch.rand(2, 1, 12, 15, generator=generator) > 0.8).float() * 0.9
-    torch.testing.assert_close(precursor(residual, taken), grown_by_steps(precursor, residual, taken), atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(
+        precursor(residual, taken), grown_by_steps(precursor, residual, taken), atol=1e-4, rtol=1e-3
+    )
 
 
 def test_a_region_grows_as_far_as_max_rounds_reach(precursor):
@@ -110,7 +116,9 @@ def test_strongest_seed_finds_the_small_bright_region_and_largest_the_big_one():
     residual[..., 24:28, 24:28] = torch.tensor([4.0, -2.0, 0.0])[:, None, None]  # a small, strong one
     free = torch.zeros(1, 1, 32, 32)
     strongest = Precursor(vle_core.preset("masked-tiny"))(residual, free)[0, 0]
-    largest = Precursor(vle_core.preset("masked-tiny", precursor_seed="largest", precursor_tau=0.5))(residual, free)[0, 0]
+    largest = Precursor(vle_core.preset("masked-tiny", precursor_seed="largest", precursor_tau=0.5))(residual, free)[
+        0, 0
+    ]
     assert strongest[24:28, 24:28].min() > 0.99 and strongest[:, :20].max() < 0.01
     assert largest[:, :20].min() > 0.99 and largest[24:28, 24:28].max() < 0.01
 
@@ -123,12 +131,16 @@ def test_energy_seed_groups_the_image_and_starts_where_most_is_left_to_rebuild()
     image[..., :, 20:] = 1.0  # a smaller bright one
     residual = torch.zeros(1, 3, 32, 32)
     residual[..., :, :20] = 0.05  # almost nothing left on the left
-    residual[..., :, 20:] = torch.randn(1, 3, 32, 12, generator=torch.Generator().manual_seed(0))  # texture left on the right
+    # texture left on the right
+    residual[..., :, 20:] = torch.randn(1, 3, 32, 12, generator=torch.Generator().manual_seed(0))
     free = torch.zeros(1, 1, 32, 32)
     settings = dict(precursor_tau=0.5, precursor_sigma=0.5, precursor_smoothing=1)
     energy = Precursor(vle_core.preset("masked-tiny", precursor_seed="energy", **settings))(residual, free, image)[0, 0]
-    largest = Precursor(vle_core.preset("masked-tiny", precursor_seed="largest", **settings))(residual, free, image)[0, 0]
-    assert energy[:, 20:].min() > 0.99 and energy[:, :20].max() < 0.01  # the whole textured half: grouped by the image, not the residual
+    largest = Precursor(vle_core.preset("masked-tiny", precursor_seed="largest", **settings))(residual, free, image)[
+        0, 0
+    ]
+    # the whole textured half: grouped by the image, not the residual
+    assert energy[:, 20:].min() > 0.99 and energy[:, :20].max() < 0.01
     assert largest[:, :20].min() > 0.99 and largest[:, 20:].max() < 0.01
 
 
@@ -155,7 +167,8 @@ def test_when_every_try_grows_a_speck_the_largest_free_colour_group_is_proposed(
     seeds on the specks (rims, highlights) first. Once `tries` seeds all grew specks, S proposes
     the largest free colour group instead, the background."""
     residual = torch.zeros(1, 3, 32, 32)
-    for k, (y, x) in enumerate([(2, 2), (2, 20), (12, 8), (20, 26), (26, 4), (28, 16)]):  # six 4-pixel specks, each its own colour
+    # six 4-pixel specks, each its own colour
+    for k, (y, x) in enumerate([(2, 2), (2, 20), (12, 8), (20, 26), (26, 4), (28, 16)]):
         residual[0, :, y : y + 2, x : x + 2] = torch.tensor([3.0 - 0.3 * k, -2.0 + 0.5 * k, 1.0])[:, None, None]
     specks = residual.abs().sum(1)[0] > 0
     s = Precursor(vle_core.preset("masked-tiny", precursor_min_area=0.01, precursor_tries=2))
@@ -171,9 +184,11 @@ def test_the_fallback_finds_a_free_region_between_the_coarse_grids_points():
     than the speck a try grew (held-out scene 192: a 0.6% object before one of 1.2%)."""
     residual = torch.zeros(1, 3, 64, 64)
     taken = torch.ones(1, 1, 64, 64)
-    residual[0, :, 1:6, 1:6] = torch.tensor([0.5, 0.2, -0.3])[:, None, None]  # 25 pixels between the grid's rows 0 and 6
+    # 25 pixels between the grid's rows 0 and 6
+    residual[0, :, 1:6, 1:6] = torch.tensor([0.5, 0.2, -0.3])[:, None, None]
     taken[0, :, 1:6, 1:6] = 0
-    for k, (y, x) in enumerate([(30, 30), (44, 50), (50, 20)]):  # 4-pixel specks of strong colours, where the tries seed
+    # 4-pixel specks of strong colours, where the tries seed
+    for k, (y, x) in enumerate([(30, 30), (44, 50), (50, 20)]):
         residual[0, :, y : y + 2, x : x + 2] = torch.tensor([3.0 - 0.5 * k, -2.0, 1.0 + 0.5 * k])[:, None, None]
         taken[0, :, y : y + 2, x : x + 2] = 0
     region = torch.zeros(64, 64, dtype=torch.bool)
@@ -204,9 +219,19 @@ def test_where_the_region_would_be_small_s_proposes_all_that_is_left():
 SEED_RULES = [
     dict(),
     dict(precursor_min_area=0.02),
-    dict(precursor_seed="largest", precursor_tau=0.7, precursor_sigma=3.0, precursor_smoothing=3, precursor_min_area=0.02),
-    dict(precursor_seed="energy", precursor_tau=1.0, precursor_sigma=3.0, precursor_smoothing=3, precursor_min_area=0.01),
-    dict(precursor_seed="largest", precursor_tau=0.7, precursor_sigma=3.0, precursor_smoothing=3, precursor_rest_area=0.05),
+    dict(
+        precursor_seed="largest", precursor_tau=0.7, precursor_sigma=3.0, precursor_smoothing=3, precursor_min_area=0.02
+    ),
+    dict(
+        precursor_seed="energy", precursor_tau=1.0, precursor_sigma=3.0, precursor_smoothing=3, precursor_min_area=0.01
+    ),
+    dict(
+        precursor_seed="largest",
+        precursor_tau=0.7,
+        precursor_sigma=3.0,
+        precursor_smoothing=3,
+        precursor_rest_area=0.05,
+    ),
 ]
 
 

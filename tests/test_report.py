@@ -92,9 +92,8 @@ def test_the_report_writes_every_section_and_plot(tiny, tmp_path):
         with Image.open(tmp_path / plot) as png:
             assert png.format == "PNG" and min(png.size) > 200
     table = page.split("## 1.")[1].split("## 2.")[0]
-    assert (
-        f"{PAPER_TABLE_1['vanilla VLE'][0][0]:.4f} / {PAPER_TABLE_1['vanilla VLE'][0][1]:.3f}" in table
-    )  # the paper beside ours
+    # the paper beside ours
+    assert f"{PAPER_TABLE_1['vanilla VLE'][0][0]:.4f} / {PAPER_TABLE_1['vanilla VLE'][0][1]:.3f}" in table
     assert all(f"`{name}`" in table for name in ("vle", "fixed", "masked")) and "patch-PCA" in table
     assert all(re.search(rf"^\| {k} \|", table, re.M) for k in (1, 2, 3))
     for written in ("README.md", *PLOTS):
@@ -153,9 +152,8 @@ def test_missing_data_is_one_line_that_names_data_and_vle_data(module, tiny, tmp
 def test_evaluate_refuses_a_vanilla_model_for_a_mask_suite_in_one_line(tiny):
     run = run_module("vle_core.evaluate", str(tiny["checkpoints"] / "vle"), "--suite", "scenes", "--device", "cpu")
     assert run.returncode != 0 and "Traceback" not in run.stderr
-    assert (
-        run.stderr.strip().count("\n") == 0 and "masked" in run.stderr and "%" not in run.stderr
-    )  # no progress bar first
+    # no progress bar first
+    assert run.stderr.strip().count("\n") == 0 and "masked" in run.stderr and "%" not in run.stderr
 
 
 @pytest.mark.skipif(

@@ -96,10 +96,11 @@ def test_a_truncated_or_bit_flipped_file_loads_or_is_a_value_error(tmp_path, cut
         tokens = Tokens.load(path)
     except ValueError:
         return
+    # a flip inside the data: still a valid file
     assert torch.isfinite(tokens.latents).all() and tokens.latents.shape[2:] == (
         2,
         3,
-    )  # a flip inside the data: still a valid file
+    )
 
 
 def test_encode_refuses_more_tokens_than_its_bound_at_once(tiny_vle):

@@ -100,9 +100,8 @@ def test_init_starts_a_new_run_from_a_checkpoints_weights(tmp_path):
     )
     a = load_file(tmp_path / "first" / "model" / "model.safetensors")
     b = load_file(tmp_path / "second" / "model" / "model.safetensors")
-    assert a.keys() == b.keys() and all(
-        torch.equal(a[name], b[name]) for name in a
-    )  # learning rate 0: the weights it started from
+    # learning rate 0: the weights it started from
+    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
     with pytest.raises(SystemExit, match="different model"):
         train(
             TrainConfig(
@@ -208,13 +207,11 @@ def test_token_weights_weigh_each_counts_term_and_the_last_weight_repeats():
     out = model(x, 3)
     log_mses = torch.stack([(x - r).pow(2).flatten(1).mean(1).log().mean() for r in out.reconstructions])
     assert torch.allclose(vanilla_loss(x, out, True)["loss"], log_mses.mean())
-    assert torch.allclose(
-        vanilla_loss(x, out, True, parse_weights("0,1"))["loss"], log_mses[1:].mean()
-    )  # 1 repeats for count 3
+    # 1 repeats for count 3
+    assert torch.allclose(vanilla_loss(x, out, True, parse_weights("0,1"))["loss"], log_mses[1:].mean())
     assert torch.allclose(vanilla_loss(x, out, True, parse_weights("1,0"))["loss"], log_mses[0])
-    assert torch.allclose(
-        vanilla_loss(x, out, True, parse_weights("2,2,2"))["loss"], log_mses.mean()
-    )  # a weighted mean
+    # a weighted mean
+    assert torch.allclose(vanilla_loss(x, out, True, parse_weights("2,2,2"))["loss"], log_mses.mean())
     assert parse_weights(" ") == ()
 
 

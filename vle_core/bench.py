@@ -93,14 +93,20 @@ def user_inputs() -> dict:
 def user_encode_seconds(model, runs: int) -> dict:
     """Best-of-runs seconds of an 8-token encode of each of `user_inputs`."""
     with torch.inference_mode():
-        return {name: best_seconds(lambda x=x: residual_loop(model, x, N_TOKENS), runs) for name, x in user_inputs().items()}
+        return {
+            name: best_seconds(lambda x=x: residual_loop(model, x, N_TOKENS), runs) for name, x in user_inputs().items()
+        }
 
 
 def profile(source, input_name: str, rows: int = 15) -> str:
     """Where one 8-token encode of `input_name` (a user input, or "noise") spends its time: the
     seconds it took, S's work for a masked VLE, and cProfile's functions by their own time."""
     model = load_vle(source, device="cpu").model
-    x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1 if input_name == "noise" else user_inputs()[input_name]
+    x = (
+        torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        if input_name == "noise"
+        else user_inputs()[input_name]
+    )
     s = getattr(model, "precursor", None)
     with torch.inference_mode():
         residual_loop(model, x, N_TOKENS)  # warm-up: oneDNN picks its kernels on the first call
@@ -147,7 +153,9 @@ def measure(folder: Path, runs: int, busy: bool = True) -> dict:
             result[f"encode_gflop_{size}"] = flops(lambda x=x: residual_loop(model, x, N_TOKENS)) / 1e9
             result[f"encode_ms_{size}"] = 1000 * best_seconds(lambda x=x: residual_loop(model, x, N_TOKENS), runs)
             token = (out.latents[0], out.mean[0], out.std[0], stage)
-            result[f"decode_ms_{size}"] = 1000 * best_seconds(lambda token=token, size=size: decode_tokens(model, *token, (size, size)), runs)
+            result[f"decode_ms_{size}"] = 1000 * best_seconds(
+                lambda token=token, size=size: decode_tokens(model, *token, (size, size)), runs
+            )
     for name, seconds in user_encode_seconds(model, runs).items():
         result[f"{name}_ms"] = 1000 * seconds
     if busy:
@@ -170,15 +178,17 @@ def measure(folder: Path, runs: int, busy: bool = True) -> dict:
 def table(results: list[dict], rate: float) -> str:
     """A markdown table of `measure`'s results; `rate`: the machine's matrix rate in GFLOP/s."""
     head = (
-        "| checkpoint | params | E GFLOP/token | D GFLOP/token | encode 8 @256 | encode 8 @512 | decode 1 @256 | decode 1 @512 "
-        "| % of peak @256 / @512 | train img-tok/s | peak MB |\n|" + "---|" * 11
+        "| checkpoint | params | E GFLOP/token | D GFLOP/token | encode 8 @256 | encode 8 @512 "
+        "| decode 1 @256 | decode 1 @512 | % of peak @256 / @512 | train img-tok/s | peak MB |\n|" + "---|" * 11
     )
     rows = []
     for r in results:
         peak = [100 * r[f"encode_gflop_{s}"] / (r[f"encode_ms_{s}"] / 1000) / rate for s in SIZES]
         rows.append(
-            f"| `{r['checkpoint']}` | {r['parameters'] / 1e6:.2f}M | {r['encoder_gflop']:.2f} | {r['decoder_gflop']:.2f} "
-            f"| {r['encode_ms_256']:.0f} ms | {r['encode_ms_512']:.0f} ms | {r['decode_ms_256']:.1f} ms | {r['decode_ms_512']:.1f} ms "
+            f"| `{r['checkpoint']}` | {r['parameters'] / 1e6:.2f}M "
+            f"| {r['encoder_gflop']:.2f} | {r['decoder_gflop']:.2f} "
+            f"| {r['encode_ms_256']:.0f} ms | {r['encode_ms_512']:.0f} ms "
+            f"| {r['decode_ms_256']:.1f} ms | {r['decode_ms_512']:.1f} ms "
             f"| {peak[0]:.0f}% / {peak[1]:.0f}% | {r['train_image_tokens_per_s']:.0f} | {r['peak_mb']:.0f} |"
         )
     return "\n".join([head, *rows])
@@ -187,27 +197,40 @@ def table(results: list[dict], rate: float) -> str:
 def user_table(results: list[dict]) -> str:
     """A markdown table of the user encodes, idle and beside the busy process, and the slowdown."""
     head = (
-        f"| checkpoint | scene {SCENE_SIDE} px | busy | slowdown | photo {PHOTO_SIDE} px | busy | slowdown |\n|" + "---|" * 7
+        f"| checkpoint | scene {SCENE_SIDE} px | busy | slowdown | photo {PHOTO_SIDE} px | busy | slowdown |\n|"
+        + "---|" * 7
     )
     rows = []
     for r in results:
         cells = []
         for name in ("scene", "photo"):
             idle, busy = r[f"{name}_ms"], r.get(f"{name}_busy_ms")
-            cells += [f"{idle:.0f} ms", "-", "-"] if busy is None else [f"{idle:.0f} ms", f"{busy:.0f} ms", f"{busy / idle:.1f}x"]
+            cells += (
+                [f"{idle:.0f} ms", "-", "-"]
+                if busy is None
+                else [f"{idle:.0f} ms", f"{busy:.0f} ms", f"{busy / idle:.1f}x"]
+            )
         rows.append(f"| `{r['checkpoint']}` | " + " | ".join(cells) + " |")
     return "\n".join([head, *rows])
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoints", default=str(Path(__file__).resolve().parent.parent / "checkpoints"), help="a folder of checkpoint folders")
+    parser.add_argument(
+        "--checkpoints",
+        default=str(Path(__file__).resolve().parent.parent / "checkpoints"),
+        help="a folder of checkpoint folders",
+    )
     parser.add_argument("--only", nargs="*", default=None, help="checkpoint names to measure (default: every one)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2: this project's machines)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per figure; the best is kept")
     parser.add_argument("--no-busy", action="store_true", help="skip the encodes beside a busy process")
-    parser.add_argument("--profile", metavar="NAME", default=None, help="profile one 8-token encode of this checkpoint instead")
-    parser.add_argument("--input", choices=["photo", "scene", "noise"], default="photo", help="what --profile encodes (default: photo)")
+    parser.add_argument(
+        "--profile", metavar="NAME", default=None, help="profile one 8-token encode of this checkpoint instead"
+    )
+    parser.add_argument(
+        "--input", choices=["photo", "scene", "noise"], default="photo", help="what --profile encodes (default: photo)"
+    )
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: measure one folder, print JSON
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -225,15 +248,38 @@ def main(argv=None) -> None:
     if args.only is not None:
         folders = [f for f in folders if f.name in args.only]
     if not folders:
-        sys.exit(f"bench: error: no checkpoint folders to measure in {root}" + (f" named {args.only}" if args.only else ""))
+        sys.exit(
+            f"bench: error: no checkpoint folders to measure in {root}" + (f" named {args.only}" if args.only else "")
+        )
     rate = matrix_rate(args.runs)
-    print(f"{os.cpu_count()} cores, {args.threads} torch threads, float32 matrix rate {rate:.0f} GFLOP/s, load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"{os.cpu_count()} cores, {args.threads} torch threads, float32 matrix rate {rate:.0f} GFLOP/s, "
+        f"load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     results = []
     for folder in folders:
-        command = [sys.executable, "-m", "vle_core.bench", "--one", str(folder), "--threads", str(args.threads), "--runs", str(args.runs)] + ["--no-busy"] * args.no_busy
-        done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+        command = [
+            sys.executable,
+            "-m",
+            "vle_core.bench",
+            "--one",
+            str(folder),
+            "--threads",
+            str(args.threads),
+            "--runs",
+            str(args.runs),
+        ] + ["--no-busy"] * args.no_busy
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+            env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
+        )
         if done.returncode != 0:
-            sys.exit(f"bench: error: measuring {folder.name} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+            why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
+            sys.exit(f"bench: error: measuring {folder.name} failed: {why}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"measured {folder.name}", file=sys.stderr, flush=True)
     print(table(results, rate))

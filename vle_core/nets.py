@@ -326,14 +326,18 @@ class Decoder(nn.Module):
 
 
 # S's constants; residual colours and energies are in normalised units (loop.normalise).
-TAKEN_PENALTY = 10.0  # log-energy a taken pixel's seed score loses: a seed lands on a taken pixel only if nothing else is left
-ENERGY_FLOOR = 1e-3  # added to the energy before its log: finite where the residual is 0, so the taken penalty still ranks those pixels
-TAKEN_LEVEL = 0.5  # a pixel counts as taken from this share on, and as in a proposal's region above it
-CANDIDATE_GRID = 12  # the "largest" and "energy" rules seed at the best of a 12 x 12 grid of candidate pixels
-SHARE_PIXELS = 4096  # colour shares are counted on a grid of about this many pixels: it estimates a share well enough
+# TAKEN_PENALTY: log-energy a taken pixel's seed score loses: a seed lands on a taken pixel only if
+# nothing else is left. ENERGY_FLOOR: added to the energy before its log, finite where the residual
+# is 0, so the taken penalty still ranks those pixels. TAKEN_LEVEL: a pixel counts as taken from this
+# share on, and as in a proposal's region above it. FREE_FLOOR: how free a taken pixel, or one beyond
+# tau of the seed, is; S's paths do not pass it (a gate, not a toll).
+TAKEN_PENALTY, ENERGY_FLOOR, TAKEN_LEVEL, FREE_FLOOR = 10.0, 1e-3, 0.5, 1e-6
+CANDIDATE_GRID = 12  # the "largest" and "energy" rules seed at the best of a 12 x 12 grid of candidates
+SHARE_PIXELS = 4096  # colour shares are counted on a grid of about this many pixels: a good enough estimate
 SHARE_PAIRS = 2**17  # colour distances computed at once in _colour_share: they stay in the CPU's cache
-FREE_FLOOR = 1e-6  # how free a taken pixel, or one beyond tau of the seed, is: S's paths do not pass it (a gate, not a toll)
-MAX_ROUNDS = 32  # rounds of growing (rows, then columns): paths of up to 64 straight runs; the checkpoints were trained and scored with it
+# Rounds of growing (rows, then columns), paths of up to 64 straight runs: the shipped checkpoints
+# were trained and scored with this cap.
+MAX_ROUNDS = 32
 
 
 class Precursor(nn.Module):
@@ -364,9 +368,11 @@ class Precursor(nn.Module):
         self.smoothing = config.precursor_smoothing
         self.seed_rule = config.precursor_seed
         self.min_area = config.precursor_min_area
-        self.tries = config.precursor_tries if self.min_area > 0 else 1  # seeds tried for a region of min_area; each try is one grow
+        # seeds tried for a region of min_area; each try is one grow
+        self.tries = config.precursor_tries if self.min_area > 0 else 1
         self.rest_area = config.precursor_rest_area
-        self.work = Counter()  # grows, labellings, rounds (of growing), path_pixels (searched for best paths), colour_pairs compared
+        # grows, labellings, rounds (of growing), path_pixels (searched for best paths), colour_pairs compared
+        self.work = Counter()
 
     @torch.no_grad()  # a selection, not a function to learn through: gradients reach E and D, not earlier tokens via S
     def forward(self, residual, taken, image=None):
@@ -440,8 +446,12 @@ class Precursor(nn.Module):
             seed = (torch.log(energy + ENERGY_FLOOR) - TAKEN_PENALTY * taken).flatten(1).argmax(1, keepdim=True)
             return seed, residual.flatten(2).gather(2, seed[:, None].expand(B, 3, 1))[..., None]
         stride = max(1, round(math.sqrt(H * W / SHARE_PIXELS)))
-        if every_pixel:  # each pixel of that grid is a candidate too: a small region between the coarse grid's points is found
-            ys, xs = torch.arange(0, H, stride, device=residual.device), torch.arange(0, W, stride, device=residual.device)
+        # each pixel of that grid is a candidate too: a small region between the coarse grid's points is found
+        if every_pixel:
+            ys, xs = (
+                torch.arange(0, H, stride, device=residual.device),
+                torch.arange(0, W, stride, device=residual.device),
+            )
         else:
             ys = torch.linspace(0, H - 1, min(H, CANDIDATE_GRID), device=residual.device).round().long()
             xs = torch.linspace(0, W - 1, min(W, CANDIDATE_GRID), device=residual.device).round().long()
@@ -451,7 +461,9 @@ class Precursor(nn.Module):
         free = (taken[..., ::stride, ::stride].flatten(1) < TAKEN_LEVEL).float()  # (B, P)
         weight = free if rule == "largest" else free * energy[..., ::stride, ::stride].flatten(1)
         taken_candidates = taken.flatten(1).gather(1, candidates) >= TAKEN_LEVEL  # (B, K)
-        share = _colour_share(candidate_colours, colours, weight, min(self.tau, self.sigma), taken_candidates, self.work)
+        share = _colour_share(
+            candidate_colours, colours, weight, min(self.tau, self.sigma), taken_candidates, self.work
+        )
         share = share - (share.max(1, keepdim=True).values + 1) * taken_candidates.float()  # taken candidates last
         best = share.argmax(1, keepdim=True)
         return candidates.gather(1, best), candidate_colours.gather(2, best[:, None].expand(B, 3, 1))[..., None]
@@ -459,7 +471,8 @@ class Precursor(nn.Module):
     def step_graphs(self, colours) -> list:
         """colours: [B, 3, H, W] -> per image, the regions.StepGraph of its steps between neighbours
         whose colours differ by less than sigma."""
-        similar = [(colours.diff(dim=dim).pow(2).sum(1) < self.sigma**2).cpu().numpy() for dim in (2, 3)]  # [B, H-1, W], [B, H, W-1]
+        # [B, H-1, W], [B, H, W-1]
+        similar = [(colours.diff(dim=dim).pow(2).sum(1) < self.sigma**2).cpu().numpy() for dim in (2, 3)]
         return [StepGraph(similar_y, similar_x) for similar_y, similar_x in zip(*similar)]
 
     def grow(self, residual, taken, seed, seed_colour, graphs=None):
@@ -518,14 +531,18 @@ def _colour_share(candidate_colours, colours, weight, width: float, passed=None,
     `Precursor.seed` ranks them last. Each distinct colour is compared once, and only pixels of
     some weight count: a share is a count of such pixels, or a sum of their energies.
     work: a Counter whose colour_pairs grows by the comparisons made."""
-    share = torch.zeros(candidate_colours.shape[0], candidate_colours.shape[2], dtype=colours.dtype, device=colours.device)
+    share = torch.zeros(
+        candidate_colours.shape[0], candidate_colours.shape[2], dtype=colours.dtype, device=colours.device
+    )
     for b in range(len(share)):
         wanted = torch.ones_like(passed[b]) if passed is None or bool(passed[b].all()) else ~passed[b]
         weighed = weight[b] > 0
         if not bool(weighed.any()):
             continue
         pixel_colours, pixel_group = _distinct(colours[b][:, weighed])  # (3, U)
-        group_weight = torch.zeros(pixel_colours.shape[1], dtype=weight.dtype, device=weight.device).index_add_(0, pixel_group, weight[b][weighed])
+        group_weight = torch.zeros(pixel_colours.shape[1], dtype=weight.dtype, device=weight.device).index_add_(
+            0, pixel_group, weight[b][weighed]
+        )
         wanted_colours, candidate_group = _distinct(candidate_colours[b][:, wanted])  # (3, k)
         chunks = wanted_colours.split(max(1, SHARE_PAIRS // pixel_colours.shape[1]), dim=1)
         counts = torch.cat([_near(chunk, pixel_colours, width).float() @ group_weight for chunk in chunks])
@@ -539,7 +556,9 @@ def _distinct(colours):
     """(3, n) colours -> (the distinct ones (3, u), each colour's index among them (n,)). numpy's
     unique of each colour's bytes: a tenth of torch.unique(dim=1)'s time."""
     rows = np.ascontiguousarray(colours.T.cpu().numpy())  # (n, 3)
-    _, first, inverse = np.unique(rows.view(np.dtype((np.void, rows.itemsize * 3))).ravel(), return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(
+        rows.view(np.dtype((np.void, rows.itemsize * 3))).ravel(), return_index=True, return_inverse=True
+    )
     return colours[:, torch.from_numpy(first).to(colours.device)], torch.from_numpy(inverse.ravel()).to(colours.device)
 
 
@@ -572,7 +591,8 @@ def _box_blur(x, side: int):
     padded = F.pad(x, (before, after, before, after), mode="replicate")
     H, W = x.shape[-2:]
     total = torch.zeros_like(x)
-    for dy in range(side):  # in avg_pool2d's order, so the means are its own to the bit, in a third of its time on a CPU
+    # in avg_pool2d's order, so the means are its own to the bit, in a third of its time on a CPU
+    for dy in range(side):
         for dx in range(side):
             total += padded[..., dy : dy + H, dx : dx + W]
     return total / side**2

@@ -36,8 +36,22 @@ class StepGraph:
         self._label(open_)
         H, W = self.shape
         y, x = divmod(seed, W)
-        across = [p for p, step in (((y, x - 1), x > 0 and self.similar_x[y, x - 1]), ((y, x + 1), x + 1 < W and self.similar_x[y, x])) if step and open_[p]]
-        along = [p for p, step in (((y - 1, x), y > 0 and self.similar_y[y - 1, x]), ((y + 1, x), y + 1 < H and self.similar_y[y, x])) if step and open_[p]]
+        across = [
+            p
+            for p, step in (
+                ((y, x - 1), x > 0 and self.similar_x[y, x - 1]),
+                ((y, x + 1), x + 1 < W and self.similar_x[y, x]),
+            )
+            if step and open_[p]
+        ]
+        along = [
+            p
+            for p, step in (
+                ((y - 1, x), y > 0 and self.similar_y[y - 1, x]),
+                ((y + 1, x), y + 1 < H and self.similar_y[y, x]),
+            )
+            if step and open_[p]
+        ]
         ids = sorted({self.labels[p] for p in [(y, x), *across, *along]} - {0})  # the components the seed joins
         component = np.isin(self.labels, ids)  # one pass over the image, however many components it has
         component[y, x] = True
@@ -53,7 +67,8 @@ class StepGraph:
         while self.rounds < rounds and reached.sum() < size:
             before = reached.sum()
             for run_ids, steps in zip(runs, (across, along)):
-                for py, px in steps if self.rounds == 0 else []:  # a closed seed is a run of its own: its first round steps off it as an open one would
+                # a closed seed is a run of its own: its first round steps off it as an open one would
+                for py, px in steps if self.rounds == 0 else []:
                     reached[py - top, px - left] = True
                 hit = np.zeros(run_ids.max() + 1, dtype=bool)
                 hit[run_ids[reached]] = True
@@ -84,7 +99,8 @@ class StepGraph:
             sources += [a[step], b[step]]
             targets += [b[step], a[step]]
         sources, targets = np.concatenate(sources), np.concatenate(targets)
-        graph = csr_matrix((cost[targets], (index[sources], index[targets])), shape=(len(inside), len(inside)))  # explicit zeros are steps too
+        # explicit zeros are steps too
+        graph = csr_matrix((cost[targets], (index[sources], index[targets])), shape=(len(inside), len(inside)))
         distance = dijkstra(graph, directed=True, indices=index[seed])
         paths = np.zeros(H * W)
         paths[inside] = np.exp(-distance)
@@ -106,7 +122,8 @@ class StepGraph:
             self.labels = np.ascontiguousarray(ndimage.label(grid)[0][::2, ::2])  # 4-connected: pixel, step, pixel
         else:  # every step between open pixels is similar: the pixels alone decide
             self.labels = ndimage.label(open_)[0]
-        starts = np.ones((H, W), dtype=bool)  # where a run starts: a closed pixel, or a pixel its predecessor does not step to
+        # where a run starts: a closed pixel, or a pixel its predecessor does not step to
+        starts = np.ones((H, W), dtype=bool)
         starts[:, 1:] = ~(self.similar_x & open_[:, :-1] & open_[:, 1:])
         self.row_runs = np.cumsum(starts.ravel()).reshape(H, W)
         starts[:] = True
@@ -114,4 +131,3 @@ class StepGraph:
         self.column_runs = np.cumsum(starts.T.ravel()).reshape(W, H).T
         self.sizes = np.bincount(self.labels.ravel())
         self.open, self.labellings = open_.copy(), self.labellings + 1
-
