@@ -2,12 +2,13 @@
 convolution at the low resolution, a stage's scale and shift folded into the normalisation, and
 the loop's two-pass normalisation."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vle_core.loop import STD_EPS, normalise
+from vle_core.loop import STD_EPS, from_pixels, normalise, to_pixels
 from vle_core.nets import ChannelNorm, ResBlock, StageFiLM, upsample_conv
 
 
@@ -74,3 +75,12 @@ def test_normalise_gives_each_channel_zero_mean_and_unit_deviation():
     torch.testing.assert_close(mean, residual.mean(dim=(2, 3)))
     torch.testing.assert_close(std, residual.std(dim=(2, 3), correction=0) + STD_EPS)
     torch.testing.assert_close(normalised.mean(dim=(2, 3)), torch.zeros(2, 3), atol=1e-5, rtol=0)
+
+
+def test_pixels_and_the_loops_units_convert_both_ways():
+    pixels = torch.rand(5, 7, 3).numpy()
+    x = from_pixels(pixels)
+    assert x.shape == (1, 3, 5, 7) and float(x.min()) >= -1 and float(x.max()) <= 1
+    np.testing.assert_allclose(to_pixels(x[0]), pixels, atol=1e-6)
+    assert to_pixels(torch.full((2, 3, 4, 4), 3.0)).shape == (2, 4, 4, 3)
+    assert to_pixels(torch.full((3, 4, 4), 3.0)).max() == 1 and to_pixels(torch.full((3, 4, 4), -3.0)).min() == 0

@@ -24,7 +24,7 @@ from .data import (
     train_val_paths,
 )
 from .edit_suites import edits_suite, removal_suite
-from .loop import residual_loop
+from .loop import from_pixels, residual_loop, to_pixels
 from .metrics import human_ari
 from .pca import PATCH, VALUES_PER_TOKEN, PatchPCA, patches, unpatch
 from .scenes import HELDOUT_SEED, SceneSet
@@ -83,13 +83,11 @@ def region_bound(vle, images, n_tokens: int, whole_from=None, basis=None) -> dic
     rows = []
     for image in tqdm(images, desc="bound", leave=False):
         with torch.inference_mode():
-            out = residual_loop(
-                vle.model, torch.from_numpy(image).permute(2, 0, 1)[None].to(vle.device) * 2 - 1, n_tokens
-            )
+            out = residual_loop(vle.model, from_pixels(image, vle.device), n_tokens)
         proposals = [p[0, 0].float().cpu().numpy() for p in out.proposals[whole:]]
         covered = np.stack(proposals).max(0)[..., None]
         # What the tokens show, as VLE.encode renders them (tokens.Rendering: EMPTY + the contributions so far)
-        shown = ((torch.cat(out.contributions).float().cumsum(0) + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+        shown = to_pixels(torch.cat(out.contributions).float().cumsum(0))
         drawn = [shown[whole - 1] if whole else np.full_like(image, 0.5)]  # what the region tokens start from
         if whole_from is not None:
             drawn.append(whole_from.encode(image, whole).reconstructions[-1] if whole else np.full_like(image, 0.5))
@@ -152,7 +150,7 @@ def require_masks(vle, suite: str) -> None:
 def scene_array(scenes: SceneSet, i: int) -> tuple[np.ndarray, np.ndarray]:
     """Scene i as (HxWx3 float32 in [0, 1], HxW true labels, 0 = background)."""
     image, labels = scenes[i]
-    return ((image.permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1), labels.numpy()
+    return to_pixels(image), labels.numpy()
 
 
 def scene_suite(

@@ -7,6 +7,7 @@ replication to a multiple of 8 and every output is cropped back to H x W.
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +33,16 @@ class LoopOutput:
     masks: list | None
     proposals: list | None
     stages: list = field(default_factory=list)  # [B] int64 per step: the stage each token was coded with
+
+
+def from_pixels(pixels, device=None) -> torch.Tensor:
+    """(H, W, 3) float pixels in [0, 1] -> [1, 3, H, W] in the loop's [-1, 1] units."""
+    return torch.as_tensor(pixels).permute(2, 0, 1)[None].to(device) * 2 - 1
+
+
+def to_pixels(x: torch.Tensor) -> np.ndarray:
+    """[..., 3, H, W] in the loop's [-1, 1] units -> (..., H, W, 3) float32 pixels in [0, 1], clipped."""
+    return ((x.detach().float().movedim(-3, -1).cpu().numpy() + 1) / 2).clip(0, 1)
 
 
 def pad_to_grid(x):

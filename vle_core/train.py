@@ -45,6 +45,7 @@ from .checkpoint import read_checkpoint, save_checkpoint
 from .config import PRESETS, VLEConfig, preset
 from .data import SPEC_FORMS, resolve_data
 from .figures import token_strip
+from .loop import to_pixels
 from .losses import vle_loss
 from .pca import PatchPCA
 from .vle import VLE, build_model, pick_device
@@ -131,7 +132,7 @@ def linear_code(data, crops: int = 2000) -> torch.Tensor:
     every rank of a run fits the same code."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        arrays = [((data[int(i)].permute(1, 2, 0).numpy() + 1) / 2) for i in torch.randint(len(data), (crops,))]
+        arrays = [to_pixels(data[int(i)]) for i in torch.randint(len(data), (crops,))]
     return torch.from_numpy(PatchPCA(arrays).unshuffled_components().copy()).float()
 
 
@@ -518,7 +519,7 @@ def sample_sheet(run: Run, samples: torch.Tensor) -> None:
     vle = VLE(run.raw_model, device=run.process.device)
     sheets = []
     for image in samples:
-        array = ((image.permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1)
+        array = to_pixels(image)
         sheets.append(token_strip(vle.encode(array, run.cfg.max_tokens + 2), array))
     Image.fromarray(np.concatenate(sheets, axis=0)).save(run.out / "samples" / f"step{run.step:07d}.png")
     run.raw_model.train()

@@ -14,7 +14,7 @@ from PIL import Image
 
 from . import edit, metrics
 from .config import VLEConfig
-from .loop import decode_tokens, residual_loop
+from .loop import decode_tokens, from_pixels, residual_loop
 from .masked import MaskedVLE
 from .tokens import EMPTY, Encoding, Rendering, Tokens, latent_grid
 from .vanilla import VanillaVLE
@@ -116,7 +116,7 @@ class VLE:
         return self.training.get("max_tokens")
 
     def _to_tensor(self, array: np.ndarray):
-        return torch.from_numpy(array).permute(2, 0, 1)[None].to(self.device) * 2 - 1  # [1, 3, H, W]
+        return from_pixels(array, self.device)
 
     def encode(
         self,
