@@ -14,12 +14,7 @@ from .data import ground_truth_path, human_segmentations, read_image, train_val_
 from .metrics import human_ari
 
 # The baselines' settings, picked on BSDS500 train + val, never on test, by
-# `python -m vle_core.evaluate --tune-baselines`: every 10th train + val image (30), 8 segments (the
-# masked VLEs' trained token count), mean ARI against the human maps. It measured k-means 0.259 /
-# 0.295 / 0.303 / 0.284 at position 0 / 0.5 / 1 / 2; SLIC 0.222 / 0.235 / 0.270 / 0.307 at
-# compactness 1 / 3 / 10 / 30; Felzenszwalb 0.324 at sigma 1.5 and min_size 500 (0.284 and 0.280 at
-# sigma 0.5 and 0.8; 0.05-0.10 with min_size 50). SLIC's and Felzenszwalb's best lie at the grid's edge:
-# a wider grid may find them a little more.
+# `python -m vle_core.evaluate --tune-baselines` (the figures: docs/experiments.md).
 KMEANS_POSITION = 1.0  # weight of (y, x), in units of the longer side, beside (r, g, b) in [0, 1]
 SLIC_COMPACTNESS = 30.0  # colour vs space in SLIC's Lab distance (skimage's default is 10)
 FELZENSZWALB_SIGMA = 1.5  # Gaussian pre-smoothing, pixels
