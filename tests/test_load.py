@@ -24,24 +24,17 @@ import loadtest  # noqa: E402 (the script in benchmarks/)
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")  # gradio's own use of pandas
 
 
+def small_run(tmp_path) -> list[str]:
+    """loadtest's arguments for two sessions, one round, 4 tokens at 128 px on tiny checkpoints."""
+    sessions = ["--sessions", "2", "--rounds", "1", "--size", "128", "--tokens", "4"]
+    checkpoints = ["--checkpoint", "vanilla-tiny", "--checkpoints", str(tmp_path / "checkpoints")]
+    return [*sessions, *checkpoints, "--time-limit", "300"]
+
+
 @pytest.mark.parametrize("client", ["page", "gradio_client"])
 def test_two_sessions_at_once_get_their_own_right_answers(tmp_path, capsys, client):
     make_checkpoints(tmp_path / "checkpoints")
-    argv = [
-        "--sessions",
-        "2",
-        "--rounds",
-        "1",
-        "--size",
-        "128",
-        "--tokens",
-        "4",
-        "--checkpoint",
-        "vanilla-tiny",
-        "--client",
-        client,
-    ]
-    code = loadtest.main([*argv, "--checkpoints", str(tmp_path / "checkpoints"), "--time-limit", "300"])
+    code = loadtest.main([*small_run(tmp_path), "--client", client])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "load-2: 2 sessions at once, 14 requests" in printed and "errors 0; wrong answers 0" in printed
@@ -89,23 +82,7 @@ def test_a_browser_steps_the_slider_beside_the_other_sessions(tmp_path, capsys):
 
     need_browser()
     make_checkpoints(tmp_path / "checkpoints")
-    argv = [
-        "--sessions",
-        "2",
-        "--rounds",
-        "1",
-        "--size",
-        "128",
-        "--tokens",
-        "4",
-        "--checkpoint",
-        "vanilla-tiny",
-        "--browser",
-        CHROMIUM,
-        "--browser-steps",
-        "4",
-    ]
-    code = loadtest.main([*argv, "--checkpoints", str(tmp_path / "checkpoints"), "--time-limit", "300"])
+    code = loadtest.main([*small_run(tmp_path), "--browser", CHROMIUM, "--browser-steps", "4"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert (
