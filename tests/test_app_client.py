@@ -7,8 +7,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import numpy as np
 import pytest
-from app_helpers import make_checkpoints, save_png
-from conftest import free_port, synthetic_image
+from app_helpers import save_png, serve
+from conftest import synthetic_image
 from gradio_client import Client, handle_file
 from PIL import Image
 
@@ -27,17 +27,7 @@ def served(tmp_path_factory):
     patch.setenv("GRADIO_TEMP_DIR", str(folder / "gradio"))  # the views and uploads, kept out of /tmp/gradio
     patch.setattr(settings, "DISPLAY_SIDE", 0)  # views at the image's own size
     patch.setattr(settings, "LOSSY_VIEWS", False)  # and exact (PNG), to compare a loaded decode with the edit
-    make_checkpoints(folder / "checkpoints")
-    explorer.configure(checkpoints=folder / "checkpoints", cache_dir=folder / "cache", cache_mb=64)
-    demo = explorer.build_demo()
-    demo.queue(max_size=16)
-    _, url, _ = demo.launch(
-        prevent_thread_lock=True,
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        quiet=True,
-        max_file_size=settings.MAX_FILE_SIZE,
-    )
+    demo, url = serve(folder)
     yield url, folder
     demo.close()
     explorer.configure()
