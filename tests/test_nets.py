@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vle_core.loop import STD_EPS, from_pixels, normalise, to_pixels
-from vle_core.nets import ChannelNorm, ResBlock, StageFiLM, upsample_conv
+from vle_core.nets import ChannelNorm, ResBlock, StageFiLM, run_layers, upsample_conv
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -39,6 +39,15 @@ def test_upsample_conv_learns_as_the_layers_it_stands_for():
 def test_upsample_conv_refuses_a_convolution_it_cannot_stand_for():
     with pytest.raises(ValueError, match="3x3 convolution with padding 1"):
         upsample_conv(torch.randn(1, 4, 6, 6), nn.Conv2d(4, 4, 5, padding=2))
+
+
+def test_run_layers_runs_an_upsampling_with_the_convolution_after_it():
+    layers = [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(4, 3, 3, padding=1)]
+    x = torch.randn(2, 4, 5, 6)
+    torch.testing.assert_close(run_layers(layers, x, None), layers[1](layers[0](x)), atol=1e-5, rtol=1e-5)
+    for other in (nn.Upsample(scale_factor=2, mode="bilinear"), nn.Upsample(scale_factor=4, mode="nearest")):
+        with pytest.raises(ValueError, match="only a nearest 2x upsampling"):
+            run_layers([other, layers[1]], x, None)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ class ChannelNorm(nn.Module):
         batch shares a stage."""
         weight, bias = self.weight, self.bias
         if film is not None and stage.numel() == 1:
-            gamma, beta = _stage_rows(film.weight, stage[:1])[0]
+            gamma, beta = _stage_rows(film.weight, stage)[0]
             weight, bias, film = weight * (1 + gamma), bias * (1 + gamma) + beta, None
         x = F.layer_norm(x.movedim(1, -1), x.shape[1:2], weight, bias, eps=1e-5).movedim(-1, 1)
         return x if film is None else film(x, stage)
@@ -165,6 +165,8 @@ def run_layers(layers, h, stage):
     upsample = False
     for layer in layers:
         if isinstance(layer, nn.Upsample):
+            if layer.mode != "nearest" or layer.scale_factor != 2:
+                raise ValueError(f"run_layers runs only a nearest 2x upsampling with its convolution, got {layer}")
             upsample = True
         elif upsample:
             h, upsample = upsample_conv(h, layer), False
