@@ -116,7 +116,7 @@ def profile(source, input_name: str, rows: int = 15) -> str:
         profiler.runcall(residual_loop, model, x, N_TOKENS)
         seconds = time.perf_counter() - start
     out = io.StringIO()
-    print(f"8 tokens of {input_name} {tuple(x.shape[-2:])}: {seconds:.3f} s under the profiler", file=out)
+    print(f"{N_TOKENS} tokens of {input_name} {tuple(x.shape[-2:])}: {seconds:.3f} s under the profiler", file=out)
     if hasattr(s, "work"):
         print(f"S's work: {dict(s.work)}", file=out)
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(rows)
